@@ -1,0 +1,143 @@
+"""The checker machinery: results, strict mode, numeric comparison, question widgets."""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+CORRECT, INCORRECT, NOT_ATTEMPTED = "correct", "incorrect", "not attempted"
+_STYLE = {CORRECT: ("#e6f4ea", "#137333", "✅"), INCORRECT: ("#fce8e6", "#a50e0e", "❌"),
+          NOT_ATTEMPTED: ("#f1f3f4", "#3c4043", "✏️")}
+
+
+class ExerciseFailed(AssertionError):
+    """Raised for an incorrect answer in strict mode (``COURSE_STRICT_CHECKS=1``)."""
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check: ``exercise`` name, ``status`` and a human ``message``."""
+
+    exercise: str
+    status: str
+    message: str
+
+    @property
+    def correct(self) -> bool:
+        return self.status == CORRECT
+
+    def __str__(self) -> str:
+        return f"{_STYLE[self.status][2]} {self.exercise}: {self.status}. {self.message}"
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        bg, fg, icon = _STYLE[self.status]
+        return (f'<div style="background:{bg};color:{fg};padding:6px 10px;border-radius:4px;">'
+                f"{icon} <b>{html.escape(self.exercise)}</b>: {self.status}. {html.escape(self.message)}</div>")
+
+
+def strict() -> bool:
+    return os.environ.get("COURSE_STRICT_CHECKS", "") not in ("", "0", "false", "False")
+
+
+def _finish(result: CheckResult) -> CheckResult:
+    if strict() and result.status == INCORRECT:
+        raise ExerciseFailed(str(result))
+    return result
+
+
+def _as_array(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def check_values(exercise: str, got: Any, expected: Any, atol: float = 1e-4, rtol: float = 1e-4,
+                 hint: str = "") -> CheckResult:
+    """Compare a learner's numbers with the reference (shapes first, then values)."""
+    try:
+        g, e = _as_array(got), _as_array(expected)
+    except (TypeError, ValueError):
+        return _finish(CheckResult(exercise, INCORRECT, f"Expected numbers, got {type(got).__name__}. {hint}".strip()))
+    if g.shape != e.shape:
+        return _finish(CheckResult(exercise, INCORRECT, f"Expected shape {e.shape}, got {g.shape}. {hint}".strip()))
+    if not np.all(np.isfinite(g)):
+        return _finish(CheckResult(exercise, INCORRECT, f"Your answer contains NaN or inf. {hint}".strip()))
+    if np.allclose(g, e, atol=atol, rtol=rtol):
+        return _finish(CheckResult(exercise, CORRECT, "Well done."))
+    worst = float(np.max(np.abs(g - e)))
+    return _finish(CheckResult(exercise, INCORRECT, f"Off by up to {worst:.3g}. {hint}".strip()))
+
+
+def run_check(exercise: str, attempt: Callable[[], Any], expected: Any, **kwargs) -> CheckResult:
+    """Call the learner's code (``attempt()``) and compare its result with ``expected``.
+
+    ``NotImplementedError`` means the exercise is not attempted yet; any other exception is an
+    incorrect answer whose message names the error.
+    """
+    try:
+        got = attempt()
+    except NotImplementedError:
+        return CheckResult(exercise, NOT_ATTEMPTED, "Fill in the function above, run its cell, then run this one.")
+    except Exception as err:  # a learner's bug is an answer to report, not a crash
+        return _finish(CheckResult(exercise, INCORRECT, f"Your code raised {type(err).__name__}: {err}"))
+    return check_values(exercise, got, expected, **kwargs)
+
+
+def _question_widget(exercise: str, prompt: str, field, judge: Callable[[Any], CheckResult]):
+    """A prompt, an input field and a Check button whose feedback appears underneath."""
+    import ipywidgets as widgets
+
+    button = widgets.Button(description="Check", button_style="primary")
+    feedback = widgets.HTML(value=CheckResult(exercise, NOT_ATTEMPTED, "Answer, then press Check.")._repr_html_())
+    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(exercise)}</b>: {html.escape(prompt)}"),
+                        widgets.HBox([field, button]), feedback])
+    box.result = CheckResult(exercise, NOT_ATTEMPTED, "Answer, then press Check.")
+
+    def on_click(_=None):
+        box.result = judge(field.value)
+        feedback.value = box.result._repr_html_()
+
+    button.on_click(on_click)
+    box.check = on_click  # lets tests (and keyboard users) trigger a check without a click
+    return box
+
+
+def ask_number(exercise: str, prompt: str, expected: float, atol: float = 0.0, rtol: float = 0.0, hint: str = ""):
+    """A question answered with a number; correct within ``atol`` / ``rtol`` of ``expected``."""
+    import ipywidgets as widgets
+
+    field = widgets.FloatText(value=None, description="Answer:")
+
+    def judge(value):
+        if value is None:
+            return CheckResult(exercise, NOT_ATTEMPTED, "Type a number first.")
+        ok = np.isclose(value, expected, atol=atol, rtol=rtol)
+        return CheckResult(exercise, CORRECT if ok else INCORRECT, "Well done." if ok else hint or "Not quite.")
+
+    return _question_widget(exercise, prompt, field, judge)
+
+
+def ask_choice(exercise: str, prompt: str, options: Sequence[str], answer: str, explanation: str = ""):
+    """A multiple-choice question; the explanation is shown once it is answered correctly."""
+    import ipywidgets as widgets
+
+    if answer not in options:
+        raise ValueError(f"answer {answer!r} must be one of the options {list(options)}.")
+    field = widgets.RadioButtons(options=list(options), value=None, description="")
+
+    def judge(value):
+        if value is None:
+            return CheckResult(exercise, NOT_ATTEMPTED, "Pick an option first.")
+        if value == answer:
+            return CheckResult(exercise, CORRECT, explanation or "Well done.")
+        return CheckResult(exercise, INCORRECT, "Not this one: think again and retry.")
+
+    return _question_widget(exercise, prompt, field, judge)

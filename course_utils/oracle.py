@@ -1,0 +1,85 @@
+"""Exact denoisers for toy data: the reverse process at work before any network is trained.
+
+If the data are a mixture of isotropic Gaussians, ``x0 ~ sum_k w_k N(mu_k, s^2 I)``, then the
+noisy ``x_t = sqrt(a) x0 + sqrt(1 - a) eps`` (``a = alpha_bar_t``) is again a mixture,
+``x_t ~ sum_k w_k N(sqrt(a) mu_k, (a s^2 + 1 - a) I)``, and the best possible (least-squares)
+estimate of the clean point is known in closed form:
+
+    E[x0 | x_t] = sum_k r_k(x_t) * (mu_k + sqrt(a) s^2 / (a s^2 + 1 - a) * (x_t - sqrt(a) mu_k))
+
+with responsibilities ``r_k`` from Bayes' rule. The matching noise prediction is
+``eps = (x_t - sqrt(a) E[x0 | x_t]) / sqrt(1 - a)``. A network trained with the simple loss
+is learning to approximate exactly this function.
+
+With ``s = 0`` and one component per training point, this is the ideal denoiser for a finite
+training set: sampling with it can only return training points (memorisation, notebook 10).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._validation import check_choice, check_timesteps
+from .reverse import PREDICTION_TYPES
+from .schedules import NoiseSchedule
+
+
+class GaussianMixtureOracle:
+    """The exact ``eps``- (or ``x0``-, ``v``-) prediction for Gaussian-mixture data.
+
+    Args:
+        means: ``(K, D)`` component means.
+        std: the shared component standard deviation ``s`` (0 for point masses).
+        schedule: the ``NoiseSchedule`` that noised the data.
+        weights: ``(K,)`` mixture weights (uniform if None).
+        prediction_type: what ``__call__`` returns: ``"epsilon"``, ``"sample"`` or ``"v_prediction"``.
+
+    Call it like a model: ``oracle(x_t, t)`` with ``x_t: (B, D)`` and ``t`` an int or ``(B,)``.
+    """
+
+    def __init__(self, means, std: float, schedule: NoiseSchedule, weights=None, prediction_type: str = "epsilon"):
+        self.means = torch.as_tensor(means, dtype=torch.float64)
+        if self.means.ndim != 2:
+            raise ValueError(f"means must have shape (K, D), got {tuple(self.means.shape)}.")
+        if not std >= 0:
+            raise ValueError(f"std must be >= 0, got {std}.")
+        k = len(self.means)
+        w = torch.full((k,), 1.0 / k, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        if w.shape != (k,) or (w < 0).any() or not torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64)):
+            raise ValueError(f"weights must be {k} non-negative numbers summing to 1.")
+        if not isinstance(schedule, NoiseSchedule):
+            raise TypeError("schedule must be a NoiseSchedule (from get_schedule).")
+        self.log_weights = torch.log(w)
+        self.std = float(std)
+        self.schedule = schedule
+        self.prediction_type = check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
+
+    @classmethod
+    def from_data(cls, points, schedule: NoiseSchedule, bandwidth: float = 0.0, **kwargs):
+        """One component per data point: the ideal denoiser for that finite set (a KDE if bandwidth > 0)."""
+        return cls(points, bandwidth, schedule, **kwargs)
+
+    def posterior_mean(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        """``E[x0 | x_t]``: ``(B, D)``."""
+        if x_t.ndim != 2 or x_t.shape[1] != self.means.shape[1]:
+            raise ValueError(f"x_t must have shape (B, {self.means.shape[1]}), got {tuple(x_t.shape)}.")
+        t = check_timesteps(t, self.schedule.num_timesteps).expand(len(x_t))  # (B,)
+        x = x_t.to(torch.float64)
+        a = self.schedule.alphas_cumprod[t.cpu()].to(x.device).reshape(-1, 1, 1)  # (B, 1, 1)
+        mu = self.means.to(x.device)[None]  # (1, K, D)
+        var = a * self.std**2 + (1 - a)  # (B, 1, 1) variance of every noisy component
+        diff = x[:, None, :] - a.sqrt() * mu  # (B, K, D)
+        logits = self.log_weights.to(x.device) - 0.5 * (diff**2).sum(-1) / var[..., 0]  # (B, K)
+        r = torch.softmax(logits, dim=1)[..., None]  # (B, K, 1) responsibilities
+        gain = a.sqrt() * self.std**2 / var  # (B, 1, 1) how much of x_t's deviation to trust
+        x0_k = mu + gain * diff  # (B, K, D) per-component posterior means
+        return (r * x0_k).sum(1).to(x_t.dtype)
+
+    def __call__(self, x_t: torch.Tensor, t) -> torch.Tensor:
+        x0 = self.posterior_mean(x_t, t)
+        if self.prediction_type == "sample":
+            return x0
+        t = check_timesteps(t, self.schedule.num_timesteps).expand(len(x_t))
+        a = self.schedule.gather("alphas_cumprod", t, like=x_t)[:, None]  # (B, 1)
+        eps = (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+        return eps if self.prediction_type == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0
