@@ -101,11 +101,20 @@ def scatter2d(points: torch.Tensor, ax=None, title: str | None = None, lim: floa
     return ax
 
 
-def plot_trajectories(trajectory: torch.Tensor, ax=None, num_paths: int = 30, title: str | None = None, lim: float = 4.0):
-    """Draw sampling paths ``(steps + 1, N, 2)``: grey lines from noise (dots) to samples (red)."""
+def plot_trajectories(trajectory: torch.Tensor, ax=None, num_paths: int = 30, title: str | None = None, lim: float = 4.0,
+                      every: int = 1):
+    """Draw sampling paths ``(steps + 1, N, 2)``: grey lines from noise (dots) to samples (red).
+
+    ``every``: draw every k-th step only (1000-step DDPM paths are a tangle otherwise); the first
+    and last points are always kept.
+    """
     traj = torch.as_tensor(trajectory).detach().cpu().numpy()
     if traj.ndim != 3 or traj.shape[2] != 2:
         raise ValueError(f"trajectory must have shape (steps + 1, N, 2), got {traj.shape}.")
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}.")
+    keep = sorted(set(range(0, len(traj), every)) | {len(traj) - 1})
+    traj = traj[keep]
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.5))
     k = min(num_paths, traj.shape[1])

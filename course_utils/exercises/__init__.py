@@ -9,7 +9,8 @@ Every checker returns a ``CheckResult`` whose status is one of:
 
 A checker never raises for a wrong answer, so Run All reaches the end of a learner's notebook.
 With ``COURSE_STRICT_CHECKS=1`` (set by ``make test``) an incorrect result raises instead, so a
-wrong reference answer in a solution notebook fails CI.
+wrong reference answer in a solution notebook fails CI. (Question widgets are exempt: nobody
+answers them during a CI run, so they stay "not attempted" there.)
 
 One module per notebook: ``nb02``, ``nb03``, ...
 """

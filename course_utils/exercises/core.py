@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,26 +111,41 @@ def _question_widget(exercise: str, prompt: str, field, judge: Callable[[Any], C
 
 
 def ask_number(exercise: str, prompt: str, expected: float, atol: float = 0.0, rtol: float = 0.0, hint: str = ""):
-    """A question answered with a number; correct within ``atol`` / ``rtol`` of ``expected``."""
+    """A question answered with a number; correct within ``atol`` / ``rtol`` of ``expected``.
+
+    The field is free text (empty means "not attempted"), since a numeric field would turn an
+    untouched answer into 0.
+    """
     import ipywidgets as widgets
 
-    field = widgets.FloatText(value=None, description="Answer:")
+    field = widgets.Text(value="", placeholder="a number", description="Answer:")
 
     def judge(value):
-        if value is None:
+        text = str(value).strip()
+        if not text:
             return CheckResult(exercise, NOT_ATTEMPTED, "Type a number first.")
-        ok = np.isclose(value, expected, atol=atol, rtol=rtol)
+        try:
+            number = float(text)
+        except ValueError:
+            return CheckResult(exercise, INCORRECT, f"{text!r} is not a number.")
+        ok = bool(np.isclose(number, expected, atol=atol, rtol=rtol))
         return CheckResult(exercise, CORRECT if ok else INCORRECT, "Well done." if ok else hint or "Not quite.")
 
     return _question_widget(exercise, prompt, field, judge)
 
 
-def ask_choice(exercise: str, prompt: str, options: Sequence[str], answer: str, explanation: str = ""):
-    """A multiple-choice question; the explanation is shown once it is answered correctly."""
+def ask_choice(exercise: str, prompt: str, options: Sequence[str], answer: str, explanation: str = "",
+               hints: Mapping[str, str] | None = None):
+    """A multiple-choice question; ``hints`` maps a wrong option to its own hint, and the
+    explanation is shown once the right option is checked."""
     import ipywidgets as widgets
 
     if answer not in options:
         raise ValueError(f"answer {answer!r} must be one of the options {list(options)}.")
+    hints = dict(hints or {})
+    unknown = set(hints) - set(options)
+    if unknown:
+        raise ValueError(f"hints name options that do not exist: {sorted(unknown)}.")
     field = widgets.RadioButtons(options=list(options), value=None, description="")
 
     def judge(value):
@@ -138,6 +153,6 @@ def ask_choice(exercise: str, prompt: str, options: Sequence[str], answer: str, 
             return CheckResult(exercise, NOT_ATTEMPTED, "Pick an option first.")
         if value == answer:
             return CheckResult(exercise, CORRECT, explanation or "Well done.")
-        return CheckResult(exercise, INCORRECT, "Not this one: think again and retry.")
+        return CheckResult(exercise, INCORRECT, hints.get(value, "Not this one: think again and retry."))
 
     return _question_widget(exercise, prompt, field, judge)

@@ -1,0 +1,63 @@
+"""Benchmark 1: wall time and peak memory of every notebook, executed top to bottom.
+
+Each notebook runs in its own Python process (so the kernel's peak resident memory is measured
+per notebook) with ``COURSE_MODE`` set. Prints a Markdown table for docs/BENCHMARKS.md.
+
+Usage: ``python benchmarks/notebook_runtime.py [--mode fast|cpu|full] [--folders notebooks solutions]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, resource, sys, time
+import nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+start = time.perf_counter()
+NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}}).execute()
+wall = time.perf_counter() - start
+peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the kernel, a child of this process
+print(json.dumps({"wall_s": wall, "peak_mib": peak_kib / 1024}))
+"""
+
+
+def run_one(path: Path, mode: str) -> dict:
+    env = dict(os.environ, COURSE_MODE=mode, MPLBACKEND="agg")
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(path.parent)], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", default="fast", choices=("fast", "cpu", "full"))
+    parser.add_argument("--folders", nargs="+", default=["notebooks", "solutions"])
+    args = parser.parse_args(argv)
+    import torch
+
+    device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    print(f"| notebook | mode | wall time (s) | kernel peak RSS (MiB) | runs | device | torch | date |")
+    print("|---|---|---|---|---|---|---|---|")
+    total = 0.0
+    for folder in args.folders:
+        for path in sorted((ROOT / folder).glob("[0-9][0-9]_*.ipynb")):
+            r = run_one(path, args.mode)
+            total += r["wall_s"]
+            print(f"| {folder}/{path.name} | {args.mode} | {r['wall_s']:.1f} | {r['peak_mib']:.0f} | 1 | {device} | "
+                  f"{torch.__version__} | {datetime.date.today()} |", flush=True)
+    print(f"\nTotal: {total:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

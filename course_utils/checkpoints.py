@@ -1,0 +1,74 @@
+"""Checkpoints: safetensors only (no pickle), written atomically, verified by SHA-256.
+
+A checkpoint is one ``.safetensors`` file: a flat ``{name: tensor}`` dict plus string metadata
+(we store one JSON document under the key ``"course"``). Writes go to a temporary file in the
+same folder, are flushed to disk, then renamed over the target, so a crash mid-write leaves the
+previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be trusted: missing, truncated, tampered with, or of the wrong kind."""
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict | None = None) -> Path:
+    """Write ``tensors`` (and JSON-able ``meta``) to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # safetensors wants contiguous CPU tensors that do not share memory.
+    flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(flat, tmp, metadata={"course": json.dumps(meta or {}, sort_keys=True)})
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, expected_sha256: str | None = None, device: str = "cpu"):
+    """Read a checkpoint as ``(tensors, meta)``; refuse it if its hash differs from ``expected_sha256``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}.")
+    if expected_sha256 is not None:
+        actual = sha256_file(path)
+        if actual != expected_sha256:
+            raise CheckpointError(
+                f"{path.name} does not match its manifest (SHA-256 {actual[:12]}... instead of {expected_sha256[:12]}...): "
+                "the file is damaged or was modified. Reinstall the package, or retrain it with "
+                "`python -m course_utils.train PRESET`."
+            )
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("course", "{}"))
+        tensors = load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({err}).") from err
+    return tensors, meta

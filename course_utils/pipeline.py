@@ -1,0 +1,89 @@
+"""A trained denoiser with its schedule: the object ``pretrained.load`` returns, and ``sample``."""
+
+from __future__ import annotations
+
+import torch
+
+from ._validation import check_choice, check_positive_int
+from .models.unet import UNet, UNetConfig
+from .samplers import DDIMSampler, DDPMSampler
+from .schedules import NoiseSchedule, get_schedule
+
+SAMPLERS = ("ddim", "ddpm")
+
+
+class DiffusionModel:
+    """A U-Net, the schedule it was trained with, and what it predicts.
+
+    Args:
+        unet: the denoiser (in eval mode).
+        schedule: its training ``NoiseSchedule``.
+        prediction_type: ``"epsilon"``, ``"sample"`` or ``"v_prediction"``.
+        info: the manifest entry (for ``repr`` and cards).
+    """
+
+    def __init__(self, unet: UNet, schedule: NoiseSchedule, prediction_type: str = "epsilon", info: dict | None = None):
+        self.unet = unet.eval()
+        self.schedule = schedule
+        self.prediction_type = prediction_type
+        self.info = info or {}
+
+    @classmethod
+    def from_checkpoint(cls, name: str, device: torch.device) -> "DiffusionModel":
+        from . import pretrained
+
+        entry = pretrained.info(name)
+        tensors, meta = pretrained.load_tensors(name)
+        unet = UNet(UNetConfig.from_dict(meta["model_config"]))
+        unet.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        return cls(unet.to(device), get_schedule(meta["schedule"]), meta.get("prediction_type", "epsilon"), entry)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def config(self) -> UNetConfig:
+        return self.unet.config
+
+    def __repr__(self) -> str:
+        name = self.info.get("name", "unnamed")
+        return (f"DiffusionModel({name!r}, {self.unet.num_parameters() / 1e6:.2f}M parameters, "
+                f"schedule={self.schedule.name}, prediction_type={self.prediction_type!r})")
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None, labels=None,
+               prompts=None, guidance_scale: float | None = None, sampler: str = "ddim", eta: float = 0.0,
+               batch_size: int = 256) -> torch.Tensor:
+        """Draw ``n`` images: ``(n, C, H, W)`` in [-1, 1].
+
+        Args:
+            steps: sampler steps (default: 50 for DDIM, all T for DDPM).
+            generator: a CPU ``torch.Generator`` fixes every random draw.
+            labels, prompts, guidance_scale: conditioning; only for conditional models.
+            sampler: ``"ddim"`` (deterministic with ``eta = 0``) or ``"ddpm"``.
+        """
+        n = check_positive_int("n", n)
+        check_choice("sampler", sampler, SAMPLERS)
+        cond = self.info.get("conditioning")
+        if cond is None and (labels is not None or prompts is not None or guidance_scale is not None):
+            raise ValueError(f"{self.info.get('name', 'this model')} is unconditional: it takes no labels, prompts "
+                             "or guidance_scale.")
+        if prompts is not None and cond != "text":
+            raise ValueError("prompts need a text-conditioned model (info(name)['conditioning'] == 'text').")
+        cfg = self.unet.config
+        steps = steps if steps is not None else (50 if sampler == "ddim" else self.schedule.num_timesteps)
+        steps = check_positive_int("steps", steps)
+        out = []
+        for lo in range(0, n, batch_size):
+            m = min(batch_size, n - lo)
+            s = DDIMSampler(self.schedule, prediction_type=self.prediction_type) if sampler == "ddim" else \
+                DDPMSampler(self.schedule, prediction_type=self.prediction_type)
+            s.set_timesteps(steps)
+            x = torch.randn((m, cfg.in_channels, cfg.sample_size, cfg.sample_size), generator=generator).to(self.device)
+            kw = {"eta": eta} if sampler == "ddim" else {}
+            for t in s.timesteps:
+                eps = self.unet(x, t.to(self.device)).float()
+                x = s.step(eps, int(t), x, generator=generator, **kw).prev_sample
+            out.append(x.clamp(-1, 1).cpu())
+        return torch.cat(out)

@@ -1,0 +1,277 @@
+"""One training loop for every model in the course, in notebooks and on the command line.
+
+The loss is the simple one of Ho et al. 2020 (Algorithm 1): draw a clean batch ``x0``, a
+timestep ``t ~ U{0, T-1}`` and noise ``eps``; form ``x_t`` with the closed form; regress the
+network's output onto the target (``eps``, ``x0`` or ``v``) with a mean squared error.
+
+Around it: AdamW with a linear warm-up, gradient clipping, an exponential moving average (EMA)
+of the weights, bf16 autocast and optional ``torch.compile`` on CUDA, a clear stop when the loss
+turns NaN/Inf, periodic atomic checkpoints (safetensors) and exact resume. Data sets here are
+small, so they live on the device as one tensor: no DataLoader, fixed batch shapes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._validation import check_choice, check_positive_int
+from .checkpoints import load_checkpoint, save_checkpoint
+from .reverse import PREDICTION_TYPES
+from .schedules import NoiseSchedule
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train. ``steps`` counts optimiser updates in total (a resumed run continues to it)."""
+
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 2e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    prediction_type: str = "epsilon"
+    label_dropout: float = 0.0  # probability of the null label (classifier-free guidance training)
+    precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 elsewhere
+    compile: bool = False  # torch.compile the model (CUDA only; falls back to eager on failure)
+    log_every: int = 50
+    checkpoint_every: int = 0  # 0: only at the end (when a checkpoint path is given)
+    seed: int = 0
+
+    def __post_init__(self):
+        check_positive_int("steps", self.steps)
+        check_positive_int("batch_size", self.batch_size)
+        check_positive_int("log_every", self.log_every)
+        check_choice("prediction_type", self.prediction_type, PREDICTION_TYPES)
+        check_choice("precision", self.precision, PRECISIONS)
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}.")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}.")
+        if not 0 <= self.label_dropout < 1:
+            raise ValueError(f"label_dropout must lie in [0, 1), got {self.label_dropout}.")
+        if self.warmup_steps < 0 or self.checkpoint_every < 0 or self.grad_clip < 0:
+            raise ValueError("warmup_steps, checkpoint_every and grad_clip must be >= 0.")
+
+
+class EMA:
+    """Exponential moving average of a model's weights: ``ema <- decay * ema + (1 - decay) * w``."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema_p = list(self.model.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1 - self.decay)
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns. ``losses``: ``(step, mean loss since the previous entry)`` pairs."""
+
+    model: nn.Module
+    ema_model: nn.Module
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    step: int = 0
+    wall_time_s: float = 0.0
+    images_per_s: float = 0.0
+    interrupted: bool = False
+
+
+def simple_loss(model, x0, t, noise, alphas_cumprod, prediction_type="epsilon", **model_kwargs) -> torch.Tensor:
+    """The simple loss for given timesteps and noise: ``mean ||target - model(x_t, t)||^2``.
+
+    Args:
+        x0: ``(B, ...)`` clean data; t: ``(B,)`` timesteps; noise: like ``x0``;
+        alphas_cumprod: ``(T,)`` on ``x0``'s device; prediction_type: the target.
+    """
+    a = alphas_cumprod[t].view(x0.shape[0], *([1] * (x0.ndim - 1)))  # (B, 1, 1, 1)
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise  # the closed form, Eq. (4)
+    target = {"epsilon": noise, "sample": x0, "v_prediction": a.sqrt() * noise - (1 - a).sqrt() * x0}[prediction_type]
+    return F.mse_loss(model(x_t, t, **model_kwargs).float(), target.float())
+
+
+def diffusion_loss(model, x0, alphas_cumprod, generator, prediction_type="epsilon", labels=None,
+                   label_dropout=0.0, null_label=None) -> torch.Tensor:
+    """Algorithm 1 of Ho et al. 2020 for one batch: draw ``t ~ U{0, T-1}`` and ``eps ~ N(0, I)``
+    with ``generator`` (on ``x0``'s device), then ``simple_loss``. With ``labels``, each label
+    is replaced by ``null_label`` with probability ``label_dropout``."""
+    b = x0.shape[0]
+    t = torch.randint(0, alphas_cumprod.numel(), (b,), device=x0.device, generator=generator)  # (B,)
+    noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)  # (B, C, H, W)
+    kwargs = {}
+    if labels is not None:
+        if label_dropout > 0:
+            drop = torch.rand(b, device=x0.device, generator=generator) < label_dropout
+            labels = torch.where(drop, torch.full_like(labels, null_label), labels)
+        kwargs["class_labels"] = labels
+    return simple_loss(model, x0, t, noise, alphas_cumprod, prediction_type, **kwargs)
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, list]:
+    sd = opt.state_dict()
+    flat = {f"optim.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items()}
+    return flat, sd["param_groups"]
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict, groups: list, device) -> None:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, i, name = key.split(".", 2)
+            state.setdefault(int(i), {})[name] = v if name == "step" else v.to(device)
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_training_state(path, model, ema: EMA, opt, generator, step, config: TrainConfig, losses, extra=None):
+    """One atomic safetensors file with everything needed to resume exactly."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors |= {f"ema.{k}": v for k, v in ema.model.state_dict().items()}
+    optim_tensors, groups = _optimizer_tensors(opt)
+    tensors |= optim_tensors
+    tensors["rng"] = generator.get_state()
+    meta = {"kind": "training_state", "step": step, "train_config": asdict(config), "param_groups": groups,
+            "losses": losses, "model_config": getattr(getattr(model, "config", None), "to_dict", dict)()}
+    meta |= extra or {}
+    return save_checkpoint(path, tensors, meta)
+
+
+def _autocast(device: torch.device, precision: str):
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+
+def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule, config: TrainConfig,
+          labels: torch.Tensor | None = None, device: str | torch.device | None = None,
+          checkpoint_path: str | Path | None = None, resume: bool = True, progress: bool = True) -> TrainResult:
+    """Train ``model`` to denoise ``images`` under ``schedule``.
+
+    Args:
+        model: called as ``model(x_t, t)`` (plus ``class_labels=`` when ``labels`` is given).
+        images: ``(N, C, H, W)`` training data in [-1, 1].
+        labels: ``(N,)`` class labels for a class-conditional model.
+        checkpoint_path: where to save (every ``checkpoint_every`` steps and at the end); with
+            ``resume=True`` an existing file there is loaded first and training continues from it.
+        progress: show a tqdm bar with the running loss.
+
+    Interrupting (Ctrl-C / the stop button) ends training cleanly: the result holds the model and
+    EMA as they are, and the checkpoint (if any) is saved first.
+    """
+    from tqdm.auto import tqdm
+
+    from .config import get_device
+
+    if not isinstance(config, TrainConfig):
+        raise TypeError("config must be a TrainConfig.")
+    if images.ndim < 2 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty (N, ...) tensor, got shape {tuple(images.shape)}.")
+    if not torch.isfinite(images).all() or images.abs().max() > 1 + 1e-6:
+        raise ValueError("images must be finite and in [-1, 1] (see course_utils.data).")
+    if labels is not None and labels.shape != (len(images),):
+        raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}.")
+    device = torch.device(device) if device is not None else get_device()
+    model.to(device).train()
+    data = images.to(device, torch.float32)
+    label_data = labels.to(device) if labels is not None else None
+    null_label = getattr(getattr(model, "config", None), "num_classes", None)
+    if config.label_dropout > 0 and null_label is None:
+        raise ValueError("label_dropout needs a class-conditional model (config.num_classes set).")
+    alphas_cumprod = schedule.alphas_cumprod.to(torch.float32).to(device)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warm = max(config.warmup_steps, 1)
+    ema = EMA(model, config.ema_decay)
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    step, losses = 0, []
+
+    if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
+        tensors, meta = load_checkpoint(checkpoint_path)
+        if meta.get("kind") != "training_state":
+            raise ValueError(f"{checkpoint_path} is not a training checkpoint; pass resume=False to overwrite it.")
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        ema.model.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        _load_optimizer(opt, tensors, meta["param_groups"], device)
+        gen.set_state(tensors["rng"])
+        step, losses = meta["step"], [tuple(x) for x in meta["losses"]]
+
+    step_fn = model
+    if config.compile and device.type == "cuda":
+        step_fn = torch.compile(model, mode="reduce-overhead")
+
+    def checkpoint():
+        if checkpoint_path is not None:
+            save_training_state(checkpoint_path, model, ema, opt, gen, step, config, losses)
+
+    check_every_step = device.type != "cuda"  # a CPU sync is free; on CUDA check at log points only
+    running = torch.zeros((), device=device)
+    n_running, start, start_step = 0, time.perf_counter(), step
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="training", leave=False)
+    interrupted = False
+    try:
+        while step < config.steps:
+            for group in opt.param_groups:  # linear warm-up, then constant
+                group["lr"] = config.lr * min(1.0, (step + 1) / warm)
+            idx = torch.randint(0, len(data), (config.batch_size,), device=device, generator=gen)
+            with _autocast(device, config.precision):
+                loss = diffusion_loss(step_fn, data[idx], alphas_cumprod, gen, config.prediction_type,
+                                      None if label_data is None else label_data[idx], config.label_dropout, null_label)
+            if check_every_step and not math.isfinite(loss.item()):
+                _diverged(step, config)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            ema.update(model)
+            running += loss.detach()
+            n_running += 1
+            step += 1
+            if step % config.log_every == 0 or step == config.steps:
+                mean = (running / n_running).item()
+                if not math.isfinite(mean):
+                    _diverged(step, config)
+                losses.append((step, mean))
+                running.zero_()
+                n_running = 0
+                bar.set_postfix(loss=f"{mean:.4f}")
+            bar.update(1)
+            if config.checkpoint_every and step % config.checkpoint_every == 0:
+                checkpoint()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    checkpoint()
+    wall = time.perf_counter() - start
+    done = step - start_step
+    model.eval()
+    return TrainResult(model, ema.model, losses, step, wall, done * config.batch_size / wall if wall > 0 else 0.0,
+                       interrupted)
+
+
+def _diverged(step: int, config: TrainConfig):
+    raise TrainingDiverged(
+        f"The loss became NaN/Inf at step {step}. Likely causes: a learning rate too high for this model "
+        f"(lr={config.lr:g}: try {config.lr / 10:g}), no gradient clipping (grad_clip={config.grad_clip}), "
+        f"or reduced precision overflowing (precision={config.precision!r}: try 'fp32'). Data must be "
+        "finite and in [-1, 1]. The last checkpoint, if any, is from before this step."
+    )

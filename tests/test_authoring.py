@@ -1,0 +1,57 @@
+"""The notebook builder: solution stripping, and committed notebooks kept up to date."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import build_notebooks as bn  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_strip_solutions_keeps_indentation_and_signature():
+    src = "def f(x):\n    y = 1\n    # BEGIN SOLUTION\n    return x + y\n    # END SOLUTION\n\nprint('after')"
+    out = bn.strip_solutions(src)
+    assert "return x + y" not in out and "print('after')" in out and "    y = 1" in out
+    namespace = {}
+    exec(out.replace("print('after')", ""), namespace)
+    with pytest.raises(NotImplementedError):
+        namespace["f"](1)
+
+
+@pytest.mark.parametrize(
+    "src, match",
+    [
+        ("# BEGIN SOLUTION\nx = 1\n# END SOLUTION", "inside a function body"),
+        ("def f():\n    # BEGIN SOLUTION\n    return 1", "without an END"),
+        ("def f():\n    return 1\n    # END SOLUTION", "without a BEGIN"),
+        ("def f():\n    # BEGIN SOLUTION\n    # BEGIN SOLUTION\n    # END SOLUTION", "nested"),
+    ],
+)
+def test_authoring_errors(src, match):
+    with pytest.raises(bn.AuthoringError, match=match):
+        bn.strip_solutions(src)
+
+
+def test_every_source_has_both_notebooks_and_they_are_fresh():
+    sources = bn.sources()
+    assert sources, "no notebook sources found in solutions/"
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "build_notebooks.py"), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_learner_notebooks_have_no_solutions_and_have_badges_and_setup():
+    for src in bn.sources():
+        for folder in ("notebooks", "solutions"):
+            nb = json.loads((ROOT / folder / f"{src.stem}.ipynb").read_text())
+            text = "".join("".join(c["source"]) for c in nb["cells"])
+            assert f"blob/main/{folder}/{src.stem}.ipynb" in "".join(nb["cells"][0]["source"])
+            assert "google.colab" in "".join(nb["cells"][1]["source"])
+            assert all(c.get("outputs", []) == [] for c in nb["cells"]), "outputs must be stripped"
+            if folder == "notebooks":
+                assert "BEGIN SOLUTION" not in text and "NotImplementedError" in text

@@ -1,0 +1,112 @@
+"""The training loop: it learns, it resumes exactly, it stops on NaN, it checkpoints atomically."""
+
+import pytest
+import torch
+
+from course_utils.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from course_utils.data import load_digits
+from course_utils.models import UNet
+from course_utils.schedules import get_schedule
+from course_utils.training import TrainConfig, TrainingDiverged, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()[0][:256]
+
+
+def cfg(**kw):
+    base = dict(steps=20, batch_size=32, lr=2e-3, warmup_steps=5, log_every=5, seed=0)
+    return TrainConfig(**(base | kw))
+
+
+def test_loss_decreases_on_a_fixed_batch():
+    torch.manual_seed(0)
+    batch = load_digits()[0][:16]
+    result = train(UNet("digits-tiny"), batch, get_schedule("linear"), cfg(steps=150, batch_size=16, log_every=25),
+                   device="cpu", progress=False)
+    first, last = result.losses[0][1], result.losses[-1][1]
+    assert last < 0.6 * first, result.losses
+
+
+def test_resume_continues_the_same_run(tmp_path, digits):
+    torch.manual_seed(0)
+    straight = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=20), device="cpu", progress=False)
+    torch.manual_seed(0)
+    path = tmp_path / "run.safetensors"
+    train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=10), device="cpu", progress=False,
+          checkpoint_path=path)
+    resumed = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=20), device="cpu", progress=False,
+                    checkpoint_path=path)
+    assert resumed.step == 20
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(straight.ema_model.state_dict().values(), resumed.ema_model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [s for s, _ in resumed.losses] == [s for s, _ in straight.losses]
+
+
+def test_nan_loss_stops_with_an_actionable_message(digits):
+    model = UNet("digits-tiny")
+    with torch.no_grad():
+        model.conv_out.bias.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="step 0.*learning rate.*fp32"):
+        train(model, digits, get_schedule("linear"), cfg(), device="cpu", progress=False)
+
+
+def test_checkpoint_round_trip_gives_identical_samples(tmp_path, digits):
+    from course_utils.pipeline import DiffusionModel
+    from course_utils.models import UNetConfig
+
+    result = train(UNet("digits-tiny"), digits, get_schedule("cosine"), cfg(), device="cpu", progress=False)
+    path = save_checkpoint(tmp_path / "m.safetensors", result.ema_model.state_dict(),
+                           {"model_config": result.ema_model.config.to_dict()})
+    tensors, meta = load_checkpoint(path)
+    clone = UNet(UNetConfig.from_dict(meta["model_config"]))
+    clone.load_state_dict(tensors)
+    a = DiffusionModel(result.ema_model, get_schedule("cosine")).sample(4, steps=10, generator=torch.Generator().manual_seed(3))
+    b = DiffusionModel(clone, get_schedule("cosine")).sample(4, steps=10, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == (4, 1, 16, 16) and a.abs().max() <= 1
+
+
+def test_checkpoint_hash_and_damage_are_detected(tmp_path):
+    path = save_checkpoint(tmp_path / "c.safetensors", {"w": torch.ones(3)}, {"a": 1})
+    from course_utils.checkpoints import sha256_file
+
+    digest = sha256_file(path)
+    tensors, meta = load_checkpoint(path, expected_sha256=digest)
+    assert meta == {"a": 1} and torch.equal(tensors["w"], torch.ones(3))
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match its manifest"):
+        load_checkpoint(path, expected_sha256=digest)
+    path.write_bytes(bytes(data[:20]))
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"steps": 0}, "positive integer"),
+        ({"lr": -1.0}, "lr must be a positive"),
+        ({"precision": "fp8"}, "'auto', 'fp32', 'bf16'"),
+        ({"prediction_type": "noise"}, "Accepted"),
+        ({"ema_decay": 1.0}, r"\[0, 1\)"),
+        ({"label_dropout": 1.2}, r"\[0, 1\)"),
+    ],
+)
+def test_bad_train_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_bad_training_data():
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        train(UNet("digits-tiny"), torch.full((4, 1, 16, 16), 3.0), get_schedule("linear"), cfg(), device="cpu")
+    with pytest.raises(ValueError, match="label_dropout needs a class-conditional"):
+        train(UNet("digits-tiny"), torch.zeros(4, 1, 16, 16), get_schedule("linear"), cfg(label_dropout=0.1),
+              labels=torch.zeros(4, dtype=torch.long), device="cpu")
