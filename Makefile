@@ -25,6 +25,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks
 
 unit: setup
+	$(VENV)/bin/ruff check course_utils tests tools benchmarks solutions
 	$(PY) -m pytest tests
 
 # Every learner and solution notebook, top to bottom, in fast mode. COURSE_STRICT_CHECKS turns an

@@ -47,7 +47,7 @@ def main(argv=None) -> None:
     import torch
 
     device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    print(f"| notebook | mode | wall time (s) | kernel peak RSS (MiB) | runs | device | torch | date |")
+    print("| notebook | mode | wall time (s) | kernel peak RSS (MiB) | runs | device | torch | date |")
     print("|---|---|---|---|---|---|---|---|")
     total = 0.0
     for folder in args.folders:

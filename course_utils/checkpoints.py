@@ -43,6 +43,9 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
         save_file(flat, tmp, metadata={"course": json.dumps(meta or {}, sort_keys=True)})
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; a checkpoint is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,6 +15,8 @@ answers them during a CI run, so they stay "not attempted" there.)
 One module per notebook: ``nb02``, ``nb03``, ...
 """
 
-from .core import NOT_ATTEMPTED, CheckResult, ExerciseFailed, ask_choice, ask_number, check_values, run_check
+from .core import (NOT_ATTEMPTED, CheckResult, ExerciseFailed, ask_choice, ask_number, check_cases, check_values,
+                   run_check)
 
-__all__ = ["NOT_ATTEMPTED", "CheckResult", "ExerciseFailed", "ask_choice", "ask_number", "check_values", "run_check"]
+__all__ = ["NOT_ATTEMPTED", "CheckResult", "ExerciseFailed", "ask_choice", "ask_number", "check_cases", "check_values",
+           "run_check"]

@@ -59,6 +59,26 @@ def _as_array(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _numbers(x: Any) -> np.ndarray | None:
+    """``x`` as float64 numbers, or None when it is not numeric."""
+    try:
+        return _as_array(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _diagnose(got: Any, slips: Sequence[tuple[Any, str]]) -> str | None:
+    """The hint of the first known slip whose result matches ``got``, if any."""
+    g = _numbers(got)
+    if g is None:
+        return None
+    for value, hint in slips:
+        v = _numbers(value)
+        if v is not None and v.shape == g.shape and np.allclose(g, v, rtol=1e-4, atol=1e-6):
+            return hint
+    return None
+
+
 def check_values(exercise: str, got: Any, expected: Any, atol: float = 1e-4, rtol: float = 1e-4,
                  hint: str = "") -> CheckResult:
     """Compare a learner's numbers with the reference (shapes first, then values)."""
@@ -89,6 +109,32 @@ def run_check(exercise: str, attempt: Callable[[], Any], expected: Any, **kwargs
     except Exception as err:  # a learner's bug is an answer to report, not a crash
         return _finish(CheckResult(exercise, INCORRECT, f"Your code raised {type(err).__name__}: {err}"))
     return check_values(exercise, got, expected, **kwargs)
+
+
+def check_cases(exercise: str, fn: Callable, cases: Sequence[tuple[tuple, Any, Sequence[tuple[Any, str]]]],
+                hint: str, atol: float = 1e-5, rtol: float = 1e-5) -> CheckResult:
+    """Run ``fn(*args)`` on each case ``(args, expected, slips)``; the first failing case decides.
+
+    ``slips`` lists ``(wrong_result, hint)`` pairs for known mistakes: when the learner's output
+    matches one, its hint replaces the generic ``hint``.
+    """
+    result = None
+    for args, expected, slips in cases:
+        try:
+            got, error = fn(*args), None
+        except Exception as err:  # re-raised inside run_check, which knows how to report it
+            got, error = None, err
+
+        def attempt(got=got, error=error):
+            if error is not None:
+                raise error
+            return got
+
+        case_hint = (_diagnose(got, slips) or hint) if error is None else hint
+        result = run_check(exercise, attempt, expected, atol=atol, rtol=rtol, hint=case_hint)
+        if not result.correct:
+            return result
+    return result
 
 
 def _question_widget(exercise: str, prompt: str, field, judge: Callable[[Any], CheckResult]):

@@ -10,10 +10,8 @@ instead of the mean) and names the one it recognises.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from ..data import gaussian_mixture_params, make_toy2d
@@ -21,54 +19,7 @@ from ..forward import forward_step, q_sample
 from ..oracle import GaussianMixtureOracle
 from ..reverse import ddpm_mean, x0_from_epsilon
 from ..schedules import NoiseSchedule, get_schedule
-from .core import CheckResult, ask_choice, ask_number, run_check
-
-Case = tuple[tuple, dict]
-
-
-def _numbers(x: Any) -> np.ndarray | None:
-    """The learner's output as float64 numbers, or None when it is not numeric."""
-    try:
-        if isinstance(x, torch.Tensor):
-            return x.detach().cpu().double().numpy()
-        return np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-
-
-def _diagnose(got: Any, slips: Sequence[tuple[Any, str]]) -> str | None:
-    """The hint of the first known slip whose result matches ``got``, if any."""
-    g = _numbers(got)
-    if g is None:
-        return None
-    for value, hint in slips:
-        v = _numbers(value)
-        if v is not None and v.shape == g.shape and np.allclose(g, v, rtol=1e-4, atol=1e-6):
-            return hint
-    return None
-
-
-def _check_cases(exercise: str, fn: Callable, cases: Sequence[tuple[tuple, Any, list]], hint: str,
-                 atol: float = 1e-5, rtol: float = 1e-5) -> CheckResult:
-    """Run ``fn`` on each ``(args, expected, slips)``; the first case that fails decides the result."""
-    result = None
-    for args, expected, slips in cases:
-        try:
-            got, error = fn(*args), None
-        except Exception as err:  # re-raised inside run_check, which knows how to report it
-            got, error = None, err
-
-        def attempt(got=got, error=error):
-            if error is not None:
-                raise error
-            return got
-
-        case_hint = (_diagnose(got, slips) or hint) if error is None else hint
-        result = run_check(exercise, attempt, expected, atol=atol, rtol=rtol, hint=case_hint)
-        if not result.correct:
-            return result
-    return result
-
+from .core import CheckResult, ask_choice, ask_number, check_cases
 
 # --- Exercise 1: x0 from a noise prediction -------------------------------------------------------
 
@@ -99,7 +50,7 @@ def _predict_x0_cases() -> list:
 
 def check_predict_x0(predict_x0: Callable) -> CheckResult:
     """Exercise 1: ``predict_x0(x_t, eps, alpha_bar_t)`` inverts ``x_t = sqrt(a) x0 + sqrt(1 - a) eps``."""
-    return _check_cases(
+    return check_cases(
         "Exercise 1 (predict_x0)", predict_x0, _predict_x0_cases(),
         hint="Solve x_t = sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * eps for x0.",
     )
@@ -139,7 +90,7 @@ def _reverse_mean_cases() -> list:
 
 def check_reverse_mean(reverse_mean: Callable) -> CheckResult:
     """Exercise 2: ``reverse_mean(x_t, eps_pred, beta_t, alpha_bar_t)`` equals ``ddpm_mean``."""
-    return _check_cases(
+    return check_cases(
         "Exercise 2 (reverse_mean)", reverse_mean, _reverse_mean_cases(),
         hint="mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps_pred) / sqrt(1 - beta_t).",
     )
@@ -195,7 +146,7 @@ def _training_loss_cases() -> list:
 
 def check_training_loss(training_loss: Callable) -> CheckResult:
     """Exercise 3: ``training_loss(model, x0, t, noise, schedule)`` on an exact denoiser and two others."""
-    return _check_cases(
+    return check_cases(
         "Exercise 3 (training_loss)", training_loss, _training_loss_cases(),
         hint="Form x_t = sqrt(alpha_bar_t) * x0 + sqrt(1 - alpha_bar_t) * noise (q_sample does it), "
              "call model(x_t, t), and return the mean of (noise - prediction)**2.",

@@ -12,7 +12,7 @@ Shapes below: B batch, C_i = base_channels * channel_mults[i], H_i = H / 2**i.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
@@ -256,3 +256,22 @@ class UNet(nn.Module):
         for m in self.modules():
             if isinstance(m, (SelfAttention2d, CrossAttention2d)):
                 m.store_attention = on
+
+
+@torch.no_grad()
+def trace_shapes(model: UNet, x: torch.Tensor, t=0) -> list[tuple[str, tuple[int, ...]]]:
+    """Run ``x`` through ``model`` and list ``(stage, output shape)`` for every layer in order:
+    ``conv_in``, the encoder (``down.i``), the bottleneck (``mid.i``), the decoder (``up.i``), ``out``."""
+    records: list[tuple[str, tuple[int, ...]]] = []
+    hooks = []
+    named = [("conv_in", model.conv_in)] + [(f"down.{i} ({type(m).__name__})", m) for i, m in enumerate(model.down)]
+    named += [(f"mid.{i}", m) for i, m in enumerate(model.mid)]
+    named += [(f"up.{i} ({type(m).__name__})", m) for i, m in enumerate(model.up)] + [("out", model.conv_out)]
+    for name, module in named:
+        hooks.append(module.register_forward_hook(lambda mod, inp, out, name=name: records.append((name, tuple(out.shape)))))
+    try:
+        model(x, t)
+    finally:
+        for h in hooks:
+            h.remove()
+    return records

@@ -1,0 +1,104 @@
+"""Cheap, documented quality metrics for digits: digits-FID, KID and class adherence.
+
+"digits-FID" is the Fréchet distance between Gaussian fits of the shipped digit classifier's
+64-d penultimate features (not Inception's). The reference statistics are those of half "A" of
+the 1,797 real digits (a fixed split); the other half, "B" (898 images), scored against them
+gives the real-vs-real floor. Generated samples are scored at that same count, N = 898, because
+FID grows as N shrinks: compare FIDs only at equal N.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .classifier import FEATURE_DIM, DigitClassifier, accuracy, train_digit_classifier
+from .frechet import frechet_distance, gaussian_stats, kernel_inception_distance
+
+NUM_SAMPLES = 898  # size of the smaller real half: every digits-FID is measured at this N
+SPLIT_SEED = 1234
+
+
+def reference_split() -> tuple[torch.Tensor, torch.Tensor]:
+    """The two disjoint halves (A: 899, B: 898) of all 1,797 digits, by a fixed permutation."""
+    from ..data import load_digits
+
+    x, _ = load_digits()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    return x[order[: len(x) - NUM_SAMPLES]], x[order[len(x) - NUM_SAMPLES:]]
+
+
+@lru_cache(maxsize=1)
+def _classifier_and_reference():
+    from .. import pretrained
+
+    tensors, meta = pretrained.load_tensors("digit-classifier")
+    model = DigitClassifier()
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    return model.eval(), tensors["ref_features"].double(), meta
+
+
+def digit_classifier() -> DigitClassifier:
+    """The shipped classifier (CPU, eval mode)."""
+    return _classifier_and_reference()[0]
+
+
+@torch.no_grad()
+def features(images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """``(N, 1, 16, 16)`` digits in [-1, 1] -> ``(N, 64)`` classifier features (float64)."""
+    _check_digits(images)
+    model = digit_classifier()
+    return torch.cat([model.features(images[i:i + batch_size].float().cpu()) for i in range(0, len(images), batch_size)]).double()
+
+
+def _check_digits(images: torch.Tensor) -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (1, 16, 16):
+        raise ValueError(f"expected digits of shape (N, 1, 16, 16), got {getattr(images, 'shape', type(images))}.")
+    if not torch.isfinite(images).all():
+        raise ValueError("images contain NaN or inf.")
+    if images.min() < -1.001 or images.max() > 1.001:
+        raise ValueError("images must be in [-1, 1] (clamp your samples first).")
+
+
+def digits_fid(images: torch.Tensor, require_n: bool = True) -> float:
+    """digits-FID of ``images`` against the reference half A; needs exactly N = 898 images unless
+    ``require_n=False`` (then the number is not comparable with the documented floor)."""
+    if require_n and len(images) != NUM_SAMPLES:
+        raise ValueError(f"digits-FID is defined at N = {NUM_SAMPLES} images (the real-vs-real floor's count); "
+                         f"got {len(images)}. Pass require_n=False to compute it anyway.")
+    ref = _classifier_and_reference()[1]
+    mu_r, cov_r = gaussian_stats(ref)
+    mu_g, cov_g = gaussian_stats(features(images))
+    return frechet_distance(mu_g, cov_g, mu_r, cov_r)
+
+
+def digits_kid(images: torch.Tensor) -> tuple[float, float]:
+    """KID (mean, std over subsets) of ``images`` against the reference half A."""
+    return kernel_inception_distance(features(images), _classifier_and_reference()[1])
+
+
+def floor() -> dict:
+    """The real-vs-real figures stored with the classifier: ``{"fid", "kid", "n"}`` (half B vs half A)."""
+    meta = _classifier_and_reference()[2]
+    return {"fid": meta["floor_fid"], "kid": meta["floor_kid"], "n": NUM_SAMPLES}
+
+
+@torch.no_grad()
+def predict_digits(images: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` the classifier's digit for each image."""
+    _check_digits(images)
+    return digit_classifier()(images.float().cpu()).argmax(1)
+
+
+def class_distribution(images: torch.Tensor) -> np.ndarray:
+    """Fraction of images assigned to each digit 0..9 (all ten should appear for a good model)."""
+    return np.bincount(predict_digits(images).numpy(), minlength=10) / len(images)
+
+
+__all__ = [
+    "FEATURE_DIM", "NUM_SAMPLES", "DigitClassifier", "accuracy", "class_distribution", "digit_classifier",
+    "digits_fid", "digits_kid", "features", "floor", "frechet_distance", "gaussian_stats",
+    "kernel_inception_distance", "predict_digits", "reference_split", "train_digit_classifier",
+]

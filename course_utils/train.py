@@ -1,0 +1,151 @@
+"""Reproduce a shipped checkpoint from scratch: ``python -m course_utils.train NAME``.
+
+Writes ``OUT/NAME.safetensors`` (EMA weights, or the classifier, with their config in the
+metadata) and ``OUT/NAME.md`` (the model card: recipe, steps, seed, device, wall time, metric).
+``--install`` also copies the file into ``course_utils/pretrained/weights/`` and records its
+SHA-256 and card in the manifest. Training resumes from ``OUT/NAME.train.safetensors`` if a
+previous run was interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from . import metrics, pretrained
+from .checkpoints import save_checkpoint, sha256_file
+from .config import get_device
+from .data import load_digits
+from .models.unet import UNet, get_unet_config
+from .pipeline import DiffusionModel
+from .recipes import RECIPES, Recipe, get_recipe
+from .schedules import get_schedule
+from .training import train
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def train_classifier(recipe: Recipe, out: Path) -> tuple[Path, dict]:
+    start = time.perf_counter()
+    x_train, y_train = load_digits(split="train")
+    x_test, y_test = load_digits(split="test")
+    model = metrics.train_digit_classifier(x_train, y_train, steps=recipe.train.steps,
+                                           batch_size=recipe.train.batch_size, seed=recipe.train.seed)
+    acc = metrics.accuracy(model, x_test, y_test)
+    half_a, half_b = metrics.reference_split()
+    with torch.no_grad():
+        fa, fb = model.features(half_a).double(), model.features(half_b).double()
+    floor_fid = metrics.frechet_distance(*metrics.gaussian_stats(fb), *metrics.gaussian_stats(fa))
+    floor_kid = metrics.kernel_inception_distance(fb, fa)[0]
+    wall = time.perf_counter() - start
+    card = {"held_out_accuracy": acc, "held_out_count": len(y_test), "floor_fid": floor_fid, "floor_kid": floor_kid,
+            "floor_n": len(half_b), "wall_time_s": wall}
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | {"ref_features": fa.float()}
+    meta = {"name": recipe.name, "kind": "classifier"} | card
+    return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
+
+
+def evaluate_digits(model: DiffusionModel, steps: int = 50, seed: int = 0) -> dict:
+    """digits-FID / KID at N = 898 and the class spread, sampling with DDIM."""
+    samples = model.sample(metrics.NUM_SAMPLES, steps=steps, generator=torch.Generator().manual_seed(seed))
+    kid, kid_std = metrics.digits_kid(samples)
+    return {"sampler": f"ddim-{steps}", "n": len(samples), "digits_fid": metrics.digits_fid(samples),
+            "digits_kid": kid, "digits_kid_std": kid_std, "floor": metrics.floor(),
+            "class_distribution": [round(float(p), 4) for p in metrics.class_distribution(samples)]}
+
+
+def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: bool) -> tuple[Path, dict]:
+    if recipe.dataset != "digits":
+        raise NotImplementedError(f"dataset {recipe.dataset!r} has no training entry yet.")
+    images, labels = load_digits()
+    unet = UNet(get_unet_config(recipe.arch))
+    schedule = get_schedule(recipe.schedule)
+    result = train(unet, images, schedule, recipe.train, labels=labels if recipe.conditioning == "class" else None,
+                   device=device, checkpoint_path=out / f"{recipe.name}.train.safetensors", progress=progress)
+    if result.interrupted:
+        raise KeyboardInterrupt(f"training stopped at step {result.step}; rerun the same command to resume.")
+    ema = result.ema_model.to(device).eval()
+    model = DiffusionModel(ema, schedule, recipe.train.prediction_type,
+                           {"name": recipe.name, "conditioning": recipe.conditioning})
+    card = {"steps": result.step, "wall_time_s": result.wall_time_s, "images_per_s": result.images_per_s,
+            "final_loss": result.losses[-1][1] if result.losses else None, "parameters": unet.num_parameters()}
+    card["metric"] = evaluate_digits(model)
+    tensors = {f"model.{k}": v for k, v in ema.state_dict().items()}
+    meta = {"name": recipe.name, "kind": "diffusion", "model_config": ema.config.to_dict(), "schedule": recipe.schedule,
+            "prediction_type": recipe.train.prediction_type, "losses": result.losses}
+    return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
+
+
+def write_card(recipe: Recipe, card: dict, out: Path) -> Path:
+    lines = [f"# {recipe.name}", "", recipe.description, "",
+             f"Reproduce: `python -m course_utils.train {recipe.name}`", "", "```json",
+             json.dumps(card, indent=2, sort_keys=True), "```", ""]
+    path = out / f"{recipe.name}.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def install(recipe: Recipe, weights: Path, card: dict) -> None:
+    """Copy into the package and record the hash and card in the manifest (atomically)."""
+    target = pretrained.WEIGHTS / weights.name
+    if weights.resolve() != target.resolve():
+        shutil.copyfile(weights, target)
+    manifest = json.loads(pretrained.MANIFEST.read_text()) if pretrained.MANIFEST.exists() else {}
+    manifest[recipe.name] = {"name": recipe.name, "file": weights.name, "sha256": sha256_file(target),
+                             "kind": recipe.kind, "dataset": recipe.dataset, "method": recipe.method,
+                             "arch": recipe.arch, "conditioning": recipe.conditioning, "schedule": recipe.schedule,
+                             "description": recipe.description, "card": card}
+    fd, tmp = tempfile.mkstemp(dir=pretrained.HERE, suffix=".json.tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, pretrained.MANIFEST)
+    pretrained._manifest.cache_clear()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Reproduce a shipped checkpoint from scratch.")
+    parser.add_argument("name", choices=sorted(RECIPES))
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="output folder (default: runs/)")
+    parser.add_argument("--steps", type=int, help="override the recipe's number of training steps")
+    parser.add_argument("--device", choices=("cuda", "mps", "cpu"), help="default: the best available")
+    parser.add_argument("--install", action="store_true", help="copy into the package and update the manifest")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    recipe = get_recipe(args.name)
+    if args.steps is not None:
+        recipe = replace(recipe, train=replace(recipe.train, steps=args.steps))
+    device = get_device(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if recipe.kind == "classifier":
+        weights, card = train_classifier(recipe, args.out)
+    else:
+        weights, card = train_diffusion(recipe, args.out, device, progress=not args.no_progress)
+    train_config = asdict(recipe.train)
+    if recipe.kind == "classifier":  # its own optimiser settings live in train_digit_classifier
+        train_config = {k: train_config[k] for k in ("steps", "batch_size", "seed")}
+    card |= {"recipe": recipe.name, "train_config": train_config, "device": _device_name(device),
+             "torch": torch.__version__, "date": datetime.date.today().isoformat()}
+    print(write_card(recipe, card, args.out).read_text())
+    if args.install:
+        install(recipe, weights, card)
+        print(f"installed {weights.name} into {pretrained.WEIGHTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,380 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Training a U-Net to denoise digits
+#
+# Notebook 03 sampled with an *exact* noise predictor, which only exists for toy data. Real data
+# need a network that learns $\epsilon_\theta(x_t, t)$ from examples. This notebook builds the
+# network the course text draws in chapter 3, a **U-Net**, trains it with the loss you wrote in
+# notebook 03, samples from it with DDPM and DDIM, and measures how good the samples are.
+#
+# What you will do:
+#
+# 1. Take the U-Net apart with real tensors: encoder, bottleneck, decoder, skip connections.
+# 2. Build its timestep embedding, the signal that tells it how noisy its input is.
+# 3. Train it with the course's one training loop (progress bar, EMA of the weights, checkpoints).
+# 4. Sample with DDPM (1000 steps) and DDIM (50 steps), and score the samples with digits-FID.
+# 5. See what happens without skip connections, and train diffusers' `UNet2DModel` with the same
+#    loop.
+#
+# **How long it takes.** The work depends on `COURSE_MODE` (printed below):
+#
+# | mode | training | time |
+# |---|---|---|
+# | `fast` | a few dozen steps to prove the loop, then the shipped checkpoint | about a minute on 2 CPU cores |
+# | `cpu` | a 1.1M-parameter U-Net, 2,000 steps | about 10 minutes on a laptop CPU |
+# | `full` | a 6.8M-parameter U-Net, 4,000 steps in bf16 | a couple of minutes on one GPU |
+#
+# Three coding exercises and one question, each with an automatic checker.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_utils import config, metrics, pretrained
+from course_utils.data import load_digits
+from course_utils.exercises import nb04
+from course_utils.models import UNet, diffusers_unet_like, get_unet_config, timestep_embedding, trace_shapes
+from course_utils.pipeline import DiffusionModel
+from course_utils.samplers import DDIMSampler, DDPMSampler, sample_loop
+from course_utils.schedules import get_schedule
+from course_utils.training import TrainConfig, simple_loss, train
+from course_utils.viz import show_images
+
+MODE, DEVICE = config.get_mode(), config.get_device()
+print(config.describe())
+
+# %% [markdown]
+# ## 1. The data
+#
+# scikit-learn ships 1,797 handwritten digits, 8×8 pixels each. `load_digits` upsamples them to
+# 16×16 (room for the U-Net to halve the resolution twice) and maps ink to $[-1, 1]$, the range
+# the noise schedule expects. They are small enough to train on a laptop CPU, and real enough that
+# a bad model shows.
+
+# %%
+images, labels = load_digits()
+print(f"images: {tuple(images.shape)}, values in [{images.min():.0f}, {images.max():.0f}]; labels 0-9")
+show_images(images[:32], nrow=16, title="Real digits (16x16)")
+plt.show()
+
+# %% [markdown]
+# ## 2. Anatomy of the U-Net
+#
+# The network takes a noisy image $x_t$ and its timestep $t$ and returns a tensor of the *same
+# shape*: its guess of the noise. Inside, following the course text's figure:
+#
+# - the **encoder** applies residual blocks and halves the resolution between levels, trading
+#   space for channels: it works out *what* is in the image;
+# - the **bottleneck** (block, self-attention, block) sees the whole image at 4×4;
+# - the **decoder** mirrors the encoder, doubling the resolution back;
+# - **skip connections** hand each encoder output to the decoder block at the same resolution,
+#   concatenated along the channels, so fine detail does not have to squeeze through 4×4;
+# - every residual block adds an embedding of $t$.
+#
+# `trace_shapes` runs a batch through and records the output shape of every stage.
+
+# %%
+unet = UNet("digits-small")
+print(f"digits-small: {unet.num_parameters():,} parameters")
+print(unet.config)
+x = torch.randn(8, 1, 16, 16)
+for stage, shape in trace_shapes(unet, x, t=500):
+    print(f"{stage:24s} -> {shape}")
+
+# %% [markdown]
+# Read the table from the top: `conv_in` lifts 1 channel to 32; the encoder goes
+# 16×16 → 8×8 → 4×4 while the channels grow to 64; the decoder comes back up, and its blocks
+# are wider *on input* because each one receives `cat(h, skip)`. The output has the input's
+# shape, $(8, 1, 16, 16)$, as a noise prediction must.
+#
+# ### Exercise 1: the bottleneck's shape
+#
+# Write `bottleneck_shape(sample_size, base_channels, channel_mults)` returning the bottleneck's
+# `(C, H, W)` for a U-Net built the way ours is: level $i$ has `base_channels * channel_mults[i]`
+# channels and there is one downsampling *between* consecutive levels. The checker compares your
+# answer with a real forward pass for four different configurations.
+
+# %%
+def bottleneck_shape(sample_size: int, base_channels: int, channel_mults: tuple) -> tuple:
+    # BEGIN SOLUTION
+    side = sample_size // 2 ** (len(channel_mults) - 1)  # one halving between consecutive levels
+    return (base_channels * channel_mults[-1], side, side)
+    # END SOLUTION
+
+
+nb04.check_bottleneck_shape(bottleneck_shape)
+
+# %% [markdown]
+# ## 3. Telling the network the time
+#
+# The same U-Net handles every noise level, from a barely-touched digit ($t = 0$) to pure static
+# ($t = 999$). It needs to know which: removing noise from $x_{10}$ and from $x_{900}$ are very
+# different jobs. The timestep enters as a **sinusoidal embedding**, the positional encoding of
+# transformers: for frequencies $f_i = 10000^{-i/(d/2)}$, $i = 0, \dots, d/2 - 1$,
+#
+# $$\mathrm{emb}(t) = \big[\cos(t f_0), \dots, \cos(t f_{d/2-1}),\ \sin(t f_0), \dots, \sin(t f_{d/2-1})\big].$$
+#
+# Fast frequencies separate neighbouring timesteps; slow ones tell early from late. A small MLP
+# turns this vector into the embedding that every residual block adds to its features.
+#
+# ### Exercise 2: write the embedding
+#
+# `t` is a `(B,)` tensor of timesteps, `dim` is even; return a `(B, dim)` float tensor with the
+# cosines first, then the sines.
+
+# %%
+def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    # BEGIN SOLUTION
+    half = dim // 2
+    freqs = torch.exp(-torch.log(torch.tensor(10000.0)) * torch.arange(half) / half)  # (d/2,)
+    args = t.float()[:, None] * freqs[None]  # (B, d/2)
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)  # (B, d)
+    # END SOLUTION
+
+
+nb04.check_timestep_embedding(sinusoidal_embedding)
+
+# %% [markdown]
+# Each row of the picture below is one timestep's embedding (drawn with the package's
+# `timestep_embedding`, so it appears whether or not you have solved the exercise). The left
+# columns oscillate fast, the right ones slowly: every timestep gets its own barcode.
+
+# %%
+ts = torch.arange(0, 1000)
+emb = timestep_embedding(ts, 64)
+fig, ax = plt.subplots(figsize=(8, 3.5))
+im = ax.imshow(emb.T, aspect="auto", cmap="RdBu", interpolation="nearest")
+ax.set(xlabel="timestep t", ylabel="embedding dimension", title="Sinusoidal timestep embedding (dim 64)")
+fig.colorbar(im, ax=ax, label="value")
+plt.show()
+
+# %% [markdown]
+# ## 4. The training loop
+#
+# Training repeats the six steps of notebook 03: draw clean digits $x_0$, a timestep $t$ for
+# each, and noise $\epsilon$; form $x_t$ in closed form; ask the U-Net for $\epsilon_\theta(x_t, t)$;
+# minimise $\lVert \epsilon - \epsilon_\theta \rVert^2$. Everything hinges on how $t$ is drawn.
+#
+# ### Exercise 3: draw the training timesteps
+#
+# The simple loss draws $t$ **uniformly over every timestep**. Write
+# `sample_timesteps(batch_size, num_timesteps, generator)` returning a `(batch_size,)` tensor of
+# integer timesteps, 0-indexed, drawn with `generator`. (The course text writes
+# $t \sim \mathrm{Uniform}(1, T)$ because it counts from 1; our arrays count from 0.)
+
+# %%
+def sample_timesteps(batch_size: int, num_timesteps: int, generator: torch.Generator) -> torch.Tensor:
+    # BEGIN SOLUTION
+    return torch.randint(0, num_timesteps, (batch_size,), generator=generator)
+    # END SOLUTION
+
+
+nb04.check_sample_timesteps(sample_timesteps)
+
+# %% [markdown]
+# The course's loop, `course_utils.training.train`, does exactly this with a few additions a real
+# run needs: AdamW with a short learning-rate warm-up, gradient clipping, an **exponential moving
+# average (EMA)** of the weights (sampling from the average gives cleaner images than the last
+# noisy step of the optimiser), bf16 and optional `torch.compile` on a GPU, a clear stop if the
+# loss turns NaN, and checkpoints you can resume from. Stopping the cell (■) ends training
+# cleanly and keeps the model trained so far.
+#
+# First, a short run of the tiny preset, just to watch the loss fall.
+
+# %%
+schedule = get_schedule("cosine")
+quick = train(UNet("digits-tiny"), images, schedule,
+              TrainConfig(steps=config.by_mode(fast=40, cpu=300, full=300), batch_size=64, lr=1e-3,
+                          warmup_steps=10, log_every=10),
+              device=DEVICE)
+print(f"{quick.step} steps, {quick.images_per_s:.0f} images/s, loss {quick.losses[0][1]:.3f} -> {quick.losses[-1][1]:.3f}")
+assert quick.losses[-1][1] < quick.losses[0][1], "the loss should fall within the first steps"
+
+# %% [markdown]
+# Now the real model. In `fast` mode we load the checkpoint that ships with the package (trained
+# by `python -m course_utils.train digits-ddpm`: 6,000 steps of the 1.1M-parameter U-Net on this
+# course's CPU); in `cpu` and `full` mode you train your own here.
+
+# %%
+if MODE == "fast":
+    model = pretrained.load("digits-ddpm", device=DEVICE)
+    card = pretrained.info("digits-ddpm")["card"]
+    _, meta = pretrained.load_tensors("digits-ddpm")
+    losses = meta["losses"]
+    print(f"loaded {model}: {card['steps']} steps on {card['device']} in {card['wall_time_s'] / 60:.0f} min")
+else:
+    preset = "digits-small" if MODE == "cpu" else "digits"
+    run = train(UNet(preset), images, schedule,
+                TrainConfig(steps=config.by_mode(fast=0, cpu=2000, full=4000),
+                            batch_size=config.by_mode(fast=0, cpu=128, full=256), lr=5e-4, warmup_steps=200),
+                device=DEVICE, checkpoint_path=f"runs/04_{preset}.safetensors")
+    model = DiffusionModel(run.ema_model, schedule, info={"name": f"my {preset}"})
+    losses = run.losses
+    print(f"trained {model}: {run.step} steps in {run.wall_time_s / 60:.1f} min ({run.images_per_s:.0f} images/s)")
+
+steps_axis, loss_values = zip(*losses)
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.plot(steps_axis, loss_values)
+ax.set(xlabel="training step", ylabel="MSE loss (mean over the last log interval)", yscale="log",
+       title="Training loss of the digits U-Net")
+ax.grid(alpha=0.3)
+plt.show()
+
+# %% [markdown]
+# The loss drops fast, then flattens well above zero: even a perfect denoiser cannot tell the
+# noise apart from the digit at high $t$ (notebook 03 showed that floor for the exact oracle).
+#
+# ## 5. Sampling: DDPM and DDIM
+#
+# The trained U-Net plugs into the samplers of notebook 03 unchanged. DDPM walks all 1,000 steps
+# and adds fresh noise at each; DDIM jumps through 50 of them deterministically.
+
+# %%
+n_ddpm = config.by_mode(fast=8, cpu=16, full=16)
+t0 = time.perf_counter()
+ddpm_samples = sample_loop(model.unet, DDPMSampler(model.schedule), (n_ddpm, 1, 16, 16),
+                           generator=torch.Generator().manual_seed(0), device=DEVICE)
+ddpm_time = time.perf_counter() - t0
+t0 = time.perf_counter()
+ddim_samples = sample_loop(model.unet, DDIMSampler(model.schedule), (64, 1, 16, 16), 50,
+                           generator=torch.Generator().manual_seed(1), device=DEVICE)
+ddim_time = time.perf_counter() - t0
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 2]})
+show_images(ddpm_samples.cpu(), nrow=4, ax=axes[0], title=f"DDPM, 1000 steps ({ddpm_time:.1f} s for {n_ddpm})")
+show_images(ddim_samples.cpu(), nrow=8, ax=axes[1], title=f"DDIM, 50 steps ({ddim_time:.1f} s for 64)")
+plt.show()
+print(f"per image: DDPM {ddpm_time / n_ddpm:.2f} s, DDIM {ddim_time / 64:.3f} s")
+
+# %% [markdown]
+# ## 6. How good are they? digits-FID
+#
+# Looking is not measuring. The course's metric, **digits-FID**, is FID's formula applied to the
+# 64-number features of a small digit classifier that ships with the package (it gets 99.7% of
+# held-out digits right). It compares the feature statistics of generated digits with those of
+# real ones; lower is better.
+#
+# FID depends on how many images you score, so it is always measured at the same count here:
+# $N = 898$, half of the real digits. Scoring the *other* half of the real digits the same way
+# gives the **floor**, the best any model can hope for at that $N$. The course's bar for a good
+# model: within 3× the floor. (In `fast` mode we sample with 10 DDIM steps instead of 50, which
+# costs some quality; the shipped model's card records its DDIM-50 figure.)
+
+# %%
+fid_steps = config.by_mode(fast=10, cpu=50, full=50)  # fast mode: fewer DDIM steps keep CI quick
+t0 = time.perf_counter()
+samples = model.sample(metrics.NUM_SAMPLES, steps=fid_steps, generator=torch.Generator().manual_seed(0))
+fid = metrics.digits_fid(samples)
+floor = metrics.floor()["fid"]
+spread = metrics.class_distribution(samples)
+print(f"digits-FID (DDIM-{fid_steps}, N = {len(samples)}): {fid:.3f}   real-vs-real floor: {floor:.3f}   "
+      f"ratio {fid / floor:.1f}x   ({time.perf_counter() - t0:.0f} s)")
+if MODE == "fast":
+    shipped = pretrained.info("digits-ddpm")["card"]["metric"]
+    print(f"the shipped model's card ({shipped['sampler']}, N = {shipped['n']}): digits-FID "
+          f"{shipped['digits_fid']:.3f} = {shipped['digits_fid'] / floor:.1f}x the floor")
+fig, ax = plt.subplots(figsize=(6, 2.8))
+ax.bar(range(10), spread * 100)
+ax.axhline(10, color="0.4", ls="--", label="uniform (10%)")
+ax.set(xlabel="digit (as read by the classifier)", ylabel="% of samples", xticks=range(10),
+       title="Which digits does the model draw?")
+ax.legend()
+plt.show()
+# Sanity bounds that hold for any trained model and fail for a broken one (noise scores ~100x higher):
+noise_fid = metrics.digits_fid(torch.rand(metrics.NUM_SAMPLES, 1, 16, 16) * 2 - 1)
+print(f"for scale: uniform noise scores {noise_fid:.1f}")
+assert fid < noise_fid / 5, "samples should be far closer to digits than noise is"
+
+# %% [markdown]
+# ## 7. Why skip connections matter
+#
+# Take the skips away and the decoder must rebuild a 16×16 digit from the 4×4 bottleneck alone.
+# We train two tiny U-Nets for the same number of steps, identical but for the skips, and compare
+# their loss at low noise ($t < 100$), where the exact position of every stroke matters, and at
+# high noise ($t \ge 500$). In `fast` mode the runs are short, so the gap is small; `cpu` and
+# `full` mode train long enough to see it open up.
+
+# %%
+def loss_at(net, t_lo, t_hi, n=512, seed=123):
+    """Mean simple loss on held-out digits with t drawn from [t_lo, t_hi)."""
+    gen = torch.Generator().manual_seed(seed)
+    x0 = images[torch.randint(0, len(images), (n,), generator=gen)].to(DEVICE)
+    t = torch.randint(t_lo, t_hi, (n,), generator=gen).to(DEVICE)
+    noise = torch.randn(x0.shape, generator=gen).to(DEVICE)
+    with torch.no_grad():
+        return simple_loss(net, x0, t, noise, schedule.alphas_cumprod.float().to(DEVICE)).item()
+
+
+ablation_steps = config.by_mode(fast=60, cpu=800, full=3000)
+rows = []
+for skips in (True, False):
+    torch.manual_seed(0)
+    net = UNet(get_unet_config("digits-tiny", skip_connections=skips))
+    res = train(net, images, schedule, TrainConfig(steps=ablation_steps, batch_size=64, lr=1e-3, warmup_steps=10,
+                                                   log_every=max(1, ablation_steps // 10)),
+                device=DEVICE, progress=False)
+    rows.append((skips, net.num_parameters(), loss_at(res.model, 0, 100), loss_at(res.model, 500, 1000)))
+print(f"after {ablation_steps} steps each:")
+print(f"{'skips':>6} {'parameters':>11} {'loss, t < 100':>14} {'loss, t >= 500':>15}")
+for skips, n_params, low, high in rows:
+    print(f"{str(skips):>6} {n_params:>11,} {low:>14.4f} {high:>15.4f}")
+
+# %% [markdown]
+# With skips the low-noise loss is lower: at small $t$ the job is to find a faint layer of noise
+# on top of a sharp digit, which needs the full-resolution features. At high $t$ the two are
+# closer, since there the network mostly has to guess the overall shape, which the bottleneck
+# can carry.
+
+# %%
+nb04.skip_question()
+
+# %% [markdown]
+# ## 8. The same loop with diffusers' U-Net
+#
+# 🤗 diffusers ships a production U-Net, `UNet2DModel`. `diffusers_unet_like("digits-small")`
+# builds one with the same widths, depth and attention placement as ours, wrapped so it is
+# called as `model(x_t, t)`. The parameter counts come out identical, and the same `train`
+# function and samplers run on it.
+
+# %%
+theirs = diffusers_unet_like("digits-small")
+print(f"ours: {UNet('digits-small').num_parameters():,} parameters   diffusers: {theirs.num_parameters():,}")
+steps_cmp = config.by_mode(fast=10, cpu=2000, full=4000)
+cmp_cfg = TrainConfig(steps=steps_cmp, batch_size=64, lr=5e-4, warmup_steps=min(200, steps_cmp),
+                      log_every=max(1, steps_cmp // 10))
+torch.manual_seed(0)
+ours_run = train(UNet("digits-small"), images, schedule, cmp_cfg, device=DEVICE, progress=False)
+torch.manual_seed(0)
+theirs_run = train(theirs, images, schedule, cmp_cfg, device=DEVICE, progress=False)
+for name, r in (("ours", ours_run), ("diffusers", theirs_run)):
+    print(f"{name:>10}: {r.step} steps, final loss {r.losses[-1][1]:.4f}, {r.images_per_s:.0f} images/s")
+
+# %%
+their_samples = sample_loop(theirs_run.ema_model.eval(), DDIMSampler(schedule), (32, 1, 16, 16), 50,
+                            generator=torch.Generator().manual_seed(2), device=DEVICE)
+show_images(their_samples.cpu(), nrow=16, title=f"diffusers UNet2DModel after {steps_cmp} steps (DDIM-50)")
+plt.show()
+
+# %% [markdown]
+# In `fast` mode ten steps teach either network almost nothing, so these samples are still
+# noise: the point is that the loop runs. With `COURSE_MODE=cpu` both train for 2,000 steps and
+# draw digits. The speed figures of both networks, on this CPU and on a GPU, are recorded in
+# `docs/BENCHMARKS.md`.
+#
+# ## What comes next
+#
+# The model draws random digits: you cannot ask for a 7. Notebook
+# [05 · Guidance](05_guidance.ipynb) (coming soon) adds class and text conditioning and
+# classifier-free guidance, and measures the trade between following the prompt and variety.
