@@ -46,7 +46,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import torch
 
-    device = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    device = f"{platform.machine()} CPU, {os.cpu_count()} cores"
     print("| notebook | mode | wall time (s) | kernel peak RSS (MiB) | runs | device | torch | date |")
     print("|---|---|---|---|---|---|---|---|")
     total = 0.0

@@ -351,7 +351,7 @@ nb04.skip_question()
 # %%
 theirs = diffusers_unet_like("digits-small")
 print(f"ours: {UNet('digits-small').num_parameters():,} parameters   diffusers: {theirs.num_parameters():,}")
-steps_cmp = config.by_mode(fast=10, cpu=2000, full=4000)
+steps_cmp = config.by_mode(fast=10, cpu=600, full=4000)
 cmp_cfg = TrainConfig(steps=steps_cmp, batch_size=64, lr=5e-4, warmup_steps=min(200, steps_cmp),
                       log_every=max(1, steps_cmp // 10))
 torch.manual_seed(0)
@@ -369,8 +369,8 @@ plt.show()
 
 # %% [markdown]
 # In `fast` mode ten steps teach either network almost nothing, so these samples are still
-# noise: the point is that the loop runs. With `COURSE_MODE=cpu` both train for 2,000 steps and
-# draw digits. The speed figures of both networks, on this CPU and on a GPU, are recorded in
+# noise: the point is that the loop runs. With `COURSE_MODE=cpu` both train for 600 steps (a
+# few minutes each) and start to draw digit-like strokes; on a GPU, 4,000 steps each. The speed figures of both networks, on this CPU and on a GPU, are recorded in
 # `docs/BENCHMARKS.md`.
 #
 # ## What comes next

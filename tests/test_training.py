@@ -46,6 +46,13 @@ def test_resume_continues_the_same_run(tmp_path, digits):
     assert [s for s, _ in resumed.losses] == [s for s, _ in straight.losses]
 
 
+def test_bf16_autocast_path_trains(digits):
+    # The precision full mode uses on CUDA, exercised here through CPU autocast.
+    result = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=6, precision="bf16"), device="cpu",
+                   progress=False)
+    assert result.step == 6 and all(torch.isfinite(torch.tensor(loss)) for _, loss in result.losses)
+
+
 def test_nan_loss_stops_with_an_actionable_message(digits):
     model = UNet("digits-tiny")
     with torch.no_grad():
