@@ -74,12 +74,12 @@ class DiffusionModel:
         cfg = self.unet.config
         steps = steps if steps is not None else (50 if sampler == "ddim" else self.schedule.num_timesteps)
         steps = check_positive_int("steps", steps)
+        s = DDIMSampler(self.schedule, prediction_type=self.prediction_type) if sampler == "ddim" else \
+            DDPMSampler(self.schedule, prediction_type=self.prediction_type)
+        s.set_timesteps(steps)  # once: the samplers keep no per-sample state between steps
         out = []
         for lo in range(0, n, batch_size):
             m = min(batch_size, n - lo)
-            s = DDIMSampler(self.schedule, prediction_type=self.prediction_type) if sampler == "ddim" else \
-                DDPMSampler(self.schedule, prediction_type=self.prediction_type)
-            s.set_timesteps(steps)
             x = torch.randn((m, cfg.in_channels, cfg.sample_size, cfg.sample_size), generator=generator).to(self.device)
             kw = {"eta": eta} if sampler == "ddim" else {}
             for t in s.timesteps:
