@@ -42,12 +42,13 @@ def test_strict_mode_raises_only_for_incorrect(monkeypatch):
         run_check("E", lambda: 2.0, 1.0)
 
 
+@pytest.mark.widgets
 def test_question_widgets():
     q = ask_choice("Q1", "Pick", ["a", "b", "c"], "b", explanation="Because.")
     assert q.result.status == NOT_ATTEMPTED
     q.check()
     assert q.result.status == NOT_ATTEMPTED  # nothing picked yet
-    field = q.children[1].children[0]
+    field = q.field
     field.value = "a"
     q.check()
     assert q.result.status == "incorrect"
@@ -55,16 +56,17 @@ def test_question_widgets():
     q.check()
     assert q.result.correct and q.result.message == "Because."
     n = ask_number("Q2", "How many?", 673, atol=0.5)
-    n.children[1].children[0].value = "673"
+    n.field.value = "673"
     n.check()
     assert n.result.correct
     with pytest.raises(ValueError, match="must be one of the options"):
         ask_choice("Q", "?", ["a"], "z")
 
 
+@pytest.mark.widgets
 def test_number_question_states_and_choice_hints():
     n = ask_number("Q", "How many?", 2.5, atol=0.1)
-    field = n.children[1].children[0]
+    field = n.field
     n.check()
     assert n.result.status == NOT_ATTEMPTED  # an untouched field is not an answer of 0
     field.value = "two"
@@ -74,7 +76,7 @@ def test_number_question_states_and_choice_hints():
     n.check()
     assert n.result.correct
     q = ask_choice("Q", "Pick", ["a", "b"], "b", hints={"a": "a is the slow one"})
-    q.children[1].children[0].value = "a"
+    q.field.value = "a"
     q.check()
     assert q.result.message == "a is the slow one"
     with pytest.raises(ValueError, match="do not exist"):

@@ -110,11 +110,12 @@ def test_answers_may_be_numpy_or_tensors(lenient):
 # --- question widgets ------------------------------------------------------------------------
 
 def answer(box, value):
-    box.children[1].children[0].value = value
+    box.field.value = value
     box.check()
     return box.result
 
 
+@pytest.mark.widgets
 def test_signal_question():
     box = nb02.signal_question(t=500)
     assert box.result.status == "not attempted"
@@ -124,6 +125,7 @@ def test_signal_question():
     assert answer(box, "cosine").status == "correct"
 
 
+@pytest.mark.widgets
 def test_snr_question():
     box = nb02.snr_question("cosine")
     assert box.result.status == "not attempted"

@@ -139,12 +139,13 @@ def test_reference_training_loss_orders_the_models():
 # --- Widget questions -------------------------------------------------------------------------
 
 def answer(box, value):
-    field = box.children[1].children[0]
+    field = box.field
     field.value = value
     box.check()
     return box.result
 
 
+@pytest.mark.widgets
 def test_ddim_question():
     box = nb03.ddim_determinism_question()
     assert box.result.status == "not attempted"
@@ -153,6 +154,7 @@ def test_ddim_question():
     assert wrong.status == "incorrect" and "That is DDPM" in wrong.message
 
 
+@pytest.mark.widgets
 def test_zero_model_question():
     box = nb03.zero_model_loss_question()
     assert box.result.status == "not attempted"
@@ -165,6 +167,7 @@ def test_zero_model_question():
 
 # --- The seed's numbers (chapter 3 and Exercise 2 of chapter 6) ---------------------------------
 
+@pytest.mark.widgets
 def test_seed_reverse_example_rounded():
     # Seed, chapter 3: x1 = [0.863, -0.396] (rounded), eps = [0.5, -0.7], beta_1 = 0.02 and
     # alpha_bar_1 = 0.98 (a standalone example: the first step of a chain, so alpha_bar = alpha).
@@ -175,6 +178,7 @@ def test_seed_reverse_example_rounded():
     torch.testing.assert_close(mu, torch.tensor([0.8, -0.3], dtype=torch.float64), atol=1e-3, rtol=0)
 
 
+@pytest.mark.widgets
 def test_seed_reverse_example_exact():
     # With the unrounded x1 = sqrt(0.98) x0 + sqrt(0.02) eps, the mean is
     # (sqrt(0.98) x0 + sqrt(0.02) eps - sqrt(0.02) eps) / sqrt(0.98) = x0 exactly.
@@ -184,6 +188,7 @@ def test_seed_reverse_example_exact():
     torch.testing.assert_close(mu, torch.tensor([0.8, -0.3], dtype=torch.float64), atol=1e-9, rtol=0)
 
 
+@pytest.mark.widgets
 def test_seed_exercise_2_manual_reverse_step():
     # Seed, chapter 6, Exercise 2: x_T = [0.1, 0.9, -0.5], beta_T = 0.02, alpha_bar_T = 0.001,
     # eps = [0.3, -0.1, 0.2].

@@ -66,9 +66,10 @@ def test_strict_mode_raises(monkeypatch):
         nb04.check_bottleneck_shape(lambda s, b, m: (1, 1, 1))
 
 
+@pytest.mark.widgets
 def test_skip_question():
     box = nb04.skip_question()
-    field = box.children[1].children[0]
+    field = box.field
     field.value = "The timestep information"
     box.check()
     assert "timestep embedding directly" in box.result.message

@@ -20,6 +20,7 @@ def explorer():
     return ForwardExplorer({"digits": digits[:3], "shapes": make_shapes(3).images})
 
 
+@pytest.mark.widgets
 def test_slider_and_dropdown_change_the_images(explorer):
     start = {k: v.clone() for k, v in explorer.current.items()}
     assert explorer.alpha_bar == pytest.approx(get_schedule("linear").alphas_cumprod[0].item())
@@ -35,6 +36,7 @@ def test_slider_and_dropdown_change_the_images(explorer):
     plt.close("all")
 
 
+@pytest.mark.widgets
 def test_explorer_bad_input():
     with pytest.raises(ValueError, match="at least one"):
         ForwardExplorer({})

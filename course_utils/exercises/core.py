@@ -143,8 +143,13 @@ def _question_widget(exercise: str, prompt: str, field, judge: Callable[[Any], C
 
     button = widgets.Button(description="Check", button_style="primary")
     feedback = widgets.HTML(value=CheckResult(exercise, NOT_ATTEMPTED, "Answer, then press Check.")._repr_html_())
-    box = widgets.VBox([widgets.HTML(f"<b>{html.escape(exercise)}</b>: {html.escape(prompt)}"),
-                        widgets.HBox([field, button]), feedback])
+    title = widgets.HTML(f"<b>{html.escape(exercise)}</b>: {html.escape(prompt)}")
+    if isinstance(field, widgets.RadioButtons):  # options one per line, full width, the button under them
+        field.layout = widgets.Layout(width="100%")
+        rows = [title, field, button, feedback]
+    else:
+        rows = [title, widgets.HBox([field, button]), feedback]
+    box = widgets.VBox(rows)
     box.result = CheckResult(exercise, NOT_ATTEMPTED, "Answer, then press Check.")
 
     def on_click(_=None):
@@ -153,6 +158,7 @@ def _question_widget(exercise: str, prompt: str, field, judge: Callable[[Any], C
 
     button.on_click(on_click)
     box.check = on_click  # lets tests (and keyboard users) trigger a check without a click
+    box.field = field  # the answer field, whatever the layout around it
     return box
 
 
