@@ -9,7 +9,12 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test setup unit nbval notebooks clean-venv
+# ipywidgets 7.7, as Colab ships it, installed beside .venv (not into it) for `make widgets7`.
+WIDGETS7 := .cache/ipywidgets7
+# Every test command runs with no network: tools/offline puts it in a namespace with only loopback.
+OFFLINE := tools/offline
+
+.PHONY: lab test setup unit nbval widgets7 book browser notebooks clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,14 +31,30 @@ lab: setup
 
 unit: setup
 	$(VENV)/bin/ruff check course_utils tests tools benchmarks solutions
-	$(PY) -m pytest tests
+	$(OFFLINE) $(PY) -m pytest -m "not browser" tests
 
 # Every learner and solution notebook, top to bottom, in fast mode. COURSE_STRICT_CHECKS turns an
 # exercise checker's "incorrect" into an error, so a wrong reference answer fails the run.
 nbval: setup
-	COURSE_MODE=fast COURSE_STRICT_CHECKS=1 MPLBACKEND=agg $(PY) -m pytest --nbval-lax notebooks solutions
+	COURSE_MODE=fast COURSE_STRICT_CHECKS=1 MPLBACKEND=agg $(OFFLINE) $(PY) -m pytest --nbval-lax notebooks solutions
 
-test: unit nbval
+# The widget tests again, against ipywidgets 7.7 (Colab) instead of .venv's 8.x (JupyterLab 4).
+$(WIDGETS7)/.installed: | $(STAMP)
+	$(PY) -m pip install -q --no-deps --target $(WIDGETS7) "ipywidgets==7.7.5" "ipython_genutils==0.2.0"
+	touch $@
+
+widgets7: setup $(WIDGETS7)/.installed
+	PYTHONPATH=$(WIDGETS7) COURSE_EXPECT_IPYWIDGETS=7.7 $(OFFLINE) $(PY) -m pytest -m widgets tests
+
+# The series executed (fast mode unless COURSE_MODE says otherwise) and rendered to build/book/.
+book: setup
+	$(OFFLINE) $(PY) tools/build_book.py
+
+# JupyterLab in Chromium, and the rendered book. Skipped, with the reason, when Chromium is absent.
+browser: setup book
+	$(OFFLINE) $(PY) -m pytest -m browser tests
+
+test: unit nbval widgets7 browser
 
 notebooks: setup
 	$(PY) tools/build_notebooks.py

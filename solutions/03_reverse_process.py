@@ -671,6 +671,6 @@ plt.show()
 #
 # ## What comes next
 #
-# [`04_unet_training.ipynb`](04_unet_training.ipynb) (coming soon) replaces the oracle with a
+# [04 · Training a U-Net](04_unet_training.ipynb) replaces the oracle with a
 # network: a small U-Net trained with the loss you wrote in Exercise 3, then sampled with the very
 # same loop.

@@ -38,3 +38,15 @@ def no_network():
         yield
     finally:
         socket.socket.connect = original
+
+
+def pytest_report_header(config):
+    try:
+        import ipywidgets
+
+        widgets = f"ipywidgets {ipywidgets.__version__}"
+    except ImportError:
+        widgets = "ipywidgets not installed"
+    network = ("no network (tools/offline namespace, loopback only)" if os.environ.get("COURSE_NETNS") == "1"
+               else "network guarded by tests/conftest.py (loopback only)")
+    return f"course: {widgets}; {network}"

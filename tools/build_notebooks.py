@@ -24,21 +24,49 @@ import jupytext
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-# The public repository the badges and the Colab install point at (change it in a fork).
-REPO = "diffusion-course/diffusion-course"
-BRANCH = "main"
+BRANCH = "main"  # the default branch: badges open the notebook as it is there
+
+
+def repository(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """``owner/name`` of the public repository, from ``[project.urls] Repository`` (change it in a fork)."""
+    found = re.search(r'^Repository\s*=\s*"([^"]*)"', pyproject.read_text(), re.M)
+    url = found[1] if found else ""
+    m = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+?)/?", url)
+    if m is None:
+        raise AuthoringError(f"[project.urls] Repository must be https://github.com/OWNER/NAME, not {url!r}")
+    return m[1]
+
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION\s*$")
 END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
 
-SETUP_CELL = f'''# Setup. In Colab this installs course_utils from the course repository (torch and numpy are
-# already there and are not reinstalled); anywhere else it does nothing.
-import subprocess
+
+def setup_cell(repo: str) -> str:
+    """The second cell of every notebook: installs course_utils in Colab, does nothing elsewhere."""
+    return f'''# Setup. In Colab this installs course_utils from the course repository and keeps Colab's own
+# torch and numpy (a constraints file pins them, so pip never replaces them), then says whether a
+# GPU runtime is attached. Anywhere else (JupyterLab after `make lab`) it does nothing.
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "course-utils @ git+https://github.com/{REPO}@{BRANCH}"], check=True)'''
+    import os
+    import subprocess
+    import tempfile
+
+    import numpy
+    import torch
+
+    COURSE_REF = "{BRANCH}"  # teachers: pin a release tag instead, e.g. "v0.1.0" (see the README)
+    constraints = os.path.join(tempfile.gettempdir(), "course-constraints.txt")
+    with open(constraints, "w") as f:
+        f.write(f"torch=={{torch.__version__}}\\nnumpy=={{numpy.__version__}}\\n")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", constraints,
+                    f"course-utils @ git+https://github.com/{repo}@{{COURSE_REF}}"], check=True)
+    if torch.cuda.is_available():
+        print(f"GPU runtime ({{torch.cuda.get_device_name(0)}}): the notebooks run in full mode.")
+    else:
+        print("No GPU attached: the notebooks run in cpu mode. For full mode choose "
+              "Runtime > Change runtime type > GPU, then run this cell again.")'''
 
 
 class AuthoringError(ValueError):
@@ -75,8 +103,8 @@ def strip_solutions(code: str, where: str = "<source>") -> str:
     return "\n".join(out)
 
 
-def badge(rel_path: str) -> str:
-    url = f"https://colab.research.google.com/github/{REPO}/blob/{BRANCH}/{rel_path}"
+def badge(rel_path: str, repo: str) -> str:
+    url = f"https://colab.research.google.com/github/{repo}/blob/{BRANCH}/{rel_path}"
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 
 
@@ -84,8 +112,9 @@ def to_notebook(source: str, stem: str, rel_path: str) -> nbformat.NotebookNode:
     nb = jupytext.reads(source, fmt="py:percent")
     if not nb.cells or nb.cells[0].cell_type != "markdown":
         raise AuthoringError(f"{stem}: the first cell must be a markdown title cell.")
-    nb.cells[0].source = badge(rel_path) + "\n\n" + nb.cells[0].source
-    nb.cells.insert(1, nbformat.v4.new_code_cell(SETUP_CELL))
+    repo = repository()
+    nb.cells[0].source = badge(rel_path, repo) + "\n\n" + nb.cells[0].source
+    nb.cells.insert(1, nbformat.v4.new_code_cell(setup_cell(repo)))
     for i, cell in enumerate(nb.cells):
         cell.id = f"{stem.replace('_', '-')}-{i:03d}"
         cell.metadata.pop("lines_to_next_cell", None)
