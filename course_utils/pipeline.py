@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._validation import check_choice, check_positive_int
+from .guidance import ClassifierFreeGuidance, check_guidance_scale
 from .models.unet import UNet, UNetConfig
 from .samplers import DDIMSampler, DDPMSampler
 from .schedules import NoiseSchedule, get_schedule
@@ -71,19 +72,42 @@ class DiffusionModel:
                              "or guidance_scale.")
         if prompts is not None and cond != "text":
             raise ValueError("prompts need a text-conditioned model (info(name)['conditioning'] == 'text').")
+        if labels is not None and cond != "class":
+            raise ValueError("labels need a class-conditioned model (info(name)['conditioning'] == 'class').")
+        label_tensor = self._labels(labels, n) if labels is not None else None
+        if guidance_scale is not None:
+            guidance_scale = check_guidance_scale(guidance_scale)
+            if label_tensor is None and prompts is None:
+                raise ValueError("guidance_scale needs a condition to guide towards: pass labels (or prompts).")
         cfg = self.unet.config
         steps = steps if steps is not None else (50 if sampler == "ddim" else self.schedule.num_timesteps)
         steps = check_positive_int("steps", steps)
         s = DDIMSampler(self.schedule, prediction_type=self.prediction_type) if sampler == "ddim" else \
             DDPMSampler(self.schedule, prediction_type=self.prediction_type)
         s.set_timesteps(steps)  # once: the samplers keep no per-sample state between steps
+        w = 1.0 if guidance_scale is None else guidance_scale
+        denoiser = self.unet if w == 1.0 else ClassifierFreeGuidance(self.unet, w)
         out = []
         for lo in range(0, n, batch_size):
             m = min(batch_size, n - lo)
             x = torch.randn((m, cfg.in_channels, cfg.sample_size, cfg.sample_size), generator=generator).to(self.device)
             kw = {"eta": eta} if sampler == "ddim" else {}
+            cond_kw = {} if label_tensor is None else {"class_labels": label_tensor[lo:lo + m].to(self.device)}
             for t in s.timesteps:
-                eps = self.unet(x, t.to(self.device)).float()
+                eps = denoiser(x, t.to(self.device), **cond_kw).float()
                 x = s.step(eps, int(t), x, generator=generator, **kw).prev_sample
             out.append(x.clamp(-1, 1).cpu())
         return torch.cat(out)
+
+    def _labels(self, labels, n: int) -> torch.Tensor:
+        """An int or ``n`` ints, each a class in [0, num_classes - 1], as an ``(n,)`` long tensor."""
+        k = self.unet.config.num_classes
+        t = torch.as_tensor(labels)
+        if t.is_floating_point() or t.dtype == torch.bool or t.ndim > 1:
+            raise ValueError(f"labels must be an int or a sequence of n ints in [0, {k - 1}], got {labels!r}.")
+        t = t.long().expand(n) if t.ndim == 0 else t.long()
+        if t.shape != (n,):
+            raise ValueError(f"labels must be one int or n = {n} ints, got {t.shape[0]}.")
+        if int(t.min()) < 0 or int(t.max()) >= k:
+            raise ValueError(f"labels must lie in [0, {k - 1}] (the classes this model knows), got {t.tolist()}.")
+        return t
