@@ -1,0 +1,135 @@
+"""The tokenizer, the text encoder, the tiny CLIP and the CLIP scoring interface."""
+
+import json
+import string
+
+import pytest
+import torch
+
+from course_utils.data import make_shapes
+from course_utils.models.clip import CLIPScorer, TinyCLIP, all_captions, clip_loss, train_tiny_clip
+from course_utils.models.text import TextEncoder, shapes_tokenizer
+
+CAPTION = "a red circle on a blue background"
+
+
+def test_tokenizer_round_trip_and_mask():
+    tok = shapes_tokenizer()
+    ids, mask = tok.encode([CAPTION, ""])
+    assert ids.shape == mask.shape == (2, tok.max_length)
+    assert mask[0].sum() == 9 and mask[1].sum() == 2  # <bos> 7 words <eos>; the empty prompt: <bos> <eos>
+    assert tok.decode(ids) == [CAPTION, ""]
+    assert tok.encode("A Red circle, on a blue background.")[0].equal(ids[:1])  # case and punctuation
+
+
+@pytest.mark.parametrize("prompt, error, match", [
+    ("a pink circle", ValueError, r"unknown words \['pink'\].*knows"),
+    ("a red circle " * 3, ValueError, "at most 8 fit"),
+    (42, TypeError, "must be a string"),
+])
+def test_tokenizer_refuses_bad_prompts(prompt, error, match):
+    with pytest.raises(error, match=match):
+        shapes_tokenizer().encode([prompt])
+
+
+def test_every_caption_is_known_and_there_are_ninety():
+    caps = all_captions()
+    assert len(caps) == len(set(caps)) == 90
+    shapes_tokenizer().encode(caps)
+
+
+def test_text_encoder_ignores_padding():
+    torch.manual_seed(0)
+    tok = shapes_tokenizer()
+    enc = TextEncoder(len(tok), tok.max_length).eval()
+    ids, mask = tok.encode(["a red circle"])
+    other = ids.clone()
+    other[~mask] = tok.index["blue"]  # garbage where the mask says "padding"
+    a, b = enc(ids, mask), enc(other, mask)
+    torch.testing.assert_close(a[mask], b[mask])
+    assert TextEncoder.pooled(a, mask).shape == (1, enc.dim)
+    with pytest.raises(ValueError, match=r"\(B, 10\) integer"):
+        enc(ids.float(), mask)
+
+
+def test_clip_loss_rewards_matching_pairs_and_treats_duplicates_as_positives():
+    same = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    good = torch.where(same, 10.0, -10.0)
+    bad = -good
+    assert clip_loss(good, same) < 0.8 < clip_loss(bad, same)
+    # two identical captions: splitting probability evenly between them is optimal, loss = log 2 per duplicate row
+    assert clip_loss(good, same) == pytest.approx((2 * 2 * torch.log(torch.tensor(2.0)).item()) / 6, abs=1e-3)
+
+
+def test_tiny_clip_learns_something_in_a_few_steps():
+    data = make_shapes(256, seed=0)
+    model = train_tiny_clip(data, steps=25, batch_size=64, lr=3e-3)
+    ids, mask = model.tokenizer.encode(data.captions[:64])
+    with torch.no_grad():
+        logits = model(data.images[:64], ids, mask)
+    same = ids[:, None, :].eq(ids[None, :, :]).all(-1)
+    untrained = TinyCLIP()
+    with torch.no_grad():
+        before = clip_loss(untrained(data.images[:64], ids, mask), same)
+    assert clip_loss(logits, same) < before
+
+
+def test_tiny_clip_scorer_is_differentiable_in_the_pixels():
+    torch.manual_seed(0)
+    scorer = CLIPScorer(TinyCLIP())
+    x = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_()
+    s = scorer.score(x, CAPTION)
+    assert s.shape == (2,) and torch.all(s.abs() <= 100 + 1e-3)
+    s.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="one per image"):
+        scorer.score(x, [CAPTION] * 3)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        scorer.score(x[:, :1], CAPTION)
+
+
+@pytest.fixture
+def small_hf_clip(tmp_path):
+    """A randomly initialised Hugging Face CLIP built from a config, with a tokenizer whose files
+    this test writes (characters only): the real-CLIP code path, offline."""
+    transformers = pytest.importorskip("transformers")
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in string.ascii_lowercase:
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = transformers.CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
+    config = transformers.CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=64, bos_token_id=0, eos_token_id=1,
+                         pad_token_id=1),
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2),
+        projection_dim=16)
+    torch.manual_seed(0)
+    return transformers.CLIPModel(config), tokenizer
+
+
+def test_real_clip_path_with_a_small_random_model(small_hf_clip):
+    model, tokenizer = small_hf_clip
+    scorer = CLIPScorer(model, tokenizer)
+    x = (torch.rand(2, 3, 16, 16) * 2 - 1).requires_grad_()  # resized to the model's 32 px inside
+    s = scorer.score(x, [CAPTION, "a green square on a white background"])
+    assert s.shape == (2,) and torch.isfinite(s).all() and torch.all(s.abs() <= 100 + 1e-3)
+    s.sum().backward()
+    assert x.grad.abs().sum() > 0
+    # the same numbers by hand: CLIP normalisation, then cosine similarity x 100
+    with torch.no_grad():
+        px = torch.nn.functional.interpolate((x + 1) / 2, size=(32, 32), mode="bilinear", align_corners=False)
+        mean = torch.tensor(CLIPScorer.CLIP_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(CLIPScorer.CLIP_STD).view(1, 3, 1, 1)
+        out = model(**tokenizer([CAPTION, "a green square on a white background"], padding=True, return_tensors="pt"),
+                    pixel_values=(px - mean) / std)
+        expected = 100 * (out.image_embeds * out.text_embeds).sum(-1)
+    torch.testing.assert_close(s.detach(), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_hf_model_without_tokenizer_is_refused(small_hf_clip):
+    with pytest.raises(ValueError, match="needs its tokenizer"):
+        CLIPScorer(small_hf_clip[0])
