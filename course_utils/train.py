@@ -59,6 +59,33 @@ def train_classifier(recipe: Recipe, out: Path) -> tuple[Path, dict]:
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
 
 
+def train_judge(recipe: Recipe, out: Path) -> tuple[Path, dict]:
+    from .data import make_shapes
+
+    start = time.perf_counter()
+    model = metrics.train_shapes_judge(make_shapes(20000, seed=0), steps=recipe.train.steps,
+                                       batch_size=recipe.train.batch_size, seed=recipe.train.seed)
+    held_out = make_shapes(2000, seed=1)
+    card = {"held_out_accuracy": metrics.judge_accuracy(model, held_out), "held_out_count": len(held_out),
+            "held_out_seed": 1, "wall_time_s": time.perf_counter() - start}
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, {"name": recipe.name, "kind": "judge"}), card
+
+
+def train_clip(recipe: Recipe, out: Path) -> tuple[Path, dict]:
+    from .data import make_shapes
+    from .models.clip import train_tiny_clip, zero_shot_accuracy
+
+    start = time.perf_counter()
+    model = train_tiny_clip(make_shapes(20000, seed=0), steps=recipe.train.steps, batch_size=recipe.train.batch_size,
+                            lr=recipe.train.lr, seed=recipe.train.seed)
+    held_out = make_shapes(2000, seed=1)
+    card = {"zero_shot_accuracy": zero_shot_accuracy(model, held_out), "zero_shot_captions": 90,
+            "held_out_count": len(held_out), "held_out_seed": 1, "wall_time_s": time.perf_counter() - start}
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, {"name": recipe.name, "kind": "clip"}), card
+
+
 def evaluate_digits(model: DiffusionModel, steps: int = 50, seed: int = 0) -> dict:
     """digits-FID / KID at N = 898 and the class spread, sampling with DDIM."""
     samples = model.sample(metrics.NUM_SAMPLES, steps=steps, generator=torch.Generator().manual_seed(seed))
@@ -68,11 +95,36 @@ def evaluate_digits(model: DiffusionModel, steps: int = 50, seed: int = 0) -> di
             "class_distribution": [round(float(p), 4) for p in metrics.class_distribution(samples)]}
 
 
+def warm_start(unet: UNet, name: str) -> None:
+    """Copy a shipped model's weights into ``unet``; only a class embedding may be new (zeroed)."""
+    tensors, _ = pretrained.load_tensors(name)
+    missing, unexpected = unet.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+                                               strict=False)
+    if unexpected or any(not k.startswith("class_embedding.") for k in missing):
+        raise ValueError(f"{name} does not fit this architecture: missing {missing}, unexpected {unexpected}.")
+    if unet.class_embedding is not None:
+        torch.nn.init.zeros_(unet.class_embedding.weight)
+
+
+def evaluate_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per_class: int = 30, steps: int = 25,
+                       seed: int = 0) -> dict:
+    """Fraction of samples the digit classifier reads as the digit asked for, per guidance scale."""
+    labels = torch.arange(10).repeat_interleave(per_class)
+    out = {}
+    for w in scales:
+        samples = model.sample(len(labels), steps=steps, labels=labels, guidance_scale=w,
+                               generator=torch.Generator().manual_seed(seed))
+        out[f"w={w:g}"] = round(float((metrics.predict_digits(samples) == labels).float().mean()), 4)
+    return {"sampler": f"ddim-{steps}", "n": len(labels), "accuracy": out}
+
+
 def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: bool) -> tuple[Path, dict]:
     if recipe.dataset != "digits":
         raise NotImplementedError(f"dataset {recipe.dataset!r} has no training entry yet.")
     images, labels = load_digits()
     unet = UNet(get_unet_config(recipe.arch))
+    if recipe.init_from is not None:
+        warm_start(unet, recipe.init_from)
     schedule = get_schedule(recipe.schedule)
     result = train(unet, images, schedule, recipe.train, labels=labels if recipe.conditioning == "class" else None,
                    device=device, checkpoint_path=out / f"{recipe.name}.train.safetensors", progress=progress)
@@ -84,6 +136,8 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
     card = {"steps": result.step, "wall_time_s": result.wall_time_s, "images_per_s": result.images_per_s,
             "final_loss": result.losses[-1][1] if result.losses else None, "parameters": unet.num_parameters()}
     card["metric"] = evaluate_digits(model)
+    if recipe.conditioning == "class":
+        card["adherence"] = evaluate_adherence(model)
     tensors = {f"model.{k}": v for k, v in ema.state_dict().items()}
     meta = {"name": recipe.name, "kind": "diffusion", "model_config": ema.config.to_dict(), "schedule": recipe.schedule,
             "prediction_type": recipe.train.prediction_type, "losses": result.losses}
@@ -134,11 +188,15 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if recipe.kind == "classifier":
         weights, card = train_classifier(recipe, args.out)
+    elif recipe.kind == "judge":
+        weights, card = train_judge(recipe, args.out)
+    elif recipe.kind == "clip":
+        weights, card = train_clip(recipe, args.out)
     else:
         weights, card = train_diffusion(recipe, args.out, device, progress=not args.no_progress)
     train_config = asdict(recipe.train)
-    if recipe.kind == "classifier":  # its own optimiser settings live in train_digit_classifier
-        train_config = {k: train_config[k] for k in ("steps", "batch_size", "seed")}
+    if recipe.kind in ("classifier", "judge", "clip"):  # their own optimiser settings live in train_digit_classifier
+        train_config = {k: train_config[k] for k in ("steps", "batch_size", "lr", "seed")}
     card |= {"recipe": recipe.name, "train_config": train_config, "device": _device_name(device),
              "torch": torch.__version__, "date": datetime.date.today().isoformat()}
     print(write_card(recipe, card, args.out).read_text())

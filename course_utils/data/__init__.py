@@ -10,7 +10,7 @@
 
 from .digits import load_digits
 from .mnist import load_mnist, read_idx
-from .shapes import BACKGROUNDS, COLORS, SHAPES, ShapesDataset, make_shapes
+from .shapes import BACKGROUNDS, COLORS, SHAPES, ShapesDataset, caption, make_shapes, parse_caption
 from .toy2d import TOY_DATASETS, gaussian_mixture_params, make_toy2d
 
 __all__ = [
@@ -19,10 +19,12 @@ __all__ = [
     "SHAPES",
     "TOY_DATASETS",
     "ShapesDataset",
+    "caption",
     "gaussian_mixture_params",
     "load_digits",
     "load_mnist",
     "make_shapes",
+    "parse_caption",
     "make_toy2d",
     "read_idx",
 ]

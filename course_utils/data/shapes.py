@@ -52,6 +52,22 @@ def caption(shape: str, color: str, background: str) -> str:
     return f"a {color} {shape} on a {background} background"
 
 
+def parse_caption(text: str) -> tuple[int, int, int]:
+    """``"a red circle on a blue background"`` -> ``(shape, color, background)`` indices.
+
+    Only captions of that exact form are understood; anything else is refused with the words
+    that are accepted.
+    """
+    words = str(text).strip().lower().split()
+    names = list(COLORS)
+    ok = (len(words) == 7 and words[0] == "a" and words[3:5] == ["on", "a"] and words[6] == "background"
+          and words[1] in COLORS and words[2] in SHAPES and words[5] in COLORS)
+    if not ok:
+        raise ValueError(f"cannot read {text!r}: captions look like 'a <color> <shape> on a <color> background' "
+                         f"with color one of {names} and shape one of {list(SHAPES)}.")
+    return SHAPES.index(words[2]), names.index(words[1]), names.index(words[5])
+
+
 def _masks(shape_idx: np.ndarray, cx, cy, r, size: int) -> np.ndarray:
     """Coverage in [0, 1] of each shape over a ``size x size`` grid: ``(N, size, size)``."""
     s = size * SUPERSAMPLE

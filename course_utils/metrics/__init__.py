@@ -16,6 +16,7 @@ import torch
 
 from .classifier import FEATURE_DIM, DigitClassifier, accuracy, train_digit_classifier
 from .frechet import frechet_distance, gaussian_stats, kernel_inception_distance
+from .shapes_judge import ShapesJudge, judge_accuracy, train_shapes_judge
 
 NUM_SAMPLES = 898  # size of the smaller real half: every digits-FID is measured at this N
 SPLIT_SEED = 1234
@@ -97,7 +98,35 @@ def class_distribution(images: torch.Tensor) -> np.ndarray:
     return np.bincount(predict_digits(images).numpy(), minlength=10) / len(images)
 
 
+@lru_cache(maxsize=1)
+def shapes_judge() -> ShapesJudge:
+    """The shipped shapes judge (CPU, eval mode)."""
+    from .. import pretrained
+
+    return pretrained.load("shapes-judge", device="cpu")
+
+
+def prompt_adherence(images: torch.Tensor, prompts) -> dict[str, float]:
+    """How often generated shapes show what their prompts ask for, as read by the shapes judge.
+
+    ``images``: ``(N, 3, 32, 32)`` in [-1, 1]; ``prompts``: one caption or N captions. Returns the
+    fraction right per attribute (``shape``, ``color``, ``background``) and ``all`` three at once.
+    """
+    from ..data.shapes import parse_caption
+
+    prompts = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
+    if len(prompts) != len(images):
+        raise ValueError(f"give one prompt or one per image: {len(prompts)} prompts for {len(images)} images.")
+    wanted = torch.tensor([parse_caption(p) for p in prompts])  # (N, 3)
+    read = shapes_judge().read(images.float().cpu())
+    hits = torch.stack([read["shape"], read["color"], read["background"]], 1) == wanted  # (N, 3)
+    out = {k: float(hits[:, i].float().mean()) for i, k in enumerate(("shape", "color", "background"))}
+    out["all"] = float(hits.all(1).float().mean())
+    return out
+
+
 __all__ = [
+    "ShapesJudge", "judge_accuracy", "prompt_adherence", "shapes_judge", "train_shapes_judge",
     "FEATURE_DIM", "NUM_SAMPLES", "DigitClassifier", "accuracy", "class_distribution", "digit_classifier",
     "digits_fid", "digits_kid", "features", "floor", "frechet_distance", "gaussian_stats",
     "kernel_inception_distance", "predict_digits", "reference_split", "train_digit_classifier",

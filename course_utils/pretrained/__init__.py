@@ -71,6 +71,20 @@ def load(name: str, device: str | torch.device | None = None):
         model = DigitClassifier()
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         return model.to(device).eval()
+    if entry["kind"] == "judge":
+        from ..metrics.shapes_judge import ShapesJudge
+
+        tensors, _ = load_tensors(name)
+        model = ShapesJudge()
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        return model.to(device).eval()
+    if entry["kind"] == "clip":
+        from ..models.clip import TinyCLIP
+
+        tensors, _ = load_tensors(name)
+        model = TinyCLIP()
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        return model.to(device).eval()
     raise CheckpointError(f"unknown checkpoint kind {entry['kind']!r} in the manifest.")
 
 

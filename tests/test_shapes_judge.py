@@ -1,0 +1,51 @@
+"""The shapes judge: reading captions back from images, and prompt adherence."""
+
+import pytest
+import torch
+
+from course_utils.data import make_shapes, parse_caption
+from course_utils.data.shapes import COLORS, SHAPES, caption
+from course_utils.metrics.shapes_judge import ShapesJudge, _degrade, judge_accuracy
+
+
+def test_parse_caption_inverts_caption():
+    for s, shape in enumerate(SHAPES):
+        for c, color in enumerate(COLORS):
+            for b, bg in enumerate(COLORS):
+                if b != c:
+                    assert parse_caption(caption(shape, color, bg)) == (s, c, b)
+
+
+@pytest.mark.parametrize("bad", ["a red circle", "a pink circle on a blue background", "red circle on blue", ""])
+def test_parse_caption_refuses_what_it_cannot_read(bad):
+    with pytest.raises(ValueError, match="captions look like"):
+        parse_caption(bad)
+
+
+def test_judge_shapes_and_errors():
+    judge = ShapesJudge().eval()
+    x = make_shapes(4, seed=0).images
+    out = judge(x)
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"shape": (4, 3), "color": (4, 6), "background": (4, 6)}
+    assert len(judge.captions(x)) == 4 and all(c.startswith("a ") for c in judge.captions(x))
+    with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\)"):
+        judge(torch.zeros(2, 1, 16, 16))
+
+
+def test_degrade_stays_in_range_and_changes_images():
+    x = make_shapes(16, seed=0).images
+    y = _degrade(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1 and not torch.equal(x, y)
+
+
+def test_judge_accuracy_counts_all_three():
+    data = make_shapes(8, seed=0)
+
+    class Oracle(ShapesJudge):
+        def read(self, x):
+            wrong_shape = data.shape.clone()
+            wrong_shape[0] = (wrong_shape[0] + 1) % 3
+            return {"shape": wrong_shape, "color": data.color, "background": data.background}
+
+    acc = judge_accuracy(Oracle(), data)
+    assert acc["shape"] == acc["all"] == pytest.approx(7 / 8) and acc["color"] == acc["background"] == 1.0
