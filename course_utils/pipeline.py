@@ -23,11 +23,15 @@ class DiffusionModel:
         info: the manifest entry (for ``repr`` and cards).
     """
 
-    def __init__(self, unet: UNet, schedule: NoiseSchedule, prediction_type: str = "epsilon", info: dict | None = None):
+    def __init__(self, unet: UNet, schedule: NoiseSchedule, prediction_type: str = "epsilon", info: dict | None = None,
+                 text_encoder=None):
         self.unet = unet.eval()
         self.schedule = schedule
         self.prediction_type = prediction_type
         self.info = info or {}
+        self.text_encoder = text_encoder  # a TinyCLIP (its token_states) for a text-conditioned model
+        if self.info.get("conditioning") == "text" and text_encoder is None:
+            raise ValueError("a text-conditioned model needs its text_encoder (the TinyCLIP it was trained with).")
 
     @classmethod
     def from_checkpoint(cls, name: str, device: torch.device) -> "DiffusionModel":
@@ -37,7 +41,9 @@ class DiffusionModel:
         tensors, meta = pretrained.load_tensors(name)
         unet = UNet(UNetConfig.from_dict(meta["model_config"]))
         unet.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        return cls(unet.to(device), get_schedule(meta["schedule"]), meta.get("prediction_type", "epsilon"), entry)
+        text_encoder = pretrained.load(meta["text_encoder"], device) if meta.get("text_encoder") else None
+        return cls(unet.to(device), get_schedule(meta["schedule"]), meta.get("prediction_type", "epsilon"), entry,
+                   text_encoder)
 
     @property
     def device(self) -> torch.device:
@@ -86,18 +92,38 @@ class DiffusionModel:
             DDPMSampler(self.schedule, prediction_type=self.prediction_type)
         s.set_timesteps(steps)  # once: the samplers keep no per-sample state between steps
         w = 1.0 if guidance_scale is None else guidance_scale
-        denoiser = self.unet if w == 1.0 else ClassifierFreeGuidance(self.unet, w)
+        text = self._text(prompts, n, w) if cond == "text" else None
+        if text is not None and w != 1.0:
+            denoiser = ClassifierFreeGuidance(self.unet, w, null_context=text[2], null_mask=text[3])
+        else:
+            denoiser = self.unet if w == 1.0 else ClassifierFreeGuidance(self.unet, w)
         out = []
         for lo in range(0, n, batch_size):
             m = min(batch_size, n - lo)
             x = torch.randn((m, cfg.in_channels, cfg.sample_size, cfg.sample_size), generator=generator).to(self.device)
             kw = {"eta": eta} if sampler == "ddim" else {}
-            cond_kw = {} if label_tensor is None else {"class_labels": label_tensor[lo:lo + m].to(self.device)}
+            cond_kw = {}
+            if label_tensor is not None:
+                cond_kw["class_labels"] = label_tensor[lo:lo + m].to(self.device)
+            if text is not None:
+                cond_kw["encoder_hidden_states"] = text[0][lo:lo + m]
+                cond_kw["encoder_attention_mask"] = text[1][lo:lo + m]
             for t in s.timesteps:
                 eps = denoiser(x, t.to(self.device), **cond_kw).float()
                 x = s.step(eps, int(t), x, generator=generator, **kw).prev_sample
             out.append(x.clamp(-1, 1).cpu())
         return torch.cat(out)
+
+    @torch.no_grad()
+    def _text(self, prompts, n: int, w: float):
+        """Token states and masks of the prompts (the empty prompt when there are none), and of ""."""
+        prompts = [""] * n if prompts is None else [prompts] * n if isinstance(prompts, str) else list(prompts)
+        if len(prompts) != n:
+            raise ValueError(f"give one prompt or n = {n} prompts, got {len(prompts)}.")
+        states, masks = self.text_encoder.token_states(prompts)  # (n, L, D), (n, L)
+        null_states, null_masks = self.text_encoder.token_states([""])  # (1, L, D), (1, L)
+        dev = self.device
+        return states.to(dev), masks.to(dev), null_states.to(dev), null_masks.to(dev)
 
     def _labels(self, labels, n: int) -> torch.Tensor:
         """An int or ``n`` ints, each a class in [0, num_classes - 1], as an ``(n,)`` long tensor."""

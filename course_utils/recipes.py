@@ -25,6 +25,7 @@ class Recipe:
     # Start from a shipped checkpoint of the same architecture; layers it lacks (a class
     # embedding) start at zero, so step 0 reproduces that model exactly.
     init_from: str | None = None
+    text_encoder: str | None = None  # the shipped TinyCLIP whose frozen token states condition the model
 
 
 RECIPES: dict[str, Recipe] = {
@@ -42,6 +43,14 @@ RECIPES: dict[str, Recipe] = {
                           label_dropout=0.1, checkpoint_every=250, seed=0),
         description="Class-conditional DDPM on the digits: digits-ddpm plus a label embedding (10 digits and a "
                     "learned null label), fine-tuned with 10% of labels dropped, for classifier-free guidance.",
+    ),
+    "shapes-text": Recipe(
+        name="shapes-text", kind="diffusion", dataset="shapes", arch="shapes-text", method="ddpm",
+        conditioning="text", schedule="cosine", text_encoder="tiny-clip",
+        train=TrainConfig(steps=3000, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.999,
+                          label_dropout=0.1, checkpoint_every=250, seed=0),
+        description="Text-conditioned DDPM on 20,000 32x32 shapes: cross-attention to the frozen tiny-clip text "
+                    "encoder's token states, 10% of captions replaced by the empty prompt (for guidance).",
     ),
     "digit-classifier": Recipe(
         name="digit-classifier", kind="classifier", dataset="digits", arch="digit-classifier", method="classifier",

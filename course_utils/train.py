@@ -118,30 +118,69 @@ def evaluate_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per_class:
     return {"sampler": f"ddim-{steps}", "n": len(labels), "accuracy": out}
 
 
+def _training_data(recipe: Recipe):
+    """Images, the labels train() conditions on (class or caption index), and the text encoder."""
+    if recipe.dataset == "digits":
+        images, labels = load_digits()
+        return images, (labels if recipe.conditioning == "class" else None), None, None
+    if recipe.dataset == "shapes":
+        from .data import make_shapes
+        from .models.text_unet import caption_table
+
+        data = make_shapes(20000, seed=0)
+        if recipe.conditioning != "text":
+            return data.images, None, None, None
+        clip = pretrained.load(recipe.text_encoder, device="cpu")
+        _, index, states, masks = caption_table(clip, data.captions)
+        return data.images, index, clip, (states, masks)
+    raise NotImplementedError(f"dataset {recipe.dataset!r} has no training entry yet.")
+
+
 def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: bool) -> tuple[Path, dict]:
-    if recipe.dataset != "digits":
-        raise NotImplementedError(f"dataset {recipe.dataset!r} has no training entry yet.")
-    images, labels = load_digits()
+    from .models.text_unet import CaptionConditionedUNet
+
+    images, labels, clip, table = _training_data(recipe)
     unet = UNet(get_unet_config(recipe.arch))
     if recipe.init_from is not None:
         warm_start(unet, recipe.init_from)
+    net = CaptionConditionedUNet(unet, *table) if table is not None else unet
     schedule = get_schedule(recipe.schedule)
-    result = train(unet, images, schedule, recipe.train, labels=labels if recipe.conditioning == "class" else None,
-                   device=device, checkpoint_path=out / f"{recipe.name}.train.safetensors", progress=progress)
+    result = train(net, images, schedule, recipe.train, labels=labels, device=device,
+                   checkpoint_path=out / f"{recipe.name}.train.safetensors", progress=progress)
     if result.interrupted:
         raise KeyboardInterrupt(f"training stopped at step {result.step}; rerun the same command to resume.")
     ema = result.ema_model.to(device).eval()
+    ema = ema.unet if table is not None else ema
     model = DiffusionModel(ema, schedule, recipe.train.prediction_type,
-                           {"name": recipe.name, "conditioning": recipe.conditioning})
+                           {"name": recipe.name, "conditioning": recipe.conditioning},
+                           text_encoder=clip.to(device) if clip is not None else None)
     card = {"steps": result.step, "wall_time_s": result.wall_time_s, "images_per_s": result.images_per_s,
             "final_loss": result.losses[-1][1] if result.losses else None, "parameters": unet.num_parameters()}
-    card["metric"] = evaluate_digits(model)
+    if recipe.dataset == "digits":
+        card["metric"] = evaluate_digits(model)
     if recipe.conditioning == "class":
         card["adherence"] = evaluate_adherence(model)
+    if recipe.conditioning == "text":
+        card["adherence"] = evaluate_prompt_adherence(model)
     tensors = {f"model.{k}": v for k, v in ema.state_dict().items()}
     meta = {"name": recipe.name, "kind": "diffusion", "model_config": ema.config.to_dict(), "schedule": recipe.schedule,
-            "prediction_type": recipe.train.prediction_type, "losses": result.losses}
+            "prediction_type": recipe.train.prediction_type, "losses": result.losses,
+            "text_encoder": recipe.text_encoder}
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
+
+
+def evaluate_prompt_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per_caption: int = 2, steps: int = 25,
+                              seed: int = 0) -> dict:
+    """How often the shapes judge reads back the prompt, over all 90 captions, per guidance scale."""
+    from .models.clip import all_captions
+
+    prompts = [c for c in all_captions() for _ in range(per_caption)]
+    out = {}
+    for w in scales:
+        samples = model.sample(len(prompts), steps=steps, prompts=prompts, guidance_scale=w,
+                               generator=torch.Generator().manual_seed(seed))
+        out[f"w={w:g}"] = {k: round(v, 4) for k, v in metrics.prompt_adherence(samples, prompts).items()}
+    return {"sampler": f"ddim-{steps}", "n": len(prompts), "judge": "shapes-judge", "adherence": out}
 
 
 def write_card(recipe: Recipe, card: dict, out: Path) -> Path:
