@@ -67,7 +67,10 @@ class DiffusionModel:
         Args:
             steps: sampler steps (default: 50 for DDIM, all T for DDPM).
             generator: a CPU ``torch.Generator`` fixes every random draw.
-            labels, prompts, guidance_scale: conditioning; only for conditional models.
+            labels, prompts: the condition (class-conditional models: an int or n ints; text models:
+                one prompt or n prompts). None: the unconditional model (null label / empty prompt).
+            guidance_scale: classifier-free guidance ``w`` in [0, 50]; None: the model's default
+                (``info["default_guidance_scale"]``) when a condition is given.
             sampler: ``"ddim"`` (deterministic with ``eta = 0``) or ``"ddpm"``.
         """
         n = check_positive_int("n", n)
@@ -81,6 +84,8 @@ class DiffusionModel:
         if labels is not None and cond != "class":
             raise ValueError("labels need a class-conditioned model (info(name)['conditioning'] == 'class').")
         label_tensor = self._labels(labels, n) if labels is not None else None
+        if guidance_scale is None and (label_tensor is not None or prompts is not None):
+            guidance_scale = self.info.get("default_guidance_scale")  # None: the plain conditional model
         if guidance_scale is not None:
             guidance_scale = check_guidance_scale(guidance_scale)
             if label_tensor is None and prompts is None:
@@ -113,6 +118,43 @@ class DiffusionModel:
                 x = s.step(eps, int(t), x, generator=generator, **kw).prev_sample
             out.append(x.clamp(-1, 1).cpu())
         return torch.cat(out)
+
+    @torch.no_grad()
+    def attention_maps(self, prompts, steps: int = 25, guidance_scale: float | None = None,
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[int, torch.Tensor], list]:
+        """Sample ``prompts`` and record where each image position looked in the text, per resolution.
+
+        Returns ``(images (B, C, H, W), maps, tokens)``: ``maps[r]`` is ``(B, L, r, r)``, the
+        cross-attention weights of the conditional pass averaged over heads, over every
+        cross-attention layer at resolution ``r`` and over all sampling steps; ``tokens[b]`` names
+        the ``L`` tokens of prompt ``b`` (``<bos>``, words, ``<eos>``, padding).
+        """
+        if self.info.get("conditioning") != "text":
+            raise ValueError("attention maps need a text-conditioned model (info(name)['conditioning'] == 'text').")
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        sums: dict[int, torch.Tensor] = {}
+        layers = [m for m in self.unet.modules() if type(m).__name__ == "CrossAttention2d"]
+        b = len(prompts)
+
+        def collect(module, inputs, output):
+            att = module.last_attention[:b]  # conditional half only: (B, heads, HW, L)
+            side = int(round(att.shape[2] ** 0.5))
+            m = att.mean(1).transpose(1, 2).reshape(b, att.shape[-1], side, side)  # (B, L, r, r)
+            sums[side] = sums.get(side, 0) + m.float().cpu()
+
+        hooks = [m.register_forward_hook(collect) for m in layers]
+        self.unet.store_attention(True)
+        try:
+            images = self.sample(b, steps=steps, prompts=prompts, guidance_scale=guidance_scale, generator=generator)
+        finally:
+            self.unet.store_attention(False)
+            for h in hooks:
+                h.remove()
+        ids, _ = self.text_encoder.tokenizer.encode(prompts)
+        tokens = [[self.text_encoder.tokenizer.vocab[i] for i in row.tolist()] for row in ids]
+        # Each position's weights sum to 1 over the L tokens, so renormalising the sums is the average.
+        maps = {r: v / v.sum(1, keepdim=True).clamp_min(1e-12) for r, v in sums.items()}
+        return images, maps, tokens
 
     @torch.no_grad()
     def _text(self, prompts, n: int, w: float):

@@ -26,6 +26,7 @@ class Recipe:
     # embedding) start at zero, so step 0 reproduces that model exactly.
     init_from: str | None = None
     text_encoder: str | None = None  # the shipped TinyCLIP whose frozen token states condition the model
+    default_guidance_scale: float | None = None  # what sample() uses when given a condition but no scale
 
 
 RECIPES: dict[str, Recipe] = {
@@ -38,17 +39,17 @@ RECIPES: dict[str, Recipe] = {
     ),
     "digits-class": Recipe(
         name="digits-class", kind="diffusion", dataset="digits", arch="digits-class", method="ddpm",
-        conditioning="class", schedule="cosine", init_from="digits-ddpm",
-        train=TrainConfig(steps=2500, batch_size=128, lr=2e-4, warmup_steps=100, ema_decay=0.999,
-                          label_dropout=0.1, checkpoint_every=250, seed=0),
+        conditioning="class", schedule="cosine", init_from="digits-ddpm", default_guidance_scale=3.0,
+        train=TrainConfig(steps=1500, batch_size=128, lr=2e-4, warmup_steps=100, ema_decay=0.998,
+                          label_dropout=0.1, checkpoint_every=100, seed=0),
         description="Class-conditional DDPM on the digits: digits-ddpm plus a label embedding (10 digits and a "
                     "learned null label), fine-tuned with 10% of labels dropped, for classifier-free guidance.",
     ),
     "shapes-text": Recipe(
         name="shapes-text", kind="diffusion", dataset="shapes", arch="shapes-text", method="ddpm",
-        conditioning="text", schedule="cosine", text_encoder="tiny-clip",
+        conditioning="text", schedule="cosine", text_encoder="tiny-clip", default_guidance_scale=3.0,
         train=TrainConfig(steps=3000, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.999,
-                          label_dropout=0.1, checkpoint_every=250, seed=0),
+                          label_dropout=0.1, checkpoint_every=100, seed=0),
         description="Text-conditioned DDPM on 20,000 32x32 shapes: cross-attention to the frozen tiny-clip text "
                     "encoder's token states, 10% of captions replaced by the empty prompt (for guidance).",
     ),

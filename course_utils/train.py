@@ -152,7 +152,8 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
     ema = result.ema_model.to(device).eval()
     ema = ema.unet if table is not None else ema
     model = DiffusionModel(ema, schedule, recipe.train.prediction_type,
-                           {"name": recipe.name, "conditioning": recipe.conditioning},
+                           {"name": recipe.name, "conditioning": recipe.conditioning,
+                            "default_guidance_scale": recipe.default_guidance_scale},
                            text_encoder=clip.to(device) if clip is not None else None)
     card = {"steps": result.step, "wall_time_s": result.wall_time_s, "images_per_s": result.images_per_s,
             "final_loss": result.losses[-1][1] if result.losses else None, "parameters": unet.num_parameters()}
@@ -201,7 +202,8 @@ def install(recipe: Recipe, weights: Path, card: dict) -> None:
     manifest[recipe.name] = {"name": recipe.name, "file": weights.name, "sha256": sha256_file(target),
                              "kind": recipe.kind, "dataset": recipe.dataset, "method": recipe.method,
                              "arch": recipe.arch, "conditioning": recipe.conditioning, "schedule": recipe.schedule,
-                             "description": recipe.description, "card": card}
+                             "description": recipe.description, "card": card,
+                             "default_guidance_scale": recipe.default_guidance_scale}
     fd, tmp = tempfile.mkstemp(dir=pretrained.HERE, suffix=".json.tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)

@@ -77,3 +77,16 @@ def test_bad_prompts_are_refused(text_model, kw, match):
 def test_text_model_needs_its_encoder(parts):
     with pytest.raises(ValueError, match="text_encoder"):
         DiffusionModel(parts[1], get_schedule("cosine", 100), info={"conditioning": "text"})
+
+
+def test_attention_maps_of_a_sampling_run(text_model):
+    images, maps, tokens = text_model.attention_maps(CAPS, steps=3, guidance_scale=2.0,
+                                                     generator=torch.Generator().manual_seed(0))
+    assert images.shape == (2, 3, 16, 16)
+    assert set(maps) == {8}  # this U-Net cross-attends at its 8x8 level only
+    assert maps[8].shape == (2, 10, 8, 8)
+    torch.testing.assert_close(maps[8].sum(1), torch.ones(2, 8, 8))  # a distribution over tokens per pixel
+    assert tokens[0][:4] == ["<bos>", "a", "red", "circle"] and tokens[0][-1] == "<pad>"
+    assert maps[8][:, 9].abs().max() < 1e-6  # padding gets no attention
+    flags = [m.store_attention for m in text_model.unet.modules() if isinstance(getattr(m, "store_attention", None), bool)]
+    assert flags and not any(flags)  # switched off again after the run

@@ -98,6 +98,32 @@ def class_distribution(images: torch.Tensor) -> np.ndarray:
     return np.bincount(predict_digits(images).numpy(), minlength=10) / len(images)
 
 
+def class_adherence(images: torch.Tensor, labels) -> float:
+    """Fraction of digits the classifier reads as the label they were drawn for."""
+    labels = torch.as_tensor(labels).long().expand(len(images))
+    return float((predict_digits(images) == labels).float().mean())
+
+
+def within_class_diversity(images: torch.Tensor, labels) -> float:
+    """Mean distance of each digit's classifier features to its class mean, averaged over classes.
+
+    Zero if every sample of a class is the same image; all 1,797 real digits score 1.77. Classes
+    with fewer than two samples are skipped.
+    """
+    labels = torch.as_tensor(labels).long().expand(len(images))
+    f = features(images)  # (N, 64)
+    spreads = [(f[labels == k] - f[labels == k].mean(0)).norm(dim=1).mean() for k in labels.unique()
+               if int((labels == k).sum()) > 1]
+    if not spreads:
+        raise ValueError("within_class_diversity needs at least two samples of some class.")
+    return float(torch.stack(spreads).mean())
+
+
+def saturation(images: torch.Tensor, threshold: float = 0.98) -> float:
+    """Fraction of pixels within ``1 - threshold`` of the ends of [-1, 1]: over-guided samples pile up there."""
+    return float((images.abs() >= threshold).float().mean())
+
+
 @lru_cache(maxsize=1)
 def shapes_judge() -> ShapesJudge:
     """The shipped shapes judge (CPU, eval mode)."""
@@ -126,6 +152,7 @@ def prompt_adherence(images: torch.Tensor, prompts) -> dict[str, float]:
 
 
 __all__ = [
+    "class_adherence", "saturation", "within_class_diversity",
     "ShapesJudge", "judge_accuracy", "prompt_adherence", "shapes_judge", "train_shapes_judge",
     "FEATURE_DIM", "NUM_SAMPLES", "DigitClassifier", "accuracy", "class_distribution", "digit_classifier",
     "digits_fid", "digits_kid", "features", "floor", "frechet_distance", "gaussian_stats",
