@@ -236,8 +236,9 @@ def main(argv=None) -> None:
     else:
         weights, card = train_diffusion(recipe, args.out, device, progress=not args.no_progress)
     train_config = asdict(recipe.train)
-    if recipe.kind in ("classifier", "judge", "clip"):  # their own optimiser settings live in train_digit_classifier
-        train_config = {k: train_config[k] for k in ("steps", "batch_size", "lr", "seed")}
+    if recipe.kind in ("classifier", "judge", "clip"):  # their own loops: record only what they use
+        used = ("steps", "batch_size", "lr", "seed") if recipe.kind == "clip" else ("steps", "batch_size", "seed")
+        train_config = {k: train_config[k] for k in used}
     card |= {"recipe": recipe.name, "train_config": train_config, "device": _device_name(device),
              "torch": torch.__version__, "date": datetime.date.today().isoformat()}
     print(write_card(recipe, card, args.out).read_text())

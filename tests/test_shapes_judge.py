@@ -49,3 +49,16 @@ def test_judge_accuracy_counts_all_three():
 
     acc = judge_accuracy(Oracle(), data)
     assert acc["shape"] == acc["all"] == pytest.approx(7 / 8) and acc["color"] == acc["background"] == 1.0
+
+
+def test_shipped_judge_reads_held_out_real_shapes():
+    from course_utils import metrics
+
+    data = make_shapes(600, seed=7)  # neither the training seed (0) nor the card's held-out seed (1)
+    acc = judge_accuracy(metrics.shapes_judge(), data)
+    assert acc["all"] >= 0.98, acc
+    assert metrics.prompt_adherence(data.images, data.captions)["all"] >= 0.98
+    shuffled = data.captions[1:] + data.captions[:1]
+    assert metrics.prompt_adherence(data.images, shuffled)["all"] < 0.2  # it reads images, not captions
+    with pytest.raises(ValueError, match="one per image"):
+        metrics.prompt_adherence(data.images, data.captions[:3])
