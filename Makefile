@@ -36,7 +36,7 @@ unit: setup
 # Every learner and solution notebook, top to bottom, in fast mode. COURSE_STRICT_CHECKS turns an
 # exercise checker's "incorrect" into an error, so a wrong reference answer fails the run.
 nbval: setup
-	COURSE_MODE=fast COURSE_STRICT_CHECKS=1 MPLBACKEND=agg $(OFFLINE) $(PY) -m pytest --nbval-lax notebooks solutions
+	COURSE_MODE=fast COURSE_STRICT_CHECKS=1 MPLBACKEND=agg $(OFFLINE) $(PY) -m pytest --nbval-lax --nbval-cell-timeout=600 notebooks solutions
 
 # The widget tests again, against ipywidgets 7.7 (Colab) instead of .venv's 8.x (JupyterLab 4).
 $(WIDGETS7)/.installed: | $(STAMP)

@@ -76,24 +76,44 @@ def offline_badges(page: str) -> str:
                   'Open in Colab</span>', page)
 
 
-def execute(path: Path, mode: str, timeout: int) -> tuple[nbformat.NotebookNode, float]:
-    """Run a notebook in a scratch folder with ``COURSE_MODE=mode``; return it and the seconds taken."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+CELL_TIMEOUT_S = {"fast": 600, "cpu": 3600, "full": 3600}  # a cell longer than this counts as hung
 
-    nb = nbformat.read(path, as_version=4)
+
+def execute(path: Path, mode: str, timeout: int | None = None) -> tuple[nbformat.NotebookNode, float]:
+    """Run a notebook in a scratch folder with ``COURSE_MODE=mode``; return it and the seconds taken.
+
+    The kernel talks over Unix sockets in that folder (no TCP). A cell that outlives its timeout
+    (a lost kernel message was seen once on a heavily loaded machine) gets one more try with a
+    fresh kernel before the build fails.
+    """
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
     os.environ["COURSE_MODE"] = mode  # the kernel inherits this process's environment
     os.environ.pop("MPLBACKEND", None)  # draw inline, as for a learner
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    with tempfile.TemporaryDirectory(prefix=f"book-{path.stem}-") as work:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
-                                resources={"metadata": {"path": work}})
-        start = time.perf_counter()
-        try:
-            client.execute()
-        except CellExecutionError as exc:
-            raise BookError(f"{path.relative_to(ROOT)} failed in {mode} mode:\n{exc}") from None
-    return nb, time.perf_counter() - start
+    timeout = timeout or CELL_TIMEOUT_S[mode]
+    for attempt in (1, 2):
+        nb = nbformat.read(path, as_version=4)
+        with tempfile.TemporaryDirectory(prefix=f"book-{path.stem}-") as work:
+            km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(work) / "kernel"))
+            client = NotebookClient(nb, km=km, timeout=timeout, store_widget_state=True,
+                                    resources={"metadata": {"path": work}})
+            start = time.perf_counter()
+            try:
+                client.execute()
+                return nb, time.perf_counter() - start
+            except CellTimeoutError as exc:
+                if attempt == 2:
+                    raise BookError(f"{path.relative_to(ROOT)}: a cell ran past {timeout} s twice:\n{exc}") from None
+                print(f"{path.relative_to(ROOT)}: a cell ran past {timeout} s; retrying with a fresh kernel", flush=True)
+            except CellExecutionError as exc:
+                raise BookError(f"{path.relative_to(ROOT)} failed in {mode} mode:\n{exc}") from None
+            finally:
+                if km.has_kernel:  # the client does not stop a kernel it was handed
+                    km.shutdown_kernel(now=True)
+    raise AssertionError("unreachable")
 
 
 def nav_bar(entry: Entry, folder: str, series: list[Entry]) -> str:
@@ -188,7 +208,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "book")
     parser.add_argument("--mode", default=os.environ.get("COURSE_MODE", "fast"), choices=["fast", "cpu", "full"])
     parser.add_argument("--only", nargs="*", default=None, help="notebook numbers to render (default: all)")
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help="seconds a cell may take (default: 600 in fast mode, 3600 otherwise)")
     args = parser.parse_args(argv)
 
     series = read_series((ROOT / "README.md").read_text())
