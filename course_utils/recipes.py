@@ -40,7 +40,7 @@ RECIPES: dict[str, Recipe] = {
     "digits-class": Recipe(
         name="digits-class", kind="diffusion", dataset="digits", arch="digits-class", method="ddpm",
         conditioning="class", schedule="cosine", init_from="digits-ddpm", default_guidance_scale=3.0,
-        train=TrainConfig(steps=1500, batch_size=128, lr=2e-4, warmup_steps=100, ema_decay=0.998,
+        train=TrainConfig(steps=800, batch_size=128, lr=2e-4, warmup_steps=50, ema_decay=0.995,
                           label_dropout=0.1, checkpoint_every=100, seed=0),
         description="Class-conditional DDPM on the digits: digits-ddpm plus a label embedding (10 digits and a "
                     "learned null label), fine-tuned with 10% of labels dropped, for classifier-free guidance.",
@@ -48,7 +48,7 @@ RECIPES: dict[str, Recipe] = {
     "shapes-text": Recipe(
         name="shapes-text", kind="diffusion", dataset="shapes", arch="shapes-text", method="ddpm",
         conditioning="text", schedule="cosine", text_encoder="tiny-clip", default_guidance_scale=3.0,
-        train=TrainConfig(steps=3000, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.999,
+        train=TrainConfig(steps=2000, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.998,
                           label_dropout=0.1, checkpoint_every=100, seed=0),
         description="Text-conditioned DDPM on 20,000 32x32 shapes: cross-attention to the frozen tiny-clip text "
                     "encoder's token states, 10% of captions replaced by the empty prompt (for guidance).",

@@ -133,3 +133,12 @@ def test_real_clip_path_with_a_small_random_model(small_hf_clip):
 def test_hf_model_without_tokenizer_is_refused(small_hf_clip):
     with pytest.raises(ValueError, match="needs its tokenizer"):
         CLIPScorer(small_hf_clip[0])
+
+
+def test_shipped_tiny_clip_names_unseen_shapes_zero_shot():
+    from course_utils import pretrained
+    from course_utils.models.clip import zero_shot_accuracy
+
+    model = pretrained.load("tiny-clip", device="cpu")
+    assert zero_shot_accuracy(model, make_shapes(500, seed=7)) >= 0.95  # 90-way, chance is 1.1%
+    assert pretrained.info("tiny-clip")["card"]["zero_shot_accuracy"] >= 0.95

@@ -77,9 +77,9 @@ UNET_PRESETS: dict[str, UNetConfig] = {
     "digits": UNetConfig(base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention_levels=(1, 2)),
     # class-conditional digits (label embedding + learned null label for classifier-free guidance).
     "digits-class": UNetConfig(base_channels=32, channel_mults=(1, 2, 2), attention_levels=(2,), num_classes=10),
-    # Text-conditioned RGB 32x32 shapes: cross-attention to 64-d text tokens at 16x16 and 8x8.
+    # Text-conditioned RGB 32x32 shapes: self- and cross-attention (to 64-d text tokens) at 8x8.
     "shapes-text": UNetConfig(sample_size=32, in_channels=3, base_channels=32, channel_mults=(1, 2, 2),
-                              attention_levels=(1, 2), context_dim=64),
+                              attention_levels=(2,), context_dim=64),
     # RGB 32x32 shapes.
     "shapes-small": UNetConfig(sample_size=32, in_channels=3, base_channels=32, channel_mults=(1, 2, 2, 2),
                                attention_levels=(3,)),
