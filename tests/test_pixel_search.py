@@ -1,0 +1,173 @@
+"""Pixel search (notebook 01): the score climbs, parametrizations keep their promises, bad input is refused."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils import pixel_search as ps
+from course_utils.data import make_shapes
+from course_utils.models.clip import CLIPScorer, TinyCLIP
+
+PROMPT = "a red circle on a blue background"
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return CLIPScorer(TinyCLIP())  # untrained: its score is still a differentiable function of the pixels
+
+
+@pytest.mark.parametrize("name", ps.PARAMETRIZATIONS)
+def test_score_rises(scorer, name):
+    res = ps.optimize_pixels(scorer, PROMPT, n=2, steps=8, lr=0.05, parametrization=name,
+                             generator=torch.Generator().manual_seed(0), record_every=3)
+    assert res.scores.shape == (9, 2)  # steps + 1 rows: before every step and after the last
+    assert (res.scores[-1] > res.scores[0] + 5).all()  # 100 * cosine rises by more than 0.05 in cosine
+    assert res.snapshot_steps == [0, 3, 6, 8]  # every record_every steps, and the last
+    assert res.snapshots.shape == (4, 2, 3, 32, 32)
+    assert torch.equal(res.snapshots[-1], res.images)
+    assert res.images.min() >= -1 and res.images.max() <= 1
+
+
+def test_same_generator_same_search(scorer):
+    run = lambda: ps.optimize_pixels(scorer, PROMPT, n=1, steps=3, generator=torch.Generator().manual_seed(4))  # noqa: E731
+    assert torch.equal(run().images, run().images)
+
+
+def test_scorer_weights_untouched(scorer):
+    before = {k: v.clone() for k, v in scorer.model.state_dict().items()}
+    ps.optimize_pixels(scorer, PROMPT, n=1, steps=3)
+    assert all(torch.equal(before[k], v) for k, v in scorer.model.state_dict().items())
+    assert all(p.grad is None for p in scorer.model.parameters())
+
+
+def test_initial_pixels_are_uniform():
+    x = torch.tanh(ps.initial_parameters("pixels", 64, torch.Generator().manual_seed(0)))  # (64, 3, 32, 32)
+    # Uniform on [-0.98, 0.98]: mean 0, variance 0.98^2 / 3 = 0.3201; 196,608 draws give errors ~0.002.
+    assert abs(float(x.mean())) < 0.01 and abs(float(x.var()) - 0.98**2 / 3) < 0.01
+    assert float(x.abs().max()) <= 0.98 + 1e-6
+
+
+@pytest.mark.parametrize("name, params", [("pixels", (3, 32, 32)), ("blur", (3, 32, 32)), ("lowres", (3, 8, 8))])
+def test_parametrization_shape_and_range(name, params):
+    assert ps.parameter_shape(name) == params
+    w = 5 * torch.randn(2, *params, generator=torch.Generator().manual_seed(1))  # large w: tanh saturates
+    x = ps.to_image(name, w)
+    assert x.shape == (2, 3, 32, 32)
+    assert x.min() >= -1 and x.max() <= 1
+
+
+def test_lowres_has_8x8_degrees_of_freedom():
+    # The map from 3*8*8 = 192 numbers to 3*32*32 = 3,072 pixels has a Jacobian of rank 192 (no less:
+    # every grid value shows; no more: nothing else can), so the images form a 192-dimensional family.
+    w = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(ps.lowres_image, w).reshape(3 * 32 * 32, 3 * 8 * 8)
+    assert int(torch.linalg.matrix_rank(jac)) == 192
+    # A constant grid gives a constant image (bilinear weights sum to 1).
+    assert torch.allclose(ps.lowres_image(torch.full((1, 3, 8, 8), 0.3)), torch.full((1, 3, 32, 32), math.tanh(0.3)))
+
+
+def test_blur_kernel_and_smoothing():
+    k = ps.gaussian_kernel(1.5)
+    assert k.shape == (11,)  # radius ceil(3 * 1.5) = 5
+    assert math.isclose(float(k.sum()), 1.0, rel_tol=1e-6) and torch.equal(k, k.flip(0)) and int(k.argmax()) == 5
+    flat = ps.blur_image(torch.full((1, 3, 32, 32), -0.7))
+    assert torch.allclose(flat, torch.full_like(flat, math.tanh(-0.7)), atol=1e-6)  # reflect padding keeps flat flat
+    # White noise loses most of its variance: for a 1-D kernel sum(k^2) = 0.19, squared for 2-D: 0.035.
+    noise = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    ratio = float(ps.blur_image(noise).var() / torch.tanh(noise).var())
+    assert ratio < 0.1
+    with pytest.raises(ValueError, match="sigma"):
+        ps.gaussian_kernel(0)
+
+
+def test_blur_matrix_equals_reflect_padded_convolution():
+    # The matrix form must be the textbook separable blur: pad by reflection, convolve rows, then columns.
+    w = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    k = ps.gaussian_kernel(1.5)
+    r, x = len(k) // 2, torch.tanh(w)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(3, 1, 1, 1), groups=3)
+    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)
+    assert torch.allclose(ps.blur_image(w), x, atol=1e-6)
+    with pytest.raises(ValueError, match="blur radius"):
+        ps.blur_matrix(4)
+
+
+def test_gradient_ascent_step_raises_the_score(scorer):
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    y = ps.gradient_ascent_step(scorer, PROMPT, x, lr=0.01)
+    assert y.shape == x.shape and not y.requires_grad
+    assert (scorer.score(y, PROMPT) > scorer.score(x, PROMPT)).all()
+    assert ps.gradient_ascent_step(scorer, PROMPT, x, lr=100.0).abs().max() <= 1  # clamped
+
+
+def test_nearest_data_distance():
+    data = make_shapes(50, seed=0).images  # (50, 3, 32, 32)
+    assert torch.allclose(ps.nearest_data_distance(data[:5], data), torch.zeros(5), atol=1e-6)  # its own nearest
+    d, idx = ps.nearest_data(data[7:8] + 0.2, data)  # shift every pixel by 0.2: RMS distance 0.2 to itself
+    assert int(idx) == 7 and math.isclose(float(d), 0.2, rel_tol=1e-4)
+    ref = torch.stack([((data - x).pow(2).mean((1, 2, 3))).min().sqrt() for x in data[:3] * 0.5])
+    assert torch.allclose(ps.nearest_data_distance(data[:3] * 0.5, data), ref, atol=1e-5)
+
+
+def test_real_vs_real_distance_is_smaller_than_noise():
+    data = make_shapes(400, seed=1).images
+    real = ps.real_vs_real_distance(data, 50, torch.Generator().manual_seed(0))
+    noise = ps.nearest_data_distance(torch.rand(50, 3, 32, 32) * 2 - 1, data)
+    assert real.shape == (50,) and (real > 0).all()
+    assert float(real.median()) < 0.5 * float(noise.median())
+
+
+def test_bad_input(scorer):
+    with pytest.raises(ValueError, match="'pixels', 'blur', 'lowres'"):
+        ps.optimize_pixels(scorer, PROMPT, parametrization="fourier")
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        ps.optimize_pixels(scorer, PROMPT, steps=0)
+    with pytest.raises(TypeError, match="steps"):
+        ps.optimize_pixels(scorer, PROMPT, steps=2.5)
+    with pytest.raises(ValueError, match="lr must be positive"):
+        ps.optimize_pixels(scorer, PROMPT, lr=-1)
+    with pytest.raises(TypeError, match="one string"):
+        ps.optimize_pixels(scorer, [PROMPT])
+    with pytest.raises(TypeError, match="score"):
+        ps.optimize_pixels(object(), PROMPT)
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        ps.optimize_pixels(scorer, PROMPT, image_shape=(32, 32))
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        ps.lowres_image(torch.zeros(3, 8, 8))
+    with pytest.raises(ValueError, match="same"):
+        ps.nearest_data_distance(torch.zeros(2, 3, 32, 32), torch.zeros(5, 3, 16, 16))
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        ps.nearest_data_distance(torch.zeros(3, 32, 32), torch.zeros(5, 3, 32, 32))
+    with pytest.raises(ValueError, match="smaller than"):
+        ps.real_vs_real_distance(torch.zeros(5, 3, 32, 32), 5)
+
+
+def test_real_clip_path_offline(tmp_path):
+    # The notebook's optional real-CLIP cell, with a small random Hugging Face CLIP built from a config:
+    # 64x64 images, resized inside the scorer to the model's input size, and the score still climbs.
+    transformers = pytest.importorskip("transformers")
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in "abcdefghijklmnopqrstuvwxyz":
+        vocab[c], vocab[c + "</w>"] = len(vocab), len(vocab) + 1
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = transformers.CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
+    config = transformers.CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=64, bos_token_id=0, eos_token_id=1,
+                         pad_token_id=1),
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=2),
+        projection_dim=16)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        scorer = CLIPScorer(transformers.CLIPModel(config), tokenizer)
+    res = ps.optimize_pixels(scorer, PROMPT, n=2, steps=4, generator=torch.Generator().manual_seed(0),
+                             image_shape=(3, 64, 64))
+    assert res.images.shape == (2, 3, 64, 64)
+    assert (res.scores[-1] > res.scores[0]).all()
