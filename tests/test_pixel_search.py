@@ -1,6 +1,5 @@
 """Pixel search (notebook 01): the score climbs, parametrizations keep their promises, bad input is refused."""
 
-import json
 import math
 
 import pytest
@@ -147,26 +146,11 @@ def test_bad_input(scorer):
         ps.real_vs_real_distance(torch.zeros(5, 3, 32, 32), 5)
 
 
-def test_real_clip_path_offline(tmp_path):
-    # The notebook's optional real-CLIP cell, with a small random Hugging Face CLIP built from a config:
-    # 64x64 images, resized inside the scorer to the model's input size, and the score still climbs.
-    transformers = pytest.importorskip("transformers")
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in "abcdefghijklmnopqrstuvwxyz":
-        vocab[c], vocab[c + "</w>"] = len(vocab), len(vocab) + 1
-    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
-    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = transformers.CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
-    config = transformers.CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=64, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                           num_attention_heads=2),
-        projection_dim=16)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        scorer = CLIPScorer(transformers.CLIPModel(config), tokenizer)
+def test_real_clip_path_offline(small_hf_clip):
+    # The notebook's optional real-CLIP cell, with a small random Hugging Face CLIP built from a config
+    # (tests/conftest.py): 64x64 images, resized inside the scorer to the model's input size, and the
+    # score still climbs.
+    scorer = CLIPScorer(*small_hf_clip)
     res = ps.optimize_pixels(scorer, PROMPT, n=2, steps=4, generator=torch.Generator().manual_seed(0),
                              image_shape=(3, 64, 64))
     assert res.images.shape == (2, 3, 64, 64)

@@ -1,8 +1,5 @@
 """The tokenizer, the text encoder, the tiny CLIP and the CLIP scoring interface."""
 
-import json
-import string
-
 import pytest
 import torch
 
@@ -86,29 +83,6 @@ def test_tiny_clip_scorer_is_differentiable_in_the_pixels():
         scorer.score(x, [CAPTION] * 3)
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         scorer.score(x[:, :1], CAPTION)
-
-
-@pytest.fixture
-def small_hf_clip(tmp_path):
-    """A randomly initialised Hugging Face CLIP built from a config, with a tokenizer whose files
-    this test writes (characters only): the real-CLIP code path, offline."""
-    transformers = pytest.importorskip("transformers")
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in string.ascii_lowercase:
-        vocab[c] = len(vocab)
-        vocab[c + "</w>"] = len(vocab)
-    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
-    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = transformers.CLIPTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
-    config = transformers.CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, max_position_embeddings=64, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                           num_attention_heads=2),
-        projection_dim=16)
-    torch.manual_seed(0)
-    return transformers.CLIPModel(config), tokenizer
 
 
 def test_real_clip_path_with_a_small_random_model(small_hf_clip):
