@@ -97,7 +97,7 @@ class DiffusionModel:
             DDPMSampler(self.schedule, prediction_type=self.prediction_type)
         s.set_timesteps(steps)  # once: the samplers keep no per-sample state between steps
         w = 1.0 if guidance_scale is None else guidance_scale
-        text = self._text(prompts, n, w) if cond == "text" else None
+        text = self._text(prompts, n) if cond == "text" else None
         if text is not None and w != 1.0:
             denoiser = ClassifierFreeGuidance(self.unet, w, null_context=text[2], null_mask=text[3])
         else:
@@ -157,7 +157,7 @@ class DiffusionModel:
         return images, maps, tokens
 
     @torch.no_grad()
-    def _text(self, prompts, n: int, w: float):
+    def _text(self, prompts, n: int):
         """Token states and masks of the prompts (the empty prompt when there are none), and of ""."""
         prompts = [""] * n if prompts is None else [prompts] * n if isinstance(prompts, str) else list(prompts)
         if len(prompts) != n:
