@@ -53,6 +53,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_until_up(url: str, proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Poll ``url`` until it answers; False if ``proc`` exits or ``timeout_s`` passes first."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
 def _write_lab_settings(settings_dir: Path) -> None:
     """Render every cell (no windowing, so all outputs are in the DOM) and never fetch news."""
     for plugin, values in {"notebook-extension/tracker": {"windowingMode": "none"},
@@ -83,16 +95,9 @@ def lab(tmp_path_factory):
          f"--LabApp.workspaces_dir={settings / 'workspaces'}"],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                log.close()
-                pytest.fail("JupyterLab did not start:\n" + (root / "jupyterlab.log").read_text()[-3000:])
-            time.sleep(0.5)
+    if not _wait_until_up(f"{base}/api/status?token={token}", proc, timeout_s=120):
+        log.close()
+        pytest.fail("JupyterLab did not start:\n" + (root / "jupyterlab.log").read_text()[-3000:])
     yield base, token, root
     os.killpg(proc.pid, signal.SIGTERM)
     try:
@@ -297,14 +302,7 @@ def book_url():
     proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
                              "--directory", str(BOOK)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/index.html", timeout=5)
-            break
-        except OSError:
-            assert time.time() < deadline, "static server did not start"
-            time.sleep(0.2)
+    assert _wait_until_up(f"{base}/index.html", proc, timeout_s=30), "static server did not start"
     yield base
     proc.terminate()
     proc.wait(timeout=10)
