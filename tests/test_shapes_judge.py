@@ -5,7 +5,7 @@ import torch
 
 from course_utils.data import make_shapes, parse_caption
 from course_utils.data.shapes import COLORS, SHAPES, caption
-from course_utils.metrics.shapes_judge import ShapesJudge, _degrade, judge_accuracy
+from course_utils.metrics.shapes_judge import NOISE, PICTURE, ShapesJudge, _degrade, judge_accuracy, noise_images
 
 
 def test_parse_caption_inverts_caption():
@@ -26,8 +26,9 @@ def test_judge_shapes_and_errors():
     judge = ShapesJudge().eval()
     x = make_shapes(4, seed=0).images
     out = judge(x)
-    assert {k: tuple(v.shape) for k, v in out.items()} == {"shape": (4, 3), "color": (4, 6), "background": (4, 6)}
-    assert len(judge.captions(x)) == 4 and all(c.startswith("a ") for c in judge.captions(x))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"shape": (4, 3), "color": (4, 6), "background": (4, 6),
+                                                            "picture": (4, 2)}
+    assert len(judge.captions(x)) == 4 and all(c == "noise" or c.startswith("a ") for c in judge.captions(x))
     with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\)"):
         judge(torch.zeros(2, 1, 16, 16))
 
@@ -45,10 +46,25 @@ def test_judge_accuracy_counts_all_three():
         def read(self, x):
             wrong_shape = data.shape.clone()
             wrong_shape[0] = (wrong_shape[0] + 1) % 3
-            return {"shape": wrong_shape, "color": data.color, "background": data.background}
+            picture = torch.full((8,), PICTURE)
+            picture[1] = NOISE
+            return {"shape": wrong_shape, "color": data.color, "background": data.background, "picture": picture}
 
-    acc = judge_accuracy(Oracle(), data)
-    assert acc["shape"] == acc["all"] == pytest.approx(7 / 8) and acc["color"] == acc["background"] == 1.0
+    oracle = Oracle()
+    acc = judge_accuracy(oracle, data)
+    assert acc["shape"] == acc["picture"] == pytest.approx(7 / 8) and acc["all"] == pytest.approx(6 / 8)
+    assert acc["color"] == acc["background"] == 1.0
+    said = oracle.captions(data.images)
+    assert said[1] == "noise" and said[2] == data.captions[2] and said[0] != data.captions[0]
+
+
+def test_noise_images_are_far_noisier_than_degraded_pictures():
+    g = torch.Generator().manual_seed(0)
+    x = noise_images(300, g)
+    assert x.shape == (300, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
+    real = make_shapes(300, seed=0).images
+    rough = lambda im: (im[..., 1:] - im[..., :-1]).abs().mean((1, 2, 3))  # (N,) neighbour differences
+    assert rough(x).min() > 1.2 * rough(_degrade(real, g)).max()  # measured: 0.28 vs 0.19
 
 
 def test_shipped_judge_reads_held_out_real_shapes():
@@ -57,6 +73,7 @@ def test_shipped_judge_reads_held_out_real_shapes():
     data = make_shapes(600, seed=7)  # neither the training seed (0) nor the card's held-out seed (1)
     acc = judge_accuracy(metrics.shapes_judge(), data)
     assert acc["all"] >= 0.98, acc
+    assert metrics.noise_rejection(metrics.shapes_judge(), 600, seed=7) >= 0.98
     assert metrics.prompt_adherence(data.images, data.captions)["all"] >= 0.98
     shuffled = data.captions[1:] + data.captions[:1]
     assert metrics.prompt_adherence(data.images, shuffled)["all"] < 0.2  # it reads images, not captions

@@ -16,7 +16,7 @@ import torch
 
 from .classifier import FEATURE_DIM, DigitClassifier, accuracy, train_digit_classifier
 from .frechet import frechet_distance, gaussian_stats, kernel_inception_distance
-from .shapes_judge import ShapesJudge, judge_accuracy, train_shapes_judge
+from .shapes_judge import PICTURE, ShapesJudge, judge_accuracy, noise_rejection, train_shapes_judge
 
 NUM_SAMPLES = 898  # size of the smaller real half: every digits-FID is measured at this N
 SPLIT_SEED = 1234
@@ -136,7 +136,8 @@ def prompt_adherence(images: torch.Tensor, prompts) -> dict[str, float]:
     """How often generated shapes show what their prompts ask for, as read by the shapes judge.
 
     ``images``: ``(N, 3, 32, 32)`` in [-1, 1]; ``prompts``: one caption or N captions. Returns the
-    fraction right per attribute (``shape``, ``color``, ``background``) and ``all`` three at once.
+    fraction right per attribute (``shape``, ``color``, ``background``), ``picture`` (the fraction
+    the judge takes for a shapes picture rather than noise), and ``all``: all four at once.
     """
     from ..data.shapes import parse_caption
 
@@ -146,14 +147,15 @@ def prompt_adherence(images: torch.Tensor, prompts) -> dict[str, float]:
     wanted = torch.tensor([parse_caption(p) for p in prompts])  # (N, 3)
     read = shapes_judge().read(images.float().cpu())
     hits = torch.stack([read["shape"], read["color"], read["background"]], 1) == wanted  # (N, 3)
-    out = {k: float(hits[:, i].float().mean()) for i, k in enumerate(("shape", "color", "background"))}
+    hits = torch.cat([hits, (read["picture"] == PICTURE)[:, None]], 1)  # (N, 4)
+    out = {k: float(hits[:, i].float().mean()) for i, k in enumerate(("shape", "color", "background", "picture"))}
     out["all"] = float(hits.all(1).float().mean())
     return out
 
 
 __all__ = [
     "class_adherence", "saturation", "within_class_diversity",
-    "ShapesJudge", "judge_accuracy", "prompt_adherence", "shapes_judge", "train_shapes_judge",
+    "ShapesJudge", "judge_accuracy", "noise_rejection", "prompt_adherence", "shapes_judge", "train_shapes_judge",
     "FEATURE_DIM", "NUM_SAMPLES", "DigitClassifier", "accuracy", "class_distribution", "digit_classifier",
     "digits_fid", "digits_kid", "features", "floor", "frechet_distance", "gaussian_stats",
     "kernel_inception_distance", "predict_digits", "reference_split", "train_digit_classifier",

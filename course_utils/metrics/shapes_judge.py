@@ -1,9 +1,11 @@
 """The shapes judge: reads which shape, which colour and which background an image shows.
 
 It scores prompt adherence of generated shapes images (does "a red circle on a blue
-background" give a red circle on blue?) independently of any CLIP. A small CNN with three heads,
-trained on ``make_shapes`` images with light noise and blur (generated images are rarely clean),
-and validated on a held-out seed of real images (its card in the manifest gives the accuracy).
+background" give a red circle on blue?) independently of any CLIP. A small CNN with four heads:
+shape, colour, background, and ``picture``, which tells a shapes picture (1) from pixel noise (0).
+Trained on ``make_shapes`` images with light noise and blur (generated images are rarely clean)
+against several kinds of noise images, and validated on a held-out seed of real images and fresh
+noise (its card in the manifest gives the accuracy).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from torch import nn
 from ..data.shapes import COLORS, SHAPES, caption
 
 HEADS = {"shape": len(SHAPES), "color": len(COLORS), "background": len(COLORS)}
+NOISE, PICTURE = 0, 1  # the two answers of the "picture" head
 
 
 class ShapesJudge(nn.Module):
-    """``(B, 3, 32, 32)`` images in [-1, 1] -> logits ``{"shape": (B, 3), "color": (B, 6), "background": (B, 6)}``."""
+    """``(B, 3, 32, 32)`` images in [-1, 1] -> logits ``{"shape": (B, 3), "color": (B, 6), "background": (B, 6),
+    "picture": (B, 2)}``; ``picture`` is 1 for a shapes picture, 0 for noise."""
 
     def __init__(self, width: int = 32):
         super().__init__()
@@ -30,7 +34,7 @@ class ShapesJudge(nn.Module):
             nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.GroupNorm(8, 4 * w), nn.SiLU(),  # (B, 4w, 4, 4)
             nn.Flatten(), nn.Linear(16 * 4 * w, 128), nn.SiLU(),  # (B, 128)
         )
-        self.heads = nn.ModuleDict({k: nn.Linear(128, n) for k, n in HEADS.items()})
+        self.heads = nn.ModuleDict({k: nn.Linear(128, n) for k, n in {**HEADS, "picture": 2}.items()})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, 32, 32):
@@ -40,15 +44,17 @@ class ShapesJudge(nn.Module):
 
     @torch.no_grad()
     def read(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The judge's reading: ``(B,)`` integer labels per attribute (indices into SHAPES / COLORS)."""
+        """The judge's reading: ``(B,)`` integer labels per attribute (indices into SHAPES / COLORS),
+        and ``picture``: 1 where it sees a shapes picture, 0 where it sees noise."""
         return {k: v.argmax(1) for k, v in self(x).items()}
 
     def captions(self, x: torch.Tensor) -> list[str]:
-        """What the judge sees, as captions: ``"a red circle on a blue background"``."""
+        """What the judge sees, as captions: ``"a red circle on a blue background"``, or ``"noise"``."""
         r = self.read(x)
         names = list(COLORS)
-        return [caption(SHAPES[s], names[c], names[b])
-                for s, c, b in zip(r["shape"].tolist(), r["color"].tolist(), r["background"].tolist())]
+        return [caption(SHAPES[s], names[c], names[b]) if p == PICTURE else "noise"
+                for s, c, b, p in zip(r["shape"].tolist(), r["color"].tolist(), r["background"].tolist(),
+                                      r["picture"].tolist())]
 
 
 def _degrade(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -62,6 +68,18 @@ def _degrade(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return (x + noise_std * torch.randn(x.shape, generator=g)).clamp(-1, 1)
 
 
+def noise_images(n: int, g: torch.Generator) -> torch.Tensor:
+    """``(n, 3, 32, 32)`` images that are not pictures: a third each of uniform noise in [-1, 1] (where
+    a pixel search starts), clipped Gaussian noise (std 0.3 to 1) and noise of amplitude 0.5 to 1
+    around a random colour. All are far noisier than ``_degrade``'s worst (std 0.15)."""
+    kind = torch.randint(0, 3, (n, 1, 1, 1), generator=g)
+    uniform = torch.rand(n, 3, 32, 32, generator=g) * 2 - 1
+    gauss = (0.3 + 0.7 * torch.rand(n, 1, 1, 1, generator=g)) * torch.randn(n, 3, 32, 32, generator=g)
+    tint = torch.rand(n, 3, 1, 1, generator=g) * 2 - 1
+    tinted = tint + (0.5 + 0.5 * torch.rand(n, 1, 1, 1, generator=g)) * uniform.roll(1, 0)
+    return torch.where(kind == 0, uniform, torch.where(kind == 1, gauss, tinted)).clamp(-1, 1)
+
+
 def train_shapes_judge(data, steps: int = 1500, batch_size: int = 128, seed: int = 0) -> ShapesJudge:
     """Train on a ``ShapesDataset`` (images and its three label tensors); CPU: a few minutes."""
     torch.manual_seed(seed)
@@ -70,11 +88,14 @@ def train_shapes_judge(data, steps: int = 1500, batch_size: int = 128, seed: int
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     targets = {"shape": data.shape, "color": data.color, "background": data.background}
+    n_noise = batch_size // 4
+    is_picture = torch.cat([torch.full((batch_size,), PICTURE), torch.full((n_noise,), NOISE)])  # (B + B/4,)
     model.train()
     for _ in range(steps):
         idx = torch.randint(0, len(data), (batch_size,), generator=g)
-        logits = model(_degrade(data.images[idx], g))
-        loss = sum(F.cross_entropy(logits[k], targets[k][idx]) for k in HEADS)
+        logits = model(torch.cat([_degrade(data.images[idx], g), noise_images(n_noise, g)]))
+        loss = F.cross_entropy(logits["picture"], is_picture)  # the attributes: on pictures only
+        loss = loss + sum(F.cross_entropy(logits[k][:batch_size], targets[k][idx]) for k in HEADS)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -84,10 +105,17 @@ def train_shapes_judge(data, steps: int = 1500, batch_size: int = 128, seed: int
 
 @torch.no_grad()
 def judge_accuracy(model: ShapesJudge, data) -> dict[str, float]:
-    """Per-attribute accuracy on a ``ShapesDataset``, and ``"all"``: all three right at once."""
+    """Per-attribute accuracy on a ``ShapesDataset`` (``picture``: the fraction called a picture, not
+    noise), and ``"all"``: all four right at once."""
     r = model.read(data.images)
     hits = {"shape": r["shape"] == data.shape, "color": r["color"] == data.color,
-            "background": r["background"] == data.background}
+            "background": r["background"] == data.background, "picture": r["picture"] == PICTURE}
     out = {k: float(v.float().mean()) for k, v in hits.items()}
-    out["all"] = float((hits["shape"] & hits["color"] & hits["background"]).float().mean())
+    out["all"] = float(torch.stack(list(hits.values())).all(0).float().mean())
     return out
+
+
+@torch.no_grad()
+def noise_rejection(model: ShapesJudge, n: int = 2000, seed: int = 1) -> float:
+    """The fraction of fresh ``noise_images`` (seed ``seed``) that the judge calls noise."""
+    return float((model.read(noise_images(n, torch.Generator().manual_seed(seed)))["picture"] == NOISE).float().mean())
