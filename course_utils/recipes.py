@@ -22,9 +22,6 @@ class Recipe:
     schedule: str = "cosine"
     train: TrainConfig = field(default_factory=TrainConfig)
     description: str = ""
-    # Start from a shipped checkpoint of the same architecture; layers it lacks (a class
-    # embedding) start at zero, so step 0 reproduces that model exactly.
-    init_from: str | None = None
     text_encoder: str | None = None  # the shipped TinyCLIP whose frozen token states condition the model
     default_guidance_scale: float | None = None  # what sample() uses when given a condition but no scale
 
@@ -39,11 +36,12 @@ RECIPES: dict[str, Recipe] = {
     ),
     "digits-class": Recipe(
         name="digits-class", kind="diffusion", dataset="digits", arch="digits-class", method="ddpm",
-        conditioning="class", schedule="cosine", init_from="digits-ddpm", default_guidance_scale=3.0,
-        train=TrainConfig(steps=800, batch_size=128, lr=2e-4, warmup_steps=50, ema_decay=0.995,
+        conditioning="class", schedule="cosine", default_guidance_scale=3.0,
+        train=TrainConfig(steps=1500, batch_size=64, lr=1e-3, warmup_steps=100, ema_decay=0.995,
                           label_dropout=0.1, checkpoint_every=100, seed=0),
-        description="Class-conditional DDPM on the digits: digits-ddpm plus a label embedding (10 digits and a "
-                    "learned null label), fine-tuned with 10% of labels dropped, for classifier-free guidance.",
+        description="Class-conditional DDPM on the digits, trained from scratch: a label embedding (10 digits and "
+                    "a learned null label) added to the timestep embedding, 10% of labels dropped to the null "
+                    "label so one network also serves as the unconditional model for classifier-free guidance.",
     ),
     "shapes-text": Recipe(
         name="shapes-text", kind="diffusion", dataset="shapes", arch="shapes-text", method="ddpm",
@@ -61,8 +59,9 @@ RECIPES: dict[str, Recipe] = {
     "shapes-judge": Recipe(
         name="shapes-judge", kind="judge", dataset="shapes", arch="shapes-judge", method="classifier",
         train=TrainConfig(steps=2000, batch_size=128, seed=0),
-        description="CNN that reads shape, colour and background of a 32x32 shapes image (prompt adherence); "
-                    "trained on 20,000 noised/blurred images, validated on 2,000 held-out real ones.",
+        description="CNN that reads shape, colour and background of a 32x32 shapes image (prompt adherence), "
+                    "and tells a picture from pixel noise; trained on 20,000 noised/blurred images and noise "
+                    "images, validated on 2,000 held-out real ones and 2,000 fresh noise images.",
     ),
     "tiny-clip": Recipe(
         name="tiny-clip", kind="clip", dataset="shapes", arch="tiny-clip", method="contrastive",

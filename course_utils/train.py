@@ -67,7 +67,7 @@ def train_judge(recipe: Recipe, out: Path) -> tuple[Path, dict]:
                                        batch_size=recipe.train.batch_size, seed=recipe.train.seed)
     held_out = make_shapes(2000, seed=1)
     card = {"held_out_accuracy": metrics.judge_accuracy(model, held_out), "held_out_count": len(held_out),
-            "held_out_seed": 1, "wall_time_s": time.perf_counter() - start}
+            "held_out_seed": 1, "noise_called_noise": metrics.noise_rejection(model, 2000, seed=1), "wall_time_s": time.perf_counter() - start}
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, {"name": recipe.name, "kind": "judge"}), card
 
@@ -93,17 +93,6 @@ def evaluate_digits(model: DiffusionModel, steps: int = 50, seed: int = 0) -> di
     return {"sampler": f"ddim-{steps}", "n": len(samples), "digits_fid": metrics.digits_fid(samples),
             "digits_kid": kid, "digits_kid_std": kid_std, "floor": metrics.floor(),
             "class_distribution": [round(float(p), 4) for p in metrics.class_distribution(samples)]}
-
-
-def warm_start(unet: UNet, name: str) -> None:
-    """Copy a shipped model's weights into ``unet``; only a class embedding may be new (zeroed)."""
-    tensors, _ = pretrained.load_tensors(name)
-    missing, unexpected = unet.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
-                                               strict=False)
-    if unexpected or any(not k.startswith("class_embedding.") for k in missing):
-        raise ValueError(f"{name} does not fit this architecture: missing {missing}, unexpected {unexpected}.")
-    if unet.class_embedding is not None:
-        torch.nn.init.zeros_(unet.class_embedding.weight)
 
 
 def evaluate_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per_class: int = 30, steps: int = 25,
@@ -141,8 +130,6 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
 
     images, labels, clip, table = _training_data(recipe)
     unet = UNet(get_unet_config(recipe.arch))
-    if recipe.init_from is not None:
-        warm_start(unet, recipe.init_from)
     net = CaptionConditionedUNet(unet, *table) if table is not None else unet
     schedule = get_schedule(recipe.schedule)
     result = train(net, images, schedule, recipe.train, labels=labels, device=device,

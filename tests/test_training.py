@@ -117,3 +117,27 @@ def test_bad_training_data():
     with pytest.raises(ValueError, match="label_dropout needs a class-conditional"):
         train(UNet("digits-tiny"), torch.zeros(4, 1, 16, 16), get_schedule("linear"), cfg(label_dropout=0.1),
               labels=torch.zeros(4, dtype=torch.long), device="cpu")
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.3])
+def test_label_dropout_replaces_labels_at_the_rate_asked(rate):
+    from course_utils.training import diffusion_loss
+
+    seen = []
+
+    def spy(x, t, class_labels):  # records what the network is shown, predicts zeros
+        seen.append(class_labels.clone())
+        return torch.zeros_like(x)
+
+    labels = torch.arange(10).repeat(400)  # (4000,)
+    x0 = torch.zeros(len(labels), 1, 2, 2)
+    diffusion_loss(spy, x0, get_schedule("cosine", 100).alphas_cumprod, torch.Generator().manual_seed(0),
+                   labels=labels, label_dropout=rate, null_label=10)
+    shown = seen[0]
+    dropped = shown == 10
+    assert torch.equal(shown[~dropped], labels[~dropped])  # kept labels are unchanged
+    sd = (rate * (1 - rate) / len(labels)) ** 0.5
+    assert abs(dropped.float().mean().item() - rate) <= 4 * sd + 1e-9
+    for digit in range(10):  # every digit is dropped at about the same rate
+        share = dropped[labels == digit].float().mean().item()
+        assert abs(share - rate) <= 4 * (rate * (1 - rate) / 400) ** 0.5 + 1e-9
