@@ -196,7 +196,6 @@ def install(recipe: Recipe, weights: Path, card: dict) -> None:
         json.dump(manifest, f, indent=2, sort_keys=True)
         f.write("\n")
     os.replace(tmp, pretrained.MANIFEST)
-    pretrained._manifest.cache_clear()
 
 
 def main(argv=None) -> None:

@@ -28,9 +28,14 @@ WEIGHTS = HERE / "weights"
 MANIFEST = HERE / "manifest.json"
 
 
-@lru_cache(maxsize=1)
 def _manifest() -> dict:
-    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    """The manifest, re-read when the file changes (another process may install a checkpoint)."""
+    return _read_manifest(MANIFEST, MANIFEST.stat().st_mtime_ns if MANIFEST.exists() else None)
+
+
+@lru_cache(maxsize=1)
+def _read_manifest(path: Path, mtime_ns: int | None) -> dict:
+    return json.loads(path.read_text()) if mtime_ns is not None else {}
 
 
 def list(kind: str | None = None) -> builtins.list[str]:  # noqa: A001 - the issue names it `list`
