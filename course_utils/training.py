@@ -92,7 +92,7 @@ class TrainResult:
     ema_model: nn.Module
     losses: list[tuple[int, float]] = field(default_factory=list)
     step: int = 0
-    wall_time_s: float = 0.0
+    wall_time_s: float = 0.0  # the whole run's, resumed sessions included
     images_per_s: float = 0.0
     interrupted: bool = False
 
@@ -201,7 +201,7 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule, confi
     warm = max(config.warmup_steps, 1)
     ema = EMA(model, config.ema_decay)
     gen = torch.Generator(device=device).manual_seed(config.seed)
-    step, losses = 0, []
+    step, losses, earlier_wall = 0, [], 0.0
 
     if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
         tensors, meta = load_checkpoint(checkpoint_path)
@@ -212,6 +212,7 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule, confi
         _load_optimizer(opt, tensors, meta["param_groups"], device)
         gen.set_state(tensors["rng"])
         step, losses = meta["step"], [tuple(x) for x in meta["losses"]]
+        earlier_wall = meta.get("wall_time_s", 0.0)  # the time the run had taken before it stopped
 
     step_fn = model
     if config.compile and device.type == "cuda":
@@ -219,11 +220,12 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule, confi
 
     def checkpoint():
         if checkpoint_path is not None:
-            save_training_state(checkpoint_path, model, ema, opt, gen, step, config, losses)
+            save_training_state(checkpoint_path, model, ema, opt, gen, step, config, losses,
+                                {"wall_time_s": earlier_wall + time.perf_counter() - start})
 
     check_every_step = device.type != "cuda"  # a CPU sync is free; on CUDA check at log points only
     running = torch.zeros((), device=device)
-    n_running, start, start_step = 0, time.perf_counter(), step
+    n_running, start = 0, time.perf_counter()
     bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="training", leave=False)
     interrupted = False
     try:
@@ -262,9 +264,9 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule, confi
         bar.close()
     checkpoint()
     wall = time.perf_counter() - start
-    done = step - start_step
+    total = earlier_wall + wall  # over every session of the run, for the model card
     model.eval()
-    return TrainResult(model, ema.model, losses, step, wall, done * config.batch_size / wall if wall > 0 else 0.0,
+    return TrainResult(model, ema.model, losses, step, total, step * config.batch_size / total if total > 0 else 0.0,
                        interrupted)
 
 

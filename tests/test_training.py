@@ -34,8 +34,8 @@ def test_resume_continues_the_same_run(tmp_path, digits):
     straight = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=20), device="cpu", progress=False)
     torch.manual_seed(0)
     path = tmp_path / "run.safetensors"
-    train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=10), device="cpu", progress=False,
-          checkpoint_path=path)
+    first = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=10), device="cpu", progress=False,
+                  checkpoint_path=path)
     resumed = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=20), device="cpu", progress=False,
                     checkpoint_path=path)
     assert resumed.step == 20
@@ -44,6 +44,9 @@ def test_resume_continues_the_same_run(tmp_path, digits):
     for a, b in zip(straight.ema_model.state_dict().values(), resumed.ema_model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert [s for s, _ in resumed.losses] == [s for s, _ in straight.losses]
+    # The card's wall time covers the whole run, not only the session after the resume.
+    assert resumed.wall_time_s > first.wall_time_s > 0
+    assert resumed.images_per_s == pytest.approx(20 * 32 / resumed.wall_time_s)
 
 
 def test_bf16_autocast_path_trains(digits):
