@@ -120,3 +120,18 @@ def convert_prediction(model_output, x_t, alpha_bar_t, from_type: str, to_type: 
     if to_type == "sample":
         return x0
     return v_from_epsilon_x0(eps, x0, alpha_bar_t)
+
+
+def clamp_x0_prediction(model_output, x_t, alpha_bar_t, prediction_type: str = "epsilon",
+                        clip_range: float = 1.0) -> torch.Tensor:
+    """The same prediction with the ``x0`` it implies clamped to ``[-clip_range, clip_range]``.
+
+    Returned in ``prediction_type``, so a sampler steps on a denoiser whose ``x0`` stays in range
+    and whose ``eps`` is re-derived from that clamped ``x0`` (Eq. (4) solved for ``eps``): the two
+    describe the same ``x_t``. diffusers' ``DDIMScheduler(clip_sample=True)`` instead clamps ``x0``
+    and keeps the model's ``eps``; under classifier-free guidance that mix carries the clamped-off
+    overshoot into the noise and the samples drift away from the condition. For DDPM the two
+    agree, since its posterior mean needs only ``x0`` and ``x_t``.
+    """
+    x0, _ = predict_x0_and_epsilon(model_output, x_t, alpha_bar_t, prediction_type)
+    return convert_prediction(x0.clamp(-clip_range, clip_range), x_t, alpha_bar_t, "sample", prediction_type)

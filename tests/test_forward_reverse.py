@@ -6,11 +6,13 @@ import torch
 from course_utils.forward import forward_step, q_sample
 from course_utils.reverse import (
     PREDICTION_TYPES,
+    clamp_x0_prediction,
     convert_prediction,
     ddpm_mean,
     epsilon_from_v,
     epsilon_from_x0,
     posterior_variance,
+    predict_x0_and_epsilon,
     v_from_epsilon_x0,
     x0_from_epsilon,
     x0_from_v,
@@ -120,3 +122,17 @@ def test_batched_coefficients():
 def test_bad_input(call, err, match):
     with pytest.raises(err, match=match):
         call()
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v_prediction"])
+def test_clamp_x0_prediction_clamps_x0_and_keeps_the_pair_consistent(prediction_type):
+    g = torch.Generator().manual_seed(0)
+    x_t, out, a = 2 * torch.randn(8, 1, 4, 4, generator=g), 3 * torch.randn(8, 1, 4, 4, generator=g), 0.3
+    clamped = clamp_x0_prediction(out, x_t, a, prediction_type)
+    x0, eps = predict_x0_and_epsilon(clamped, x_t, a, prediction_type)
+    x0_raw, _ = predict_x0_and_epsilon(out, x_t, a, prediction_type)
+    assert x0_raw.abs().max() > 1 and x0.abs().max() <= 1 + 1e-6
+    torch.testing.assert_close(x0, x0_raw.clamp(-1, 1))
+    torch.testing.assert_close(a**0.5 * x0 + (1 - a) ** 0.5 * eps, x_t)  # both describe the same x_t
+    inside = x0_raw.abs() < 1  # where nothing was clamped, the prediction is unchanged
+    torch.testing.assert_close(clamped[inside], out[inside], atol=1e-5, rtol=1e-5)
