@@ -62,5 +62,9 @@ def test_guidance_metrics_on_real_digits():
     copies = metrics.within_class_diversity(x[y == 3][:1].repeat(20, 1, 1, 1), torch.full((20,), 3))
     assert copies < 1e-4 < real
     assert metrics.saturation(torch.tensor([-1.0, 0.0, 0.99, 0.5])) == 0.5
+    assert metrics.saturation(torch.tensor([-1.0, 0.0, 0.99, 0.5]), ends="high") == 0.25
+    assert metrics.saturation(torch.tensor([-1.0, -0.99, 0.99, 0.5]), ends="low") == 0.5
+    with pytest.raises(ValueError, match="'both', 'high', 'low'"):
+        metrics.saturation(x, ends="top")
     with pytest.raises(ValueError, match="two samples"):
         metrics.within_class_diversity(x[:1], y[:1])

@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .._validation import check_choice
 from .classifier import FEATURE_DIM, DigitClassifier, accuracy, train_digit_classifier
 from .frechet import frechet_distance, gaussian_stats, kernel_inception_distance
 from .shapes_judge import PICTURE, ShapesJudge, judge_accuracy, noise_rejection, train_shapes_judge
@@ -119,9 +120,18 @@ def within_class_diversity(images: torch.Tensor, labels) -> float:
     return float(torch.stack(spreads).mean())
 
 
-def saturation(images: torch.Tensor, threshold: float = 0.98) -> float:
-    """Fraction of pixels within ``1 - threshold`` of the ends of [-1, 1]: over-guided samples pile up there."""
-    return float((images.abs() >= threshold).float().mean())
+SATURATION_ENDS = ("both", "high", "low")
+
+
+def saturation(images: torch.Tensor, threshold: float = 0.98, ends: str = "both") -> float:
+    """Fraction of pixels within ``1 - threshold`` of the ends of [-1, 1]: over-guided samples pile up there.
+
+    ``ends``: ``"both"``, ``"high"`` (at +1 only) or ``"low"``. For digits, whose background is -1
+    anyway, ``"high"`` (strokes at full white) is the one that grows with the guidance scale.
+    """
+    check_choice("ends", ends, SATURATION_ENDS)
+    at = {"both": images.abs() >= threshold, "high": images >= threshold, "low": images <= -threshold}[ends]
+    return float(at.float().mean())
 
 
 @lru_cache(maxsize=1)

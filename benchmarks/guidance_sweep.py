@@ -1,0 +1,119 @@
+"""Benchmark 2: the classifier-free guidance sweep of notebook 05, at benchmark sample counts.
+
+For the shipped ``digits-class``: the same seeds at every scale w, the digit classifier's
+adherence (the digit asked for, read back), the within-class feature spread (diversity) and the
+share of pixels at full white; then three ways to keep x0 in range (diffusers' clamp, none, ours)
+at w = 3 and 7 and several DDIM step counts. For the shipped ``shapes-text``: the shapes judge's
+reading of all 90 captions per scale, and the distance to the data with and without the clamp.
+Prints Markdown rows for docs/BENCHMARKS.md.
+
+Usage: ``python benchmarks/guidance_sweep.py [--per-class 100] [--per-caption 2] [--steps 25]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+
+import torch
+
+from course_utils import metrics, pretrained
+from course_utils.data import load_digits, make_shapes, parse_caption
+from course_utils.guidance import ClassifierFreeGuidance
+from course_utils.models.clip import all_captions
+from course_utils.pixel_search import nearest_data, real_vs_real_distance
+from course_utils.samplers import DDIMSampler, sample_loop
+
+DIGIT_SCALES = (0.0, 1.0, 3.0, 7.0, 12.0, 20.0)
+TEXT_SCALES = (0.0, 1.0, 3.0, 7.0)
+
+
+def row(what: str, value: str, samples: str) -> str:
+    device = f"{platform.machine()} CPU, {os.cpu_count()} cores"
+    return f"| {what} | {value} | {samples} | {device} | {torch.__version__} | {datetime.date.today()} |"
+
+
+def diffusers_style(model, labels: torch.Tensor, w: float, steps: int) -> torch.Tensor:
+    """digits-class with DDIM clamping x0 and keeping the guided eps (diffusers' clip_sample=True)."""
+    cfg = ClassifierFreeGuidance(model.unet, w)
+    x = sample_loop(lambda x, t: cfg(x, t, class_labels=labels), DDIMSampler(model.schedule, clip_sample=True),
+                    (len(labels), 1, 16, 16), steps, generator=torch.Generator().manual_seed(0))
+    return x.clamp(-1, 1)
+
+
+def digits_sweep(per_class: int, steps: int) -> list[str]:
+    model = pretrained.load("digits-class", device="cpu")
+    labels = torch.arange(10).repeat_interleave(per_class)  # (10 * per_class,)
+    n = f"{len(labels)} ({per_class} per digit), DDIM-{steps}, seed 0"
+    images, real_labels = load_digits()
+    out = [row("real digits: within-class diversity / pixels at full white",
+               f"{metrics.within_class_diversity(images, real_labels):.3f} / "
+               f"{metrics.saturation(images, ends='high'):.2%}", f"{len(images)} digits")]
+    for w in DIGIT_SCALES:
+        x = model.sample(len(labels), steps=steps, labels=labels, guidance_scale=w, batch_size=len(labels),
+                         generator=torch.Generator().manual_seed(0))
+        out.append(row(f"digits-class, w = {w:g}: adherence / within-class diversity / pixels at full white",
+                       f"{metrics.class_adherence(x, labels):.1%} / {metrics.within_class_diversity(x, labels):.3f} / "
+                       f"{metrics.saturation(x, ends='high'):.2%}", n))
+    for w in (3.0, 7.0):
+        for s in (10, 25, 50):
+            acc = [metrics.class_adherence(diffusers_style(model, labels, w, s), labels)]
+            for clip in (False, True):
+                acc.append(metrics.class_adherence(
+                    model.sample(len(labels), steps=s, labels=labels, guidance_scale=w, clip_sample=clip,
+                                 batch_size=len(labels), generator=torch.Generator().manual_seed(0)), labels))
+            out.append(row(f"digits-class, w = {w:g}, DDIM-{s}: adherence with diffusers' x0 clamp / no clamp / "
+                           "consistent clamp (ours)", " / ".join(f"{a:.1%}" for a in acc),
+                           f"{len(labels)} ({per_class} per digit), seed 0"))
+    return out
+
+
+def text_sweep(per_caption: int, steps: int) -> list[str]:
+    model = pretrained.load("shapes-text", device="cpu")
+    prompts = [c for c in all_captions() for _ in range(per_caption)]
+    asked = torch.tensor([parse_caption(p) for p in prompts])  # (N, 3): shape, colour, background
+    data = make_shapes(2000, seed=1).images
+    n = f"{len(prompts)} (all 90 captions x {per_caption}), seed 0"
+    out = []
+    for w in TEXT_SCALES:
+        x = model.sample(len(prompts), steps=steps, prompts=prompts, guidance_scale=w,
+                         generator=torch.Generator().manual_seed(0))
+        read = metrics.shapes_judge().read(x)
+        both = float(((read["shape"] == asked[:, 0]) & (read["color"] == asked[:, 1])).float().mean())
+        a = metrics.prompt_adherence(x, prompts)
+        out.append(row(f"shapes-text, w = {w:g}: colour and shape both right / all four right (+ background, "
+                       "picture)", f"{both:.1%} / {a['all']:.1%}", f"{n}, DDIM-{steps}"))
+    for s in (25, 100):
+        dist = []
+        for clip in (False, True):
+            x = model.sample(len(prompts), steps=s, prompts=prompts, clip_sample=clip,
+                             generator=torch.Generator().manual_seed(0))
+            dist.append(float(nearest_data(x, data)[0].median()))
+        out.append(row(f"shapes-text, w = 3, DDIM-{s}: median RMS distance to the nearest of 2,000 real images, "
+                       "no clamp / consistent clamp", f"{dist[0]:.3f} / {dist[1]:.3f}", n))
+    real = float(real_vs_real_distance(data, 200, torch.Generator().manual_seed(0)).median())
+    out.append(row("real held-out shapes: the same distance", f"{real:.3f}", "200 images"))
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument("--per-caption", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--only", choices=("digits", "text"), default=None)
+    args = parser.parse_args(argv)
+    print("| what | value | samples | device | torch | date |")
+    print("|---|---|---|---|---|---|")
+    if args.only in (None, "digits"):
+        for line in digits_sweep(args.per_class, args.steps):
+            print(line, flush=True)
+    if args.only in (None, "text"):
+        for line in text_sweep(args.per_caption, args.steps):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
