@@ -33,9 +33,9 @@
 #
 # | mode | searches | time |
 # |---|---|---|
-# | `fast` | 8 images, 60 optimizer steps per search | under a minute on 2 CPU cores |
-# | `cpu` | 16 images, 400 steps | a few minutes on a laptop CPU |
-# | `full` | 32 images, 1,000 steps | about a minute on one GPU |
+# | `fast` | 8 images, 60 optimizer steps per search | 10 s on 2 CPU cores |
+# | `cpu` | 16 images, 400 steps | 30 s on 2 CPU cores |
+# | `full` | 32 images, 1,000 steps | not yet measured on a GPU |
 #
 # Three coding exercises and two questions, each with an automatic checker. A check says
 # ✏️ *not attempted* until you fill in the function above it.
