@@ -49,6 +49,15 @@ def as_tensor(x, name: str = "input", dtype: torch.dtype | None = None) -> torch
     return t
 
 
+def check_levels(channel_mults, sample_size: int) -> None:
+    """A conv net with one level per ``channel_mults`` entry, halving H and W between levels."""
+    levels = len(channel_mults)
+    if levels < 1 or any(m < 1 for m in channel_mults):
+        raise ValueError(f"channel_mults must be positive integers, got {channel_mults}.")
+    if sample_size % 2 ** (levels - 1):
+        raise ValueError(f"sample_size {sample_size} must be divisible by 2**{levels - 1} for {levels} levels.")
+
+
 def check_same_shape(**tensors: torch.Tensor) -> None:
     """Raise a ``ValueError`` listing every shape when the given tensors differ in shape."""
     shapes = {k: tuple(v.shape) for k, v in tensors.items()}

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_choice
+from .._validation import check_choice, check_levels
 from .attention import CrossAttention2d, SelfAttention2d
 from .embeddings import timestep_embedding
 
@@ -42,11 +42,8 @@ class UNetConfig:
     skip_connections: bool = True  # False only for the ablation in notebook 04
 
     def __post_init__(self):
+        check_levels(self.channel_mults, self.sample_size)
         levels = len(self.channel_mults)
-        if levels < 1 or any(m < 1 for m in self.channel_mults):
-            raise ValueError(f"channel_mults must be positive integers, got {self.channel_mults}.")
-        if self.sample_size % 2 ** (levels - 1):
-            raise ValueError(f"sample_size {self.sample_size} must be divisible by 2**{levels - 1} for {levels} levels.")
         bad = [i for i in self.attention_levels if not 0 <= i < levels]
         if bad:
             raise ValueError(f"attention_levels {bad} out of range: levels are 0..{levels - 1}.")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_choice
+from .._validation import check_choice, check_levels
 from .unet import Downsample, Upsample
 
 
@@ -36,11 +36,7 @@ class VAEConfig:
     scaling_factor: float = 1.0  # set from the trained encoder's latent std (1 / std)
 
     def __post_init__(self):
-        levels = len(self.channel_mults)
-        if levels < 1 or any(m < 1 for m in self.channel_mults):
-            raise ValueError(f"channel_mults must be positive integers, got {self.channel_mults}.")
-        if self.sample_size % 2 ** (levels - 1):
-            raise ValueError(f"sample_size {self.sample_size} must be divisible by 2**{levels - 1} for {levels} levels.")
+        check_levels(self.channel_mults, self.sample_size)
         for mult in self.channel_mults:
             if (self.base_channels * mult) % self.groups:
                 raise ValueError(f"channels {self.base_channels * mult} must be divisible by groups ({self.groups}).")
