@@ -75,6 +75,11 @@ def test_shipped_judge_reads_held_out_real_shapes():
     assert acc["all"] >= 0.98, acc
     assert metrics.noise_rejection(metrics.shapes_judge(), 600, seed=7) >= 0.98
     assert metrics.prompt_adherence(data.images, data.captions)["all"] >= 0.98
+    # "object" asks only for colour and shape: a wrong background does not count against it.
+    swapped = [caption(SHAPES[sh], list(COLORS)[c], list(COLORS)[(c + b) % 6 or 1])
+               for sh, c, b in zip(data.shape.tolist(), data.color.tolist(), [1, 2, 3, 4] * 150)]
+    wrong_bg = metrics.prompt_adherence(data.images, swapped)
+    assert wrong_bg["object"] >= 0.98 and wrong_bg["background"] < 0.2
     shuffled = data.captions[1:] + data.captions[:1]
     assert metrics.prompt_adherence(data.images, shuffled)["all"] < 0.2  # it reads images, not captions
     with pytest.raises(ValueError, match="one per image"):

@@ -147,7 +147,8 @@ def prompt_adherence(images: torch.Tensor, prompts) -> dict[str, float]:
 
     ``images``: ``(N, 3, 32, 32)`` in [-1, 1]; ``prompts``: one caption or N captions. Returns the
     fraction right per attribute (``shape``, ``color``, ``background``), ``picture`` (the fraction
-    the judge takes for a shapes picture rather than noise), and ``all``: all four at once.
+    the judge takes for a shapes picture rather than noise), ``object``: colour and shape both
+    right (issue 5's bar), and ``all``: all four at once.
     """
     from ..data.shapes import parse_caption
 
@@ -159,6 +160,7 @@ def prompt_adherence(images: torch.Tensor, prompts) -> dict[str, float]:
     hits = torch.stack([read["shape"], read["color"], read["background"]], 1) == wanted  # (N, 3)
     hits = torch.cat([hits, (read["picture"] == PICTURE)[:, None]], 1)  # (N, 4)
     out = {k: float(hits[:, i].float().mean()) for i, k in enumerate(("shape", "color", "background", "picture"))}
+    out["object"] = float(hits[:, :2].all(1).float().mean())
     out["all"] = float(hits.all(1).float().mean())
     return out
 
