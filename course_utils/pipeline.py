@@ -1,4 +1,8 @@
-"""A trained denoiser with its schedule: the object ``pretrained.load`` returns, and ``sample``."""
+"""A trained denoiser with its schedule: the object ``pretrained.load`` returns, and ``sample``.
+
+The denoiser is a ``UNet`` or a ``DiT`` (the same call and config fields). With a ``vae`` the model
+is a latent diffusion model: it samples latents of the VAE's scaled latent shape and decodes them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import torch
 
 from ._validation import check_choice, check_positive_int
 from .guidance import ClassifierFreeGuidance, check_guidance_scale
+from .models import denoiser_from_dict
+from .models.dit import DiT, DiTConfig
 from .models.unet import UNet, UNetConfig
 from .reverse import clamp_x0_prediction
 from .samplers import DDIMSampler, DDPMSampler
@@ -18,15 +24,22 @@ class DiffusionModel:
     """A U-Net, the schedule it was trained with, and what it predicts.
 
     Args:
-        unet: the denoiser (in eval mode).
+        unet: the denoiser, a ``UNet`` or a ``DiT`` (in eval mode).
         schedule: its training ``NoiseSchedule``.
         prediction_type: ``"epsilon"``, ``"sample"`` or ``"v_prediction"``.
         info: the manifest entry (for ``repr`` and cards).
+        text_encoder: the TinyCLIP of a text-conditioned model.
+        vae: for a latent diffusion model, the autoencoder whose scaled latents ``unet`` denoises.
     """
 
-    def __init__(self, unet: UNet, schedule: NoiseSchedule, prediction_type: str = "epsilon", info: dict | None = None,
-                 text_encoder=None):
+    def __init__(self, unet: UNet | DiT, schedule: NoiseSchedule, prediction_type: str = "epsilon", info: dict | None = None,
+                 text_encoder=None, vae=None):
         self.unet = unet.eval()
+        self.vae = vae.eval() if vae is not None else None
+        if vae is not None and (self.unet.config.in_channels, self.unet.config.sample_size) != vae.latent_shape[:2]:
+            raise ValueError(f"the denoiser takes {self.unet.config.in_channels} channels at "
+                             f"{self.unet.config.sample_size}x{self.unet.config.sample_size}, but the VAE's latents "
+                             f"are {vae.latent_shape}.")
         self.schedule = schedule
         self.prediction_type = prediction_type
         self.info = info or {}
@@ -40,18 +53,19 @@ class DiffusionModel:
 
         entry = pretrained.info(name)
         tensors, meta = pretrained.load_tensors(name)
-        unet = UNet(UNetConfig.from_dict(meta["model_config"]))
-        unet.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        net = denoiser_from_dict(meta.get("architecture", "unet"), meta["model_config"])
+        net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         text_encoder = pretrained.load(meta["text_encoder"], device) if meta.get("text_encoder") else None
-        return cls(unet.to(device), get_schedule(meta["schedule"]), meta.get("prediction_type", "epsilon"), entry,
-                   text_encoder)
+        vae = pretrained.load(meta["vae"], device) if meta.get("vae") else None
+        return cls(net.to(device), get_schedule(meta["schedule"]), meta.get("prediction_type", "epsilon"), entry,
+                   text_encoder, vae)
 
     @property
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
 
     @property
-    def config(self) -> UNetConfig:
+    def config(self) -> UNetConfig | DiTConfig:
         return self.unet.config
 
     def __repr__(self) -> str:
@@ -62,8 +76,8 @@ class DiffusionModel:
     @torch.no_grad()
     def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None, labels=None,
                prompts=None, guidance_scale: float | None = None, sampler: str = "ddim", eta: float = 0.0,
-               batch_size: int = 256, clip_sample: bool = True) -> torch.Tensor:
-        """Draw ``n`` images: ``(n, C, H, W)`` in [-1, 1].
+               batch_size: int = 256, clip_sample: bool | None = None, output: str = "images") -> torch.Tensor:
+        """Draw ``n`` images: ``(n, C, H, W)`` in [-1, 1] (a latent model decodes its latents).
 
         Args:
             steps: sampler steps (default: 50 for DDIM, all T for DDPM).
@@ -78,9 +92,13 @@ class DiffusionModel:
                 diffusers' DDIM clamp keeps the model's noise estimate instead, which drifts off the
                 condition under guidance (digits-class, w = 3, DDIM-50: 40% of 500 digits right against
                 100%); without any clamp shapes-text's samples saturate as the step count grows.
+                None: on for pixel models, off for latent models (latents are not bounded).
+            output: ``"images"``, or ``"latents"`` for a latent model's scaled latents, undecoded.
         """
         n = check_positive_int("n", n)
         check_choice("sampler", sampler, SAMPLERS)
+        check_choice("output", output, ("images", "latents") if self.vae is not None else ("images",))
+        clip_sample = self.vae is None if clip_sample is None else clip_sample
         cond = self.info.get("conditioning")
         if cond is None and (labels is not None or prompts is not None or guidance_scale is not None):
             raise ValueError(f"{self.info.get('name', 'this model')} is unconditional: it takes no labels, prompts "
@@ -125,8 +143,13 @@ class DiffusionModel:
                 if clip_sample:
                     out_t = clamp_x0_prediction(out_t, x, float(alpha_bar[int(t)]), self.prediction_type)
                 x = s.step(out_t, int(t), x, generator=generator, **kw).prev_sample
-            out.append(x.clamp(-1, 1).cpu())
-        return torch.cat(out)
+            out.append(x.cpu() if self.vae is not None else x.clamp(-1, 1).cpu())
+        x = torch.cat(out)
+        if self.vae is None or output == "latents":
+            return x
+        from .latent import decode
+
+        return decode(self.vae, x, batch_size=batch_size)
 
     @torch.no_grad()
     def attention_maps(self, prompts, steps: int = 25, guidance_scale: float | None = None,

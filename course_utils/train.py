@@ -26,7 +26,7 @@ from . import metrics, pretrained
 from .checkpoints import save_checkpoint, sha256_file
 from .config import get_device
 from .data import load_digits
-from .models.unet import UNet, get_unet_config
+from .models import architecture_of, build_denoiser
 from .pipeline import DiffusionModel
 from .recipes import RECIPES, Recipe, get_recipe
 from .schedules import get_schedule
@@ -86,6 +86,37 @@ def train_clip(recipe: Recipe, out: Path) -> tuple[Path, dict]:
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, {"name": recipe.name, "kind": "clip"}), card
 
 
+def train_autoencoder(recipe: Recipe, out: Path, device: torch.device, progress: bool) -> tuple[Path, dict]:
+    from .data import make_shapes
+    from .latent import numbers_per_image, reconstruction_error, train_vae
+
+    t = recipe.train
+    result = train_vae(make_shapes(20000, seed=0).images, recipe.arch, steps=t.steps, batch_size=t.batch_size,
+                       lr=t.lr, seed=t.seed, device=device, progress=progress)
+    if result.interrupted:
+        raise KeyboardInterrupt("VAE training was interrupted; rerun the command (it starts again).")
+    vae = result.model.cpu()
+    held_out = make_shapes(2000, seed=1)
+    card = {"reconstruction": reconstruction_error(vae, held_out.images), "held_out_seed": 1,
+            "judge_on_reconstructions": metrics.judge_accuracy(pretrained.load("shapes-judge", "cpu"),
+                                                               _replace_images(held_out, vae)),
+            "scaling_factor": vae.config.scaling_factor, "kl_weight": 1e-3, "parameters": vae.num_parameters(),
+            "numbers_per_image": numbers_per_image(vae), "final_loss": result.losses[-1][1:],
+            "wall_time_s": result.wall_time_s}
+    tensors = {f"model.{k}": v for k, v in vae.state_dict().items()}
+    meta = {"name": recipe.name, "kind": "vae", "model_config": vae.config.to_dict(), "losses": result.losses}
+    return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
+
+
+def _replace_images(data, vae):
+    """The same shapes data set with every image replaced by its reconstruction."""
+    from dataclasses import replace as dc_replace
+
+    from .latent import decode, encode
+
+    return dc_replace(data, images=decode(vae, encode(vae, data.images)))
+
+
 def evaluate_digits(model: DiffusionModel, steps: int = 50, seed: int = 0) -> dict:
     """digits-FID / KID at N = 898 and the class spread, sampling with DDIM."""
     samples = model.sample(metrics.NUM_SAMPLES, steps=steps, generator=torch.Generator().manual_seed(seed))
@@ -108,7 +139,17 @@ def evaluate_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per_class:
 
 
 def _training_data(recipe: Recipe):
-    """Images, the labels train() conditions on (class or caption index), and the text encoder."""
+    """Images (or scaled latents), the labels train() conditions on (class or caption index), the
+    text encoder and its caption table."""
+    images, labels, clip, table = _pixel_data(recipe)
+    if recipe.vae is not None:
+        from .latent import encode
+
+        images = encode(pretrained.load(recipe.vae, device="cpu"), images)  # (N, 4, 8, 8), about unit std
+    return images, labels, clip, table
+
+
+def _pixel_data(recipe: Recipe):
     if recipe.dataset == "digits":
         images, labels = load_digits()
         return images, (labels if recipe.conditioning == "class" else None), None, None
@@ -129,11 +170,12 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
     from .models.text_unet import CaptionConditionedUNet
 
     images, labels, clip, table = _training_data(recipe)
-    unet = UNet(get_unet_config(recipe.arch))
+    unet = build_denoiser(recipe.arch)
     net = CaptionConditionedUNet(unet, *table) if table is not None else unet
     schedule = get_schedule(recipe.schedule)
     result = train(net, images, schedule, recipe.train, labels=labels, device=device,
-                   checkpoint_path=out / f"{recipe.name}.train.safetensors", progress=progress)
+                   checkpoint_path=out / f"{recipe.name}.train.safetensors", progress=progress,
+                   value_range=None if recipe.vae else 1.0)
     if result.interrupted:
         raise KeyboardInterrupt(f"training stopped at step {result.step}; rerun the same command to resume.")
     ema = result.ema_model.to(device).eval()
@@ -141,7 +183,8 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
     model = DiffusionModel(ema, schedule, recipe.train.prediction_type,
                            {"name": recipe.name, "conditioning": recipe.conditioning,
                             "default_guidance_scale": recipe.default_guidance_scale},
-                           text_encoder=clip.to(device) if clip is not None else None)
+                           text_encoder=clip.to(device) if clip is not None else None,
+                           vae=pretrained.load(recipe.vae, device) if recipe.vae else None)
     card = {"steps": result.step, "wall_time_s": result.wall_time_s, "images_per_s": result.images_per_s,
             "final_loss": result.losses[-1][1] if result.losses else None, "parameters": unet.num_parameters()}
     if recipe.dataset == "digits":
@@ -151,9 +194,10 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
     if recipe.conditioning == "text":
         card["adherence"] = evaluate_prompt_adherence(model)
     tensors = {f"model.{k}": v for k, v in ema.state_dict().items()}
-    meta = {"name": recipe.name, "kind": "diffusion", "model_config": ema.config.to_dict(), "schedule": recipe.schedule,
+    meta = {"name": recipe.name, "kind": "diffusion", "architecture": architecture_of(ema),
+            "model_config": ema.config.to_dict(), "schedule": recipe.schedule,
             "prediction_type": recipe.train.prediction_type, "losses": result.losses,
-            "text_encoder": recipe.text_encoder}
+            "text_encoder": recipe.text_encoder, "vae": recipe.vae}
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
 
 
@@ -219,11 +263,13 @@ def main(argv=None) -> None:
         weights, card = train_judge(recipe, args.out)
     elif recipe.kind == "clip":
         weights, card = train_clip(recipe, args.out)
+    elif recipe.kind == "vae":
+        weights, card = train_autoencoder(recipe, args.out, device, progress=not args.no_progress)
     else:
         weights, card = train_diffusion(recipe, args.out, device, progress=not args.no_progress)
     train_config = asdict(recipe.train)
-    if recipe.kind in ("classifier", "judge", "clip"):  # their own loops: record only what they use
-        used = ("steps", "batch_size", "lr", "seed") if recipe.kind == "clip" else ("steps", "batch_size", "seed")
+    if recipe.kind in ("classifier", "judge", "clip", "vae"):  # their own loops: record only what they use
+        used = ("steps", "batch_size", "lr", "seed") if recipe.kind in ("clip", "vae") else ("steps", "batch_size", "seed")
         train_config = {k: train_config[k] for k in used}
     card |= {"recipe": recipe.name, "train_config": train_config, "device": _device_name(device),
              "torch": torch.__version__, "date": datetime.date.today().isoformat()}

@@ -162,12 +162,14 @@ def _autocast(device: torch.device, precision: str):
 
 def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule, config: TrainConfig,
           labels: torch.Tensor | None = None, device: str | torch.device | None = None,
-          checkpoint_path: str | Path | None = None, resume: bool = True, progress: bool = True) -> TrainResult:
+          checkpoint_path: str | Path | None = None, resume: bool = True, progress: bool = True,
+          value_range: float | None = 1.0) -> TrainResult:
     """Train ``model`` to denoise ``images`` under ``schedule``.
 
     Args:
         model: called as ``model(x_t, t)`` (plus ``class_labels=`` when ``labels`` is given).
-        images: ``(N, C, H, W)`` training data in [-1, 1].
+        images: ``(N, C, H, W)`` training data in [-1, 1] (``value_range``; None for data that is
+            not bounded, such as scaled VAE latents).
         labels: ``(N,)`` class labels for a class-conditional model.
         checkpoint_path: where to save (every ``checkpoint_every`` steps and at the end); with
             ``resume=True`` an existing file there is loaded first and training continues from it.
@@ -184,8 +186,11 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule, confi
         raise TypeError("config must be a TrainConfig.")
     if images.ndim < 2 or len(images) == 0:
         raise ValueError(f"images must be a non-empty (N, ...) tensor, got shape {tuple(images.shape)}.")
-    if not torch.isfinite(images).all() or images.abs().max() > 1 + 1e-6:
-        raise ValueError("images must be finite and in [-1, 1] (see course_utils.data).")
+    if not torch.isfinite(images).all():
+        raise ValueError("images must be finite.")
+    if value_range is not None and images.abs().max() > value_range + 1e-6:
+        raise ValueError(f"images must lie in [-{value_range:g}, {value_range:g}] (see course_utils.data); pass "
+                         "value_range=None for unbounded data such as VAE latents.")
     if labels is not None and labels.shape != (len(images),):
         raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}.")
     device = torch.device(device) if device is not None else get_device()

@@ -90,6 +90,13 @@ def load(name: str, device: str | torch.device | None = None):
         model = TinyCLIP()
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         return model.to(device).eval()
+    if entry["kind"] == "vae":
+        from ..models.vae import VAE, VAEConfig
+
+        tensors, meta = load_tensors(name)
+        model = VAE(VAEConfig.from_dict(meta["model_config"]))
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        return model.to(device).eval()
     raise CheckpointError(f"unknown checkpoint kind {entry['kind']!r} in the manifest.")
 
 

@@ -1,0 +1,197 @@
+"""Latent diffusion's two ends: train the autoencoder, then move images to latents and back.
+
+Rombach et al. 2022 (Sec. 3) split generation in two: an autoencoder ``E, D`` learns once to
+compress an image ``x`` into a small latent ``z = E(x)``, and diffusion then runs on ``z``. Latents
+are multiplied by ``scaling_factor`` (``1 / std`` of the training latents; Stable Diffusion's is
+0.18215) so that the diffusion model sees data of unit variance, as its noise schedule assumes,
+and divided by it again before ``D`` decodes.
+
+Shapes: images ``(B, C, H, W)`` in [-1, 1]; latents ``(B, latent_channels, H / f, W / f)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from ._validation import check_positive_int
+from .models.vae import VAE, Autoencoder, VAEConfig, vae_loss
+
+
+@dataclass
+class VAETrainResult:
+    """What ``train_vae`` returns. ``losses``: ``(step, mean loss, mean recon, mean kl)`` rows."""
+
+    model: VAE
+    losses: list[tuple[int, float, float, float]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    interrupted: bool = False
+
+
+def train_vae(images: torch.Tensor, config: VAEConfig | str = "shapes-vae", steps: int = 3000,
+              batch_size: int = 64, lr: float = 1e-3, kl_weight: float = 1e-3, seed: int = 0,
+              log_every: int = 50, device: str | torch.device = "cpu", progress: bool = True) -> VAETrainResult:
+    """Train a ``VAE`` on ``images`` with ``vae_loss`` (AdamW, cosine decay to 0), then set its
+    ``scaling_factor`` from the trained encoder (``latent_scaling_factor``).
+
+    Interrupting (Ctrl-C / the stop button) returns the model as it is, with its scale factor set.
+    """
+    from tqdm.auto import tqdm
+
+    check_positive_int("steps", steps)
+    check_positive_int("batch_size", batch_size)
+    _check_images(images)
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    model = VAE(config).to(device).train()
+    data = images.to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+    rows, acc, start, interrupted = [], torch.zeros(3), time.perf_counter(), False
+    bar = tqdm(range(steps), disable=not progress, desc="training the VAE", leave=False)
+    try:
+        for step in bar:
+            idx = torch.randint(0, len(data), (batch_size,), device=device, generator=gen)
+            parts = vae_loss(model, data[idx], kl_weight=kl_weight, generator=gen)
+            opt.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            acc += torch.stack([parts[k].detach().cpu() for k in ("loss", "recon", "kl")])
+            if (step + 1) % log_every == 0 or step + 1 == steps:
+                n = (step % log_every) + 1
+                rows.append((step + 1, *(round(float(v) / n, 6) for v in acc)))
+                acc.zero_()
+                bar.set_postfix(recon=f"{rows[-1][2]:.4f}")
+    except KeyboardInterrupt:
+        interrupted = True
+    model.eval()
+    scale = latent_scaling_factor(model, images[:2000])
+    model.config = replace(model.config, scaling_factor=scale)
+    return VAETrainResult(model, rows, time.perf_counter() - start, interrupted)
+
+
+@torch.no_grad()
+def latent_scaling_factor(vae: Autoencoder, images: torch.Tensor, batch_size: int = 256) -> float:
+    """``1 / std`` of the posterior means of ``images`` (over every latent element), the factor
+    that gives the diffusion model unit-variance latents. Stable Diffusion computed its 0.18215
+    the same way, from a batch of its training images."""
+    z = encode(vae, images, scaled=False, batch_size=batch_size)
+    return float(1.0 / z.float().std())
+
+
+@torch.no_grad()
+def encode(vae: Autoencoder, images: torch.Tensor, scaled: bool = True, sample: bool = False,
+           generator: torch.Generator | None = None, batch_size: int = 256) -> torch.Tensor:
+    """Images ``(B, C, H, W)`` in [-1, 1] -> latents ``(B, *vae.latent_shape)``.
+
+    ``scaled``: multiply by ``vae.config.scaling_factor`` (what the diffusion model sees);
+    ``sample``: draw from the posterior instead of taking its mean.
+    """
+    _check_images(images)
+    device = next(vae.parameters()).device
+    out = []
+    for lo in range(0, len(images), batch_size):
+        posterior = vae.encode(images[lo:lo + batch_size].to(device))
+        out.append((posterior.sample(generator) if sample else posterior.mode()).cpu())
+    z = torch.cat(out)
+    return z * vae.config.scaling_factor if scaled else z
+
+
+@torch.no_grad()
+def decode(vae: Autoencoder, latents: torch.Tensor, scaled: bool = True, batch_size: int = 256,
+           dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Latents ``(B, *vae.latent_shape)`` -> images ``(B, C, H, W)`` clamped to [-1, 1].
+
+    ``scaled``: the latents carry the scale factor (divide it out first). ``dtype``: run the
+    decoder in this precision (``torch.float16`` or ``torch.bfloat16``) and return float32.
+    """
+    if latents.ndim != 4:
+        raise ValueError(f"latents must have shape (B, {', '.join(map(str, vae.latent_shape))}), "
+                         f"got {tuple(latents.shape)}.")
+    device = next(vae.parameters()).device
+    z = latents / vae.config.scaling_factor if scaled else latents
+    out = []
+    for lo in range(0, len(z), batch_size):
+        chunk = z[lo:lo + batch_size].to(device)
+        if dtype is None:
+            out.append(vae.decode(chunk).float().cpu())
+        else:
+            out.append(_decode_in(vae, chunk, dtype).cpu())
+    return torch.cat(out).clamp(-1, 1)
+
+
+def _decode_in(vae: Autoencoder, z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Decode with the weights themselves cast to ``dtype`` (what ``vae.half()`` does), then float32."""
+    import copy
+
+    low = copy.deepcopy(vae).to(dtype)
+    return low.decode(z.to(dtype)).float()
+
+
+@torch.no_grad()
+def reconstruction_error(vae: Autoencoder, images: torch.Tensor, batch_size: int = 256) -> dict[str, float]:
+    """How well ``decode(encode(x))`` (posterior means) matches ``x``: mean squared error per pixel
+    on the [-1, 1] scale, the PSNR on the [0, 1] scale, and the largest per-image error."""
+    recon = decode(vae, encode(vae, images, scaled=False, batch_size=batch_size), scaled=False,
+                   batch_size=batch_size)
+    per_image = (recon - images).pow(2).flatten(1).mean(1)  # (B,)
+    mse = float(per_image.mean())
+    # PSNR on [0, 1] pixels: errors there are half as large, so the MSE is a quarter.
+    return {"mse": mse, "psnr_db": 10 * math.log10(1.0 / (mse / 4)), "worst_mse": float(per_image.max()),
+            "n": len(images)}
+
+
+def numbers_per_image(vae: Autoencoder) -> dict[str, int]:
+    """How many numbers describe one image in pixel space and in latent space, and the ratio."""
+    c = vae.config
+    pixels = c.in_channels * c.sample_size**2
+    latents = math.prod(vae.latent_shape)
+    return {"pixels": pixels, "latents": latents, "compression": pixels // latents}
+
+
+def image_features(images: torch.Tensor, size: int) -> dict[str, torch.Tensor]:
+    """What a latent channel might carry, each pooled to the ``size x size`` latent grid:
+    ``brightness`` (mean of RGB), ``red``, ``green``, ``blue`` and ``edges`` (the brightness
+    gradient's magnitude). Each is ``(N, size, size)``."""
+    f = torch.nn.functional
+    rgb = (images + 1) / 2  # (N, 3, H, W) in [0, 1]
+    gray = rgb.mean(1, keepdim=True)  # (N, 1, H, W)
+    gx = f.pad(gray[..., :, 1:] - gray[..., :, :-1], (0, 1, 0, 0))  # (N, 1, H, W)
+    gy = f.pad(gray[..., 1:, :] - gray[..., :-1, :], (0, 0, 0, 1))  # (N, 1, H, W)
+    maps = {"brightness": gray, "red": rgb[:, :1], "green": rgb[:, 1:2], "blue": rgb[:, 2:],
+            "edges": (gx**2 + gy**2).sqrt()}
+    return {k: f.adaptive_avg_pool2d(v, size)[:, 0] for k, v in maps.items()}
+
+
+def latent_channel_correlations(latents: torch.Tensor, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Pearson correlation of each latent channel with each of ``image_features``, over every
+    latent position of every image: ``{feature: (C,)}`` in [-1, 1].
+
+    Args:
+        latents: ``(N, C, h, w)`` (scaled or not: correlation ignores the scale).
+        images: ``(N, 3, H, W)`` the images they encode, in [-1, 1].
+    """
+    if latents.ndim != 4 or images.ndim != 4 or len(latents) != len(images):
+        raise ValueError(f"need (N, C, h, w) latents and (N, 3, H, W) images, got {tuple(latents.shape)} and "
+                         f"{tuple(images.shape)}.")
+    z = latents.float().transpose(0, 1).flatten(1)  # (C, N*h*w)
+    z = z - z.mean(1, keepdim=True)
+    out = {}
+    for name, feat in image_features(images.float(), latents.shape[-1]).items():
+        v = feat.flatten() - feat.mean()  # (N*h*w,)
+        denom = (z.norm(dim=1) * v.norm()).clamp_min(1e-12)
+        out[name] = (z @ v) / denom  # (C,)
+    return out
+
+
+def _check_images(images: torch.Tensor) -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty (B, C, H, W) tensor, got {getattr(images, 'shape', images)}.")
+    if not torch.isfinite(images).all() or images.abs().max() > 1 + 1e-6:
+        raise ValueError("images must be finite and in [-1, 1] (see course_utils.data).")

@@ -1,0 +1,106 @@
+"""Latent diffusion's plumbing: VAE training, the scale factor, encode/decode, and a latent
+DiffusionModel (U-Net or DiT) that samples latents and decodes them."""
+
+import pytest
+import torch
+
+from course_utils.data import make_shapes
+from course_utils.latent import (decode, encode, latent_scaling_factor, numbers_per_image, reconstruction_error,
+                                 train_vae)
+from course_utils.models import DiT, DiTConfig, UNet, UNetConfig, build_denoiser, denoiser_from_dict
+from course_utils.models.vae import VAE, VAEConfig
+from course_utils.pipeline import DiffusionModel
+from course_utils.schedules import get_schedule
+from course_utils.training import TrainConfig, train
+
+SMALL = VAEConfig()  # the shapes-vae preset: smaller ones sit on the "mean colour" plateau for 40 steps
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = make_shapes(256, seed=0).images
+    return train_vae(data, SMALL, steps=40, batch_size=32, lr=2e-3, progress=False, log_every=10)
+
+
+def test_train_vae_learns_and_sets_the_scale_factor(trained):
+    rows = trained.losses
+    assert len(rows) == 4 and rows[-1][2] < 0.6 * rows[0][2]  # 40 steps take the error about halfway down
+    data = make_shapes(256, seed=0).images
+    # The factor is 1 / std of the posterior means of the first 2,000 (here all 256) training images.
+    z = encode(trained.model, data)  # scaled
+    assert z.std().item() == pytest.approx(1.0, abs=1e-4)
+    assert trained.model.config.scaling_factor == pytest.approx(latent_scaling_factor(trained.model, data), rel=1e-6)
+
+
+def test_encode_decode_round_trip_and_scaling(trained):
+    vae, x = trained.model, make_shapes(5, seed=3).images
+    z = encode(vae, x, scaled=False)
+    assert z.shape == (5, 4, 8, 8)
+    torch.testing.assert_close(encode(vae, x), z * vae.config.scaling_factor)
+    torch.testing.assert_close(decode(vae, z * vae.config.scaling_factor), decode(vae, z, scaled=False))
+    out = decode(vae, z, scaled=False, batch_size=2)  # batching does not change the result
+    torch.testing.assert_close(out, decode(vae, z, scaled=False))
+    assert out.shape == x.shape and out.abs().max() <= 1
+    err = reconstruction_error(vae, x)
+    assert err["mse"] == pytest.approx(float((out - x).pow(2).mean()), rel=1e-5) and err["n"] == 5
+    assert err["psnr_db"] == pytest.approx(10 * torch.log10(torch.tensor(4 / err["mse"])).item(), rel=1e-5)
+    assert numbers_per_image(vae) == {"pixels": 3072, "latents": 256, "compression": 12}
+
+
+def test_low_precision_decode_stays_close(trained):
+    z = encode(trained.model, make_shapes(4, seed=4).images)
+    ref = decode(trained.model, z)
+    for dtype, tol in ((torch.bfloat16, 0.1), (torch.float16, 0.02)):
+        low = decode(trained.model, z, dtype=dtype)
+        assert low.dtype == torch.float32 and (low - ref).abs().max() < tol
+    assert next(trained.model.parameters()).dtype == torch.float32  # the model itself is untouched
+
+
+def test_train_refuses_bad_images_and_accepts_unbounded_latents():
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        train_vae(torch.full((4, 3, 32, 32), 2.0), SMALL, steps=1, progress=False)
+    net = UNet(UNetConfig(sample_size=8, in_channels=4, base_channels=16, channel_mults=(1, 2), attention_levels=()))
+    latents = 3 * torch.randn(16, 4, 8, 8)  # std 3: outside [-1, 1]
+    cfg = TrainConfig(steps=2, batch_size=4, log_every=1)
+    with pytest.raises(ValueError, match="value_range=None"):
+        train(net, latents, get_schedule("cosine", 100), cfg, progress=False)
+    assert train(net, latents, get_schedule("cosine", 100), cfg, progress=False, value_range=None).step == 2
+
+
+@pytest.mark.parametrize("arch", ["unet", "dit"])
+def test_latent_diffusion_model_samples_latents_and_decodes_them(trained, arch):
+    vae = trained.model
+    torch.manual_seed(0)
+    net = (UNet(UNetConfig(sample_size=8, in_channels=4, base_channels=16, channel_mults=(1, 2), attention_levels=()))
+           if arch == "unet" else DiT(DiTConfig(sample_size=8, in_channels=4, patch_size=1, hidden_size=32, depth=1)))
+    for p in net.parameters():  # a non-zero output, so that the latents are not just the noise
+        torch.nn.init.normal_(p, std=0.02)
+    model = DiffusionModel(net, get_schedule("cosine", 100), vae=vae, info={"name": "latent"})
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    latents = model.sample(3, steps=4, generator=g(), output="latents")
+    images = model.sample(3, steps=4, generator=g())
+    assert latents.shape == (3, 4, 8, 8) and images.shape == (3, 3, 32, 32)
+    torch.testing.assert_close(images, decode(vae, latents))
+    assert latents.abs().max() > 1  # latents are not clamped to [-1, 1] (clip_sample is off for them)
+    with pytest.raises(ValueError, match="'images', 'latents'"):
+        model.sample(1, steps=2, output="pixels")
+    with pytest.raises(ValueError, match="Accepted: 'images'"):
+        DiffusionModel(UNet("digits-tiny"), get_schedule("cosine", 100)).sample(1, steps=2, output="latents")
+    with pytest.raises(ValueError, match="latents are"):
+        DiffusionModel(UNet("digits-tiny"), get_schedule("cosine", 100), vae=vae)
+
+
+def test_denoiser_builders():
+    assert isinstance(build_denoiser("dit-digits-s"), DiT) and isinstance(build_denoiser("digits-tiny"), UNet)
+    with pytest.raises(ValueError, match="'dit-digits-b'"):
+        build_denoiser("dit-huge")
+    net = build_denoiser("dit-digits-s")
+    again = denoiser_from_dict("dit", net.config.to_dict())
+    assert isinstance(again, DiT) and again.config == net.config
+    with pytest.raises(ValueError, match="Accepted: 'unet', 'dit'"):
+        denoiser_from_dict("transformer", {})
+
+
+def test_vae_preset_is_what_the_shipped_model_uses():
+    vae = VAE("shapes-vae")
+    assert vae.latent_shape == (4, 8, 8) and vae.config.downsample_factor == 4
