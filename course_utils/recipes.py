@@ -68,22 +68,15 @@ RECIPES: dict[str, Recipe] = {
         description="Latent diffusion: the shapes-text recipe run on shapes-vae's scaled 8x8x4 latents of the same "
                     "20,000 shapes (posterior means), decoded by the VAE after sampling.",
     ),
-    "dit-digits-b": Recipe(
-        name="dit-digits-b", kind="diffusion", dataset="digits", arch="dit-digits-b", method="ddpm",
+    **{f"dit-digits-{size}": Recipe(
+        name=f"dit-digits-{size}", kind="diffusion", dataset="digits", arch=f"dit-digits-{size}", method="ddpm",
         conditioning="class", schedule="cosine", default_guidance_scale=3.0,
-        train=TrainConfig(steps=2500, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.998,
+        train=TrainConfig(steps=4000, batch_size=64, lr=1e-3, warmup_steps=200, ema_decay=0.998,
                           label_dropout=0.1, checkpoint_every=100, seed=0),
-        description="Class-conditional DiT (adaLN-Zero, 2x2 patches, 64 tokens, 1.9M parameters) on the digits, "
-                    "the same data, schedule and label dropout as the digits-class U-Net.",
-    ),
-    "dit-digits-s": Recipe(
-        name="dit-digits-s", kind="diffusion", dataset="digits", arch="dit-digits-s", method="ddpm",
-        conditioning="class", schedule="cosine", default_guidance_scale=3.0,
-        train=TrainConfig(steps=2500, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.998,
-                          label_dropout=0.1, checkpoint_every=100, seed=0),
-        description="The small DiT (0.33M parameters), trained exactly as dit-digits-b: the other point of "
-                    "notebook 07's size comparison.",
-    ),
+        description=f"Class-conditional DiT ({what}; adaLN-Zero, 2x2 patches, 64 tokens) on the digits: the data, "
+                    "schedule and label dropout of the digits-class U-Net. dit-digits-s and dit-digits-b are "
+                    "trained identically, for notebook 07's size comparison.",
+    ) for size, what in (("s", "0.33M parameters"), ("b", "1.06M parameters, the digits-class U-Net's size"))},
     "digit-classifier": Recipe(
         name="digit-classifier", kind="classifier", dataset="digits", arch="digit-classifier", method="classifier",
         train=TrainConfig(steps=1500, batch_size=128, seed=0),

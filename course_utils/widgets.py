@@ -153,3 +153,160 @@ class PromptExplorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+class LatentExplorer:
+    """Step through images and their VAE latents one channel at a time (the course text's
+    Exercise 4): the image, its reconstruction, every latent channel, and how the chosen channel
+    correlates with the image's brightness and colour channels (each pooled to the latent grid).
+
+    Args:
+        vae: an autoencoder from ``course_utils.models.vae`` (e.g. ``pretrained.load("shapes-vae")``).
+        images: ``(N, 3, H, W)`` images in [-1, 1].
+    """
+
+    def __init__(self, vae, images: torch.Tensor):
+        import ipywidgets as widgets
+
+        from .latent import decode, encode
+
+        images = torch.as_tensor(images).float()
+        if images.ndim != 4 or images.shape[1] != 3 or len(images) == 0:
+            raise ValueError(f"images must be a non-empty (N, 3, H, W) RGB batch, got {tuple(images.shape)}.")
+        self.images = images
+        self.latents = encode(vae, images, scaled=False)  # (N, C, h, w), posterior means
+        self.reconstructions = decode(vae, self.latents, scaled=False)  # (N, 3, H, W)
+        self.index = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image",
+                                       continuous_update=False)
+        self.channel = widgets.Dropdown(options=list(range(self.latents.shape[1])), value=0, description="channel")
+        self.info = widgets.HTML()
+        self.out = widgets.Output()
+        for w in (self.index, self.channel):
+            w.observe(self.update, names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.index, self.channel]), self.info, self.out])
+        self.update()
+
+    def update(self, change=None) -> None:
+        """Recompute the chosen channel's map and its correlations, then redraw."""
+        from .latent import latent_channel_correlations
+
+        i, c = int(self.index.value), int(self.channel.value)
+        self.current = self.latents[i, c]  # (h, w)
+        self.stats = {k: float(v[c]) for k, v in latent_channel_correlations(self.latents[i:i + 1],
+                                                                             self.images[i:i + 1]).items()}
+        self.info.value = f"channel {c} of image {i}, correlation with: " + ", ".join(
+            f"{k} {v:+.2f}" for k, v in self.stats.items())
+        self._draw(i, c)
+
+    def _draw(self, i: int, c: int) -> None:
+        self.out.clear_output(wait=True)
+        with self.out:
+            k = self.latents.shape[1]
+            fig, axes = plt.subplots(1, 2 + k, figsize=(2.1 * (2 + k), 2.5))
+            for ax, img, title in ((axes[0], self.images[i], "image"), (axes[1], self.reconstructions[i], "decoded")):
+                ax.imshow(((img.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy())
+                ax.set_title(title, fontsize=9)
+            lim = float(self.latents[i].abs().max())
+            for j in range(k):
+                axes[2 + j].imshow(self.latents[i, j].numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+                axes[2 + j].set_title(f"channel {j}" + (" (chosen)" if j == c else ""), fontsize=9,
+                                      fontweight="bold" if j == c else "normal")
+            for ax in axes:
+                ax.axis("off")
+            fig.suptitle(f"image {i}: its latent's {k} channels, {tuple(self.latents.shape[2:])} each "
+                         "(red > 0 > blue, one colour scale)", fontsize=9)
+            fig.tight_layout()
+            plt.show()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
+
+
+class PatchExplorer:
+    """Pick a patch size; see an image cut into the patch tokens a DiT reads, and what it costs.
+
+    For a square ``H x H`` image and patch size ``p`` (a divisor of ``H``): ``N = (H / p)**2``
+    tokens of ``p * p * C`` numbers each, and self-attention compares ``N**2`` pairs of them.
+
+    Args:
+        image: one ``(C, H, H)`` (or ``(1, C, H, H)``) image in [-1, 1], C = 1 or 3.
+        patch_size: the starting patch size.
+    """
+
+    def __init__(self, image: torch.Tensor, patch_size: int = 2):
+        import ipywidgets as widgets
+
+        image = torch.as_tensor(image).float()
+        image = image[0] if image.ndim == 4 and len(image) == 1 else image
+        if image.ndim != 3 or image.shape[0] not in (1, 3) or image.shape[1] != image.shape[2]:
+            raise ValueError(f"image must be one square (C, H, H) image with C = 1 or 3, got {tuple(image.shape)}.")
+        self.image = image
+        self.side = image.shape[1]
+        self.sizes = [p for p in range(1, self.side + 1) if self.side % p == 0]
+        if patch_size not in self.sizes:
+            raise ValueError(f"patch_size must divide the image side {self.side}; accepted: {self.sizes}.")
+        self.slider = widgets.SelectionSlider(options=self.sizes, value=patch_size, description="patch size p",
+                                              continuous_update=False, layout=widgets.Layout(width="420px"))
+        self.info = widgets.HTML()
+        self.out = widgets.Output()
+        self.slider.observe(self.update, names="value")
+        self.widget = widgets.VBox([self.slider, self.info, self.out])
+        self.update()
+
+    def update(self, change=None) -> None:
+        """Cut the image into patches of the chosen size, recount the cost, then redraw."""
+        from .models.dit import patchify, sequence_length
+
+        p = int(self.slider.value)
+        self.patch_size = p
+        self.tokens = patchify(self.image[None], p)[0]  # (N, p*p*C)
+        self.num_tokens = sequence_length(self.side, p)
+        self.token_dim = self.tokens.shape[1]
+        self.attention_pairs = self.num_tokens ** 2
+        rows = "".join(
+            f"<tr style='font-weight:{'bold' if q == p else 'normal'}'><td>{q}</td>"
+            f"<td>{sequence_length(self.side, q):,}</td><td>{q * q * self.image.shape[0]}</td>"
+            f"<td>{sequence_length(self.side, q) ** 2:,}</td></tr>" for q in self.sizes)
+        self.info.value = (f"p = {p}: N = ({self.side}/{p})² = <b>{self.num_tokens:,} tokens</b> of {p}×{p}×"
+                           f"{self.image.shape[0]} = {self.token_dim} number{'s' if self.token_dim > 1 else ''}; self-attention compares "
+                           f"N² = <b>{self.attention_pairs:,}</b> pairs per head and layer."
+                           "<table><tr><th>p</th><th>tokens N</th><th>numbers per token</th><th>pairs N²</th></tr>"
+                           f"{rows}</table>")
+        self._draw()
+
+    def _draw(self) -> None:
+        from .viz import to_display
+
+        p, n, side = self.patch_size, self.num_tokens, self.side
+        self.out.clear_output(wait=True)
+        with self.out:
+            fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw={"width_ratios": [1, 1.3]})
+            img = to_display(self.image)[0]
+            left.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1,
+                        extent=(0, side, side, 0), interpolation="nearest")
+            for k in range(0, side + 1, p):
+                left.axhline(k, color="tab:orange", lw=1.2)
+                left.axvline(k, color="tab:orange", lw=1.2)
+            if n <= 64:  # number the patches in reading order, the order of the tokens
+                for i in range(side // p):
+                    for j in range(side // p):
+                        left.text(j * p + p / 2, i * p + p / 2, str(i * (side // p) + j), color="tab:orange",
+                                  ha="center", va="center", fontsize=max(6, 14 - n // 8))
+            left.set(xlabel="pixel column", ylabel="pixel row", title=f"{side}x{side} image, {p}x{p} patches")
+            seq = ((self.tokens.clamp(-1, 1) + 1) / 2).numpy()  # (N, p*p*C) in [0, 1]
+            right.imshow(seq, cmap="gray", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+            right.set_xticks(range(0, self.token_dim, max(1, self.token_dim // 8)))
+            right.set_yticks(range(0, n, max(1, n // 8)))
+            right.set(xlabel=f"number within the token (p·p·C = {self.token_dim})", ylabel="token index",
+                      title=f"the sequence: {n} token{'s' if n > 1 else ''} x {self.token_dim} "
+                      f"number{'s' if self.token_dim > 1 else ''}")
+            fig.suptitle(f"p = {p}: {n} tokens, attention over {self.attention_pairs:,} pairs")
+            fig.tight_layout()
+            plt.show()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)

@@ -560,5 +560,5 @@ assert digits_adh > 0.5 and both > 0.5, "far below target: guidance or the check
 # ## What comes next
 #
 # Every model so far works on pixels, which is affordable at 16×16 and 32×32 but not at 512×512.
-# Notebook [06 · Latent diffusion](06_latent_diffusion.ipynb) (in preparation) compresses images
+# Notebook [06 · Latent diffusion](06_latent_diffusion.ipynb) compresses images
 # with an autoencoder first and runs the same diffusion and guidance in its small latent space.

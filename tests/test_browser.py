@@ -296,6 +296,31 @@ def test_forward_explorer_widgets_drive_the_picture(page, lab):
     shutdown_kernels(lab)
 
 
+def test_latent_explorer_steps_through_images_and_channels(page, lab):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    name = next(n for n in LEARNER_NOTEBOOKS if n.startswith("06_"))
+    open_and_run_all(page, lab, name)
+    explorer = page.locator(".widget-vbox").filter(has=page.locator(".widget-dropdown")).last
+    explorer.scroll_into_view_if_needed()
+    explorer.locator(".widget-output img").first.wait_for(timeout=60_000)
+    state0 = explorer.evaluate(EXPLORER_STATE)
+    assert "channel 0 of image 0" in state0[0]
+
+    explorer.locator(".widget-dropdown select").select_option("2")  # another channel, as a learner picks it
+    state1 = wait_for_new_state(page, explorer, state0)
+    readout = explorer.locator(".widget-slider .widget-readout")  # and another image
+    readout.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("5")
+    page.keyboard.press("Enter")
+    state2 = wait_for_new_state(page, explorer, state1)
+    assert "channel 2 of image 0" in state1[0] and "channel 2 of image 5" in state2[0], (state1[0], state2[0])
+    assert re.search(r"brightness [+-]\d\.\d\d", state2[0]), state2[0]  # the correlations are measured
+    explorer.screenshot(path=str(SHOTS / "06_latent_explorer.png"))
+    assert not page.js_errors, page.js_errors
+    shutdown_kernels(lab)
+
+
 def test_prompt_explorer_generates_what_is_typed(page, lab):
     SHOTS.mkdir(parents=True, exist_ok=True)
     name = next(n for n in LEARNER_NOTEBOOKS if n.startswith("05_"))

@@ -203,3 +203,47 @@ def test_config_round_trip_and_overrides():
     assert get_dit_config("dit-latent-s").num_patches == 64 == sequence_length(8, 1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.depth = 3  # frozen
+
+
+class _FixedEmbedding(torch.nn.Module):
+    """Stands in for diffusers' CombinedTimestepLabelEmbeddings: returns a given conditioning vector.
+    (diffusers' embeds t with downscale_freq_shift=1, DiT's original with 0, so the blocks are
+    compared on the same c.)"""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+
+    def forward(self, timestep, class_labels, hidden_dtype=None):
+        return self.c
+
+
+def test_dit_block_matches_diffusers_ada_norm_zero_block():
+    # diffusers' DiTTransformer2DModel is built from BasicTransformerBlock(norm_type="ada_norm_zero"):
+    # the same adaLN-Zero block with separate q/k/v projections. Copy our weights into it and compare.
+    from diffusers.models.attention import BasicTransformerBlock
+
+    torch.manual_seed(0)
+    d, heads = 32, 4
+    ours = DiTBlock(d, heads)
+    for p in ours.parameters():  # non-zero modulation, so that every term of the block is exercised
+        torch.nn.init.normal_(p, std=0.1)
+    theirs = BasicTransformerBlock(d, heads, d // heads, norm_type="ada_norm_zero", num_embeds_ada_norm=10,
+                                   activation_fn="gelu-approximate", attention_bias=True,
+                                   norm_elementwise_affine=False, norm_eps=1e-6)
+    c = torch.randn(3, d)
+    theirs.norm1.emb = _FixedEmbedding(c)
+    q, k, v = ours.attn.qkv.weight.chunk(3, dim=0)
+    qb, kb, vb = ours.attn.qkv.bias.chunk(3, dim=0)
+    pairs = [(theirs.norm1.linear, ours.adaLN_modulation[1]), (theirs.attn1.to_out[0], ours.attn.proj),
+             (theirs.ff.net[0].proj, ours.mlp[0]), (theirs.ff.net[2], ours.mlp[2])]
+    with torch.no_grad():
+        for (lin, w, b) in ((theirs.attn1.to_q, q, qb), (theirs.attn1.to_k, k, kb), (theirs.attn1.to_v, v, vb)):
+            lin.weight.copy_(w)
+            lin.bias.copy_(b)
+        for dst, src in pairs:
+            dst.weight.copy_(src.weight)
+            dst.bias.copy_(src.bias)
+        x = torch.randn(3, 16, d)
+        expected = theirs(x, timestep=torch.zeros(3), class_labels=torch.zeros(3, dtype=torch.long))
+        torch.testing.assert_close(ours(x, c), expected, atol=1e-5, rtol=1e-5)

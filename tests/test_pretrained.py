@@ -56,7 +56,10 @@ def test_classifier_loads_as_a_network():
 
 def test_shipped_models_are_the_expected_ones():
     assert {"digit-classifier", "digits-ddpm"} <= set(pretrained.list())
-    assert pretrained.list(kind="diffusion") == ["digits-class", "digits-ddpm", "shapes-text"]
+    assert pretrained.list(kind="diffusion") == ["digits-class", "digits-ddpm", "dit-digits-b", "dit-digits-s",
+                                                 "shapes-latent", "shapes-text"]
+    assert pretrained.list(kind="vae") == ["shapes-vae"]
+    assert pretrained.info("shapes-latent")["conditioning"] == "text"
     assert pretrained.info("digits-class")["conditioning"] == "class"
     assert pretrained.info("shapes-text")["conditioning"] == "text"
 
@@ -86,6 +89,52 @@ def test_shapes_text_draws_the_colour_and_shape_asked_for():
     samples = model.sample(len(prompts), steps=10, prompts=prompts, generator=torch.Generator().manual_seed(3))
     both = metrics.prompt_adherence(samples, prompts)["object"]  # colour and shape both right
     assert both >= 0.8, both
+
+
+def test_shapes_vae_reconstructs_held_out_shapes():
+    # Issue 6's bar: a measured, documented reconstruction error on held-out shapes (seed 1; training
+    # used seed 0). The card records PSNR 35.2 dB on 2,000; the judge reads every reconstruction right.
+    from course_utils import metrics
+    from course_utils.data import make_shapes
+    from course_utils.latent import decode, encode, reconstruction_error
+
+    vae = pretrained.load("shapes-vae", device="cpu")
+    held_out = make_shapes(300, seed=1)
+    err = reconstruction_error(vae, held_out.images)
+    assert err["psnr_db"] > 32 and err["worst_mse"] < 0.01, err
+    recon = decode(vae, encode(vae, held_out.images))
+    judged = metrics.judge_accuracy(metrics.shapes_judge(), type(held_out)(recon, held_out.captions, held_out.shape,
+                                                                           held_out.color, held_out.background))
+    assert judged["all"] >= 0.98, judged
+    # The scale factor gives the latents of training shapes a standard deviation of about 1.
+    assert encode(vae, make_shapes(500, seed=0).images).std().item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_shapes_latent_draws_the_colour_and_shape_asked_for():
+    # The latent model is held to the pixel model's bar (colour and shape both right >= 80%).
+    from course_utils import metrics
+    from course_utils.models.clip import all_captions
+
+    model = pretrained.load("shapes-latent", device="cpu")
+    assert model.vae is not None and model.unet.config.sample_size == 8
+    prompts = all_captions()
+    samples = model.sample(len(prompts), steps=10, prompts=prompts, generator=torch.Generator().manual_seed(3))
+    assert samples.shape == (90, 3, 32, 32)
+    both = metrics.prompt_adherence(samples, prompts)["object"]
+    assert both >= 0.8, both
+
+
+def test_dit_draws_the_digit_asked_for():
+    # The shipped DiTs are held to digits-class's bar at the default guidance scale.
+    from course_utils import metrics
+    from course_utils.models import DiT
+
+    labels = torch.arange(10).repeat_interleave(20)  # (200,)
+    for name, bar in (("dit-digits-b", 0.9), ("dit-digits-s", 0.8)):
+        model = pretrained.load(name, device="cpu")
+        assert isinstance(model.unet, DiT)
+        samples = model.sample(len(labels), steps=10, labels=labels, generator=torch.Generator().manual_seed(3))
+        assert metrics.class_adherence(samples, labels) >= bar, name
 
 
 def test_digits_ddpm_meets_the_quality_bar():
