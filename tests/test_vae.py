@@ -99,3 +99,22 @@ def test_diffusers_autoencoder_behind_the_same_interface():
     assert recon.shape == x.shape
     with pytest.raises(ValueError, match=r"\(B, 4, 16, 16\)"):
         vae.decode(torch.zeros(1, 4, 8, 8))
+
+
+def test_from_pretrained_loads_a_saved_autoencoder(tmp_path):
+    # The online path (Stable Diffusion's VAE by repo id) goes through the same from_pretrained call;
+    # here it reads a small AutoencoderKL the test saves, so no network is needed.
+    from diffusers import AutoencoderKL
+
+    from course_utils.models.vae import DiffusersVAE
+
+    torch.manual_seed(0)
+    ae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32),
+                       down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                       layers_per_block=1, norm_num_groups=8, sample_size=32, scaling_factor=0.25).eval()
+    ae.save_pretrained(tmp_path / "tiny-vae")  # config.json + diffusion_pytorch_model.safetensors
+    vae = DiffusersVAE.from_pretrained(str(tmp_path / "tiny-vae"), sample_size=32).eval()
+    assert vae.config.scaling_factor == 0.25 and vae.latent_shape == (4, 16, 16)
+    x = make_shapes(2, seed=0).images
+    with torch.no_grad():
+        torch.testing.assert_close(vae.encode(x).mean, ae.encode(x).latent_dist.mean)
