@@ -28,6 +28,7 @@ from .reverse import PREDICTION_TYPES
 from .schedules import NoiseSchedule
 
 PRECISIONS = ("auto", "fp32", "bf16")
+OBJECTIVES = ("diffusion", "flow_matching")
 
 
 class TrainingDiverged(RuntimeError):
@@ -45,7 +46,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
-    prediction_type: str = "epsilon"
+    prediction_type: str = "epsilon"  # diffusion's target; flow matching always predicts the velocity
+    objective: str = "diffusion"  # or "flow_matching" (course_utils.flow_matching; no noise schedule)
     label_dropout: float = 0.0  # probability of the null label (classifier-free guidance training)
     precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 elsewhere
     compile: bool = False  # torch.compile the model (CUDA only; falls back to eager on failure)
@@ -58,6 +60,7 @@ class TrainConfig:
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("log_every", self.log_every)
         check_choice("prediction_type", self.prediction_type, PREDICTION_TYPES)
+        check_choice("objective", self.objective, OBJECTIVES)
         check_choice("precision", self.precision, PRECISIONS)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}.")
@@ -118,13 +121,27 @@ def diffusion_loss(model, x0, alphas_cumprod, generator, prediction_type="epsilo
     b = x0.shape[0]
     t = torch.randint(0, alphas_cumprod.numel(), (b,), device=x0.device, generator=generator)  # (B,)
     noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)  # (B, C, H, W)
-    kwargs = {}
-    if labels is not None:
-        if label_dropout > 0:
-            drop = torch.rand(b, device=x0.device, generator=generator) < label_dropout
-            labels = torch.where(drop, torch.full_like(labels, null_label), labels)
-        kwargs["class_labels"] = labels
+    kwargs = _label_kwargs(labels, label_dropout, null_label, generator)
     return simple_loss(model, x0, t, noise, alphas_cumprod, prediction_type, **kwargs)
+
+
+def _label_kwargs(labels, label_dropout: float, null_label, generator) -> dict:
+    """``{"class_labels": labels}`` with each label replaced by ``null_label`` with probability
+    ``label_dropout`` (classifier-free guidance training); ``{}`` without labels."""
+    if labels is None:
+        return {}
+    if label_dropout > 0:
+        drop = torch.rand(labels.shape[0], device=labels.device, generator=generator) < label_dropout
+        labels = torch.where(drop, torch.full_like(labels, null_label), labels)
+    return {"class_labels": labels}
+
+
+def flow_loss(model, x0, generator, labels=None, label_dropout=0.0, null_label=None) -> torch.Tensor:
+    """``flow_matching.flow_matching_loss`` for one batch, with the same label dropout as ``diffusion_loss``."""
+    from .flow_matching import flow_matching_loss
+
+    kwargs = _label_kwargs(labels, label_dropout, null_label, generator)
+    return flow_matching_loss(model, x0, generator, **kwargs)
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, list]:
@@ -160,14 +177,16 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
 
-def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule, config: TrainConfig,
+def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None, config: TrainConfig,
           labels: torch.Tensor | None = None, device: str | torch.device | None = None,
           checkpoint_path: str | Path | None = None, resume: bool = True, progress: bool = True,
           value_range: float | None = 1.0) -> TrainResult:
-    """Train ``model`` to denoise ``images`` under ``schedule``.
+    """Train ``model`` to denoise ``images`` under ``schedule`` (``config.objective="diffusion"``),
+    or to predict the flow-matching velocity (``"flow_matching"``; ``schedule`` is then unused: None).
 
     Args:
-        model: called as ``model(x_t, t)`` (plus ``class_labels=`` when ``labels`` is given).
+        model: called as ``model(x_t, t)`` (plus ``class_labels=`` when ``labels`` is given); for flow
+            matching ``t`` is ``sigma * 1000``, a float in [0, 1000].
         images: ``(N, C, H, W)`` training data in [-1, 1] (``value_range``; None for data that is
             not bounded, such as scaled VAE latents).
         labels: ``(N,)`` class labels for a class-conditional model.
@@ -200,7 +219,9 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule, confi
     null_label = getattr(getattr(model, "config", None), "num_classes", None)
     if config.label_dropout > 0 and null_label is None:
         raise ValueError("label_dropout needs a class-conditional model (config.num_classes set).")
-    alphas_cumprod = schedule.alphas_cumprod.to(torch.float32).to(device)
+    if config.objective == "diffusion" and schedule is None:
+        raise ValueError("the diffusion objective needs the noise schedule (e.g. get_schedule('cosine')).")
+    alphas_cumprod = schedule.alphas_cumprod.to(torch.float32).to(device) if schedule is not None else None
 
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     warm = max(config.warmup_steps, 1)
@@ -239,8 +260,12 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule, confi
                 group["lr"] = config.lr * min(1.0, (step + 1) / warm)
             idx = torch.randint(0, len(data), (config.batch_size,), device=device, generator=gen)
             with _autocast(device, config.precision):
-                loss = diffusion_loss(step_fn, data[idx], alphas_cumprod, gen, config.prediction_type,
-                                      None if label_data is None else label_data[idx], config.label_dropout, null_label)
+                batch_labels = None if label_data is None else label_data[idx]
+                if config.objective == "flow_matching":
+                    loss = flow_loss(step_fn, data[idx], gen, batch_labels, config.label_dropout, null_label)
+                else:
+                    loss = diffusion_loss(step_fn, data[idx], alphas_cumprod, gen, config.prediction_type,
+                                          batch_labels, config.label_dropout, null_label)
             if check_every_step and not math.isfinite(loss.item()):
                 _diverged(step, config)
             opt.zero_grad(set_to_none=True)

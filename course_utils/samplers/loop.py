@@ -39,10 +39,11 @@ def sample_loop(
         sampler.set_timesteps(check_positive_int("num_inference_steps", num_inference_steps))
     gen_device = generator.device if generator is not None else device
     x = torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
-    x = x * sampler.init_noise_sigma
+    x = x * getattr(sampler, "init_noise_sigma", 1.0)  # diffusers' flow-matching schedulers have none
+    scale = getattr(sampler, "scale_model_input", lambda sample, timestep: sample)
     path = [x] if return_trajectory else None
     for t in sampler.timesteps:
-        out = model(sampler.scale_model_input(x, t), t)
+        out = model(scale(x, t), t)
         x = sampler.step(out, t, x, generator=generator, **step_kwargs).prev_sample
         if path is not None:
             path.append(x)
