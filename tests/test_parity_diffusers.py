@@ -125,3 +125,28 @@ def test_single_steps_match_including_pred_original_sample():
         b = theirs.step(eps, t, x, generator=torch.Generator().manual_seed(5))
         torch.testing.assert_close(a.prev_sample, b.prev_sample, **EXACT)
         torch.testing.assert_close(a.pred_original_sample, b.pred_original_sample, **EXACT)
+
+
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+@pytest.mark.parametrize("num_inference_steps", [1, 2, 5, 10, 20, 50])
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_dpm_solver_loop_matches_diffusers(name, num_inference_steps, prediction_type):
+    from diffusers import DPMSolverMultistepScheduler
+
+    from course_utils.samplers import DPMSolverSampler
+
+    schedule, shape = get_schedule(name), (3, 1, 4, 4)
+    ours = DPMSolverSampler(schedule, prediction_type=prediction_type)
+    theirs = DPMSolverMultistepScheduler(**diffusers_config(name), prediction_type=prediction_type)
+    a = run(ours, shape, num_inference_steps, 0, torch.float32)
+    b = run(theirs, shape, num_inference_steps, 0, torch.float32)
+    assert torch.equal(ours.timesteps, theirs.timesteps)
+    torch.testing.assert_close(ours.sigmas, theirs.sigmas, rtol=1e-4, atol=1e-6)  # float32 vs float64 schedule
+    torch.testing.assert_close(a, b, **FLOAT32_LOOP)
+    # Handed our schedule, diffusers computes the same float32 sigmas; the solvers then agree to
+    # float32 rounding (diffusers runs every update in float32, so float64 is not available).
+    theirs = with_our_schedule(DPMSolverMultistepScheduler(**diffusers_config(name), prediction_type=prediction_type),
+                               schedule)
+    b = run(theirs, shape, num_inference_steps, 0, torch.float32)
+    assert torch.equal(ours.sigmas, theirs.sigmas)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
