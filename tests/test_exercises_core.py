@@ -81,3 +81,19 @@ def test_number_question_states_and_choice_hints():
     assert q.result.message == "a is the slow one"
     with pytest.raises(ValueError, match="do not exist"):
         ask_choice("Q", "Pick", ["a", "b"], "b", hints={"c": "?"})
+
+
+def test_choice_options_fit_on_one_line():
+    # JupyterLab draws radio-button labels at a fixed height: a label that wraps overlaps the next
+    # option (seen in notebook 07's screenshot). Keep every option of every question short.
+    import importlib
+    import pkgutil
+
+    import course_utils.exercises as ex
+
+    for info in pkgutil.iter_modules(ex.__path__):
+        module = importlib.import_module(f"course_utils.exercises.{info.name}")
+        for name, value in vars(module).items():
+            if name.endswith("OPTIONS"):
+                long = [o for o in value if len(o) > 100]
+                assert not long, f"{info.name}.{name}: options over 100 characters: {long}"

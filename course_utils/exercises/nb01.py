@@ -103,7 +103,7 @@ def check_lowres_image(fn: Callable) -> CheckResult:
 # --- Questions ---------------------------------------------------------------------------------
 
 def fooled_question():
-    right = "The optimizer found pixels that push CLIP's image features onto the prompt's, without drawing the scene"
+    right = "The optimizer found pixels that push CLIP's features onto the prompt's, without drawing the scene"
     return ask_choice(
         "Question (who is right?)",
         "The tiny CLIP reads the prompt in the optimized noise; the shapes judge does not. What happened?",

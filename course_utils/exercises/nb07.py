@@ -187,8 +187,7 @@ def patch_question():
 
 
 ZERO_OPTIONS = [
-    "every block starts as the identity, so the untrained stack passes its input through undistorted "
-    "and each block's contribution grows from zero as it learns",
+    "each block starts as the identity; its contribution grows from zero as it learns",
     "zero gates block every gradient, so the blocks never change and only the final layer trains",
     "it makes the model smaller: zero weights need no memory",
     "it removes the timestep and the label from the network until the end of training",
