@@ -9,7 +9,7 @@ from .base import DiscreteSampler, SamplerOutput
 from .ddim import DDIMSampler
 from .ddpm import DDPMSampler
 from .dpm_solver import DPMSolverSampler
-from .flow_euler import FlowMatchEulerSampler
+from .flow_euler import FlowMatchEulerSampler, FlowMatchHeunSampler
 from .loop import sample_loop
 
-__all__ = ["DDIMSampler", "DDPMSampler", "DPMSolverSampler", "FlowMatchEulerSampler", "DiscreteSampler", "SamplerOutput", "sample_loop"]
+__all__ = ["DDIMSampler", "DDPMSampler", "DPMSolverSampler", "FlowMatchEulerSampler", "FlowMatchHeunSampler", "DiscreteSampler", "SamplerOutput", "sample_loop"]

@@ -77,3 +77,47 @@ class FlowMatchEulerSampler:
 
     def __len__(self) -> int:
         return self.num_train_timesteps
+
+
+class FlowMatchHeunSampler(FlowMatchEulerSampler):
+    """Heun's method (the trapezoidal rule, second order) on the flow-matching ODE, with the
+    interface of diffusers' ``FlowMatchHeunDiscreteScheduler``: every step but the last calls the
+    model twice, so ``.timesteps`` lists ``sigma_1 .. sigma_{N-1}`` twice (``2N - 1`` entries):
+
+        predictor:  x' = x_k + (sigma_{k+1} - sigma_k) v(x_k, sigma_k)
+        corrector:  x_{k+1} = x_k + (sigma_{k+1} - sigma_k) (v(x_k, sigma_k) + v(x', sigma_{k+1})) / 2
+
+    The last step, to sigma = 0, is Euler's (its corrector would evaluate the model at pure data).
+    ``step`` keeps the predictor's state between the two calls, so calls must follow ``.timesteps``.
+    """
+
+    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
+        super().set_timesteps(num_inference_steps, device)
+        self.euler_sigmas = self.sigmas  # (N + 1,): sigma_0 .. sigma_{N-1}, 0
+        t = self.timesteps
+        self.timesteps = torch.cat([t[:1], t[1:].repeat_interleave(2)])  # (2N - 1,)
+        self._call = 0
+        self._pending = None  # (x_k, v_k, dt) between the predictor and the corrector
+
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput:
+        """The predictor on odd calls (1st, 3rd, ...), the corrector on even ones."""
+        if len(self.timesteps) == 0:
+            raise RuntimeError("call set_timesteps(num_inference_steps) before step().")
+        check_same_shape(model_output=model_output, sample=sample)
+        i = self._call
+        if i >= len(self.timesteps) or abs(float(timestep) - float(self.timesteps[i])) > 1e-3:
+            raise ValueError(f"Heun calls must follow .timesteps in order (call {i}); call set_timesteps to restart.")
+        self._call += 1
+        v = model_output.float()
+        if self._pending is None:  # predictor: an Euler step from sigma_k to sigma_{k+1}
+            k = (i + 1) // 2
+            sigma, sigma_next = float(self.euler_sigmas[k]), float(self.euler_sigmas[k + 1])
+            x = sample.float()
+            if sigma_next > 0:
+                self._pending = (x, v, sigma_next - sigma)
+            prev, x0 = x + (sigma_next - sigma) * v, x - sigma * v
+        else:  # corrector: average the two slopes, restart from x_k
+            x, v_k, dt = self._pending
+            self._pending = None
+            prev, x0 = x + dt * 0.5 * (v_k + v), sample.float() - float(self.timesteps[i]) / self.num_train_timesteps * v
+        return SamplerOutput(prev.to(sample.dtype), x0.to(sample.dtype))
