@@ -14,10 +14,13 @@ from .models import denoiser_from_dict
 from .models.dit import DiT, DiTConfig
 from .models.unet import UNet, UNetConfig
 from .reverse import clamp_x0_prediction
-from .samplers import DDIMSampler, DDPMSampler, DPMSolverSampler
+from .flow_matching import NUM_TRAIN_TIMESTEPS
+from .samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, FlowMatchEulerSampler, FlowMatchHeunSampler
 from .schedules import NoiseSchedule, get_schedule
 
-SAMPLERS = ("ddim", "ddpm", "dpmsolver++")
+SAMPLERS = ("ddim", "ddpm", "dpmsolver++")  # for diffusion models (a noise schedule)
+FLOW_SAMPLERS = ("euler", "heun")  # for flow-matching models (prediction_type "flow")
+DEFAULT_STEPS = {"ddim": 50, "dpmsolver++": 20, "euler": 50, "heun": 25}  # DDPM: every training step
 
 
 class DiffusionModel:
@@ -25,15 +28,19 @@ class DiffusionModel:
 
     Args:
         unet: the denoiser, a ``UNet`` or a ``DiT`` (in eval mode).
-        schedule: its training ``NoiseSchedule``.
-        prediction_type: ``"epsilon"``, ``"sample"`` or ``"v_prediction"``.
+        schedule: its training ``NoiseSchedule``; None for a flow-matching model.
+        prediction_type: ``"epsilon"``, ``"sample"`` or ``"v_prediction"``; ``"flow"`` for a
+            flow-matching model (it predicts the velocity ``eps - x0``, ``course_utils.flow_matching``).
         info: the manifest entry (for ``repr`` and cards).
         text_encoder: the TinyCLIP of a text-conditioned model.
         vae: for a latent diffusion model, the autoencoder whose scaled latents ``unet`` denoises.
     """
 
-    def __init__(self, unet: UNet | DiT, schedule: NoiseSchedule, prediction_type: str = "epsilon", info: dict | None = None,
-                 text_encoder=None, vae=None):
+    def __init__(self, unet: UNet | DiT, schedule: NoiseSchedule | None, prediction_type: str = "epsilon",
+                 info: dict | None = None, text_encoder=None, vae=None):
+        if (prediction_type == "flow") != (schedule is None):
+            raise ValueError("a flow-matching model (prediction_type='flow') takes schedule=None; a diffusion model "
+                             f"needs its noise schedule (got prediction_type={prediction_type!r}, schedule={schedule}).")
         self.unet = unet.eval()
         self.vae = vae.eval() if vae is not None else None
         if vae is not None and (self.unet.config.in_channels, self.unet.config.sample_size) != vae.latent_shape[:2]:
@@ -57,12 +64,17 @@ class DiffusionModel:
         net.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         text_encoder = pretrained.load(meta["text_encoder"], device) if meta.get("text_encoder") else None
         vae = pretrained.load(meta["vae"], device) if meta.get("vae") else None
-        return cls(net.to(device), get_schedule(meta["schedule"]), meta.get("prediction_type", "epsilon"), entry,
-                   text_encoder, vae)
+        schedule = get_schedule(meta["schedule"]) if meta.get("schedule") else None  # None: flow matching
+        return cls(net.to(device), schedule, meta.get("prediction_type", "epsilon"), entry, text_encoder, vae)
 
     @property
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
+
+    @property
+    def is_flow(self) -> bool:
+        """True for a flow-matching model (samplers ``"euler"`` and ``"heun"``)."""
+        return self.prediction_type == "flow"
 
     @property
     def config(self) -> UNetConfig | DiTConfig:
@@ -71,11 +83,12 @@ class DiffusionModel:
     def __repr__(self) -> str:
         name = self.info.get("name", "unnamed")
         return (f"DiffusionModel({name!r}, {self.unet.num_parameters() / 1e6:.2f}M parameters, "
-                f"schedule={self.schedule.name}, prediction_type={self.prediction_type!r})")
+                f"schedule={self.schedule.name if self.schedule else 'flow matching'}, "
+                f"prediction_type={self.prediction_type!r})")
 
     @torch.no_grad()
     def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None, labels=None,
-               prompts=None, guidance_scale: float | None = None, sampler: str = "ddim", eta: float = 0.0,
+               prompts=None, guidance_scale: float | None = None, sampler: str | None = None, eta: float = 0.0,
                batch_size: int = 256, clip_sample: bool | None = None, output: str = "images") -> torch.Tensor:
         """Draw ``n`` images: ``(n, C, H, W)`` in [-1, 1] (a latent model decodes its latents).
 
@@ -86,8 +99,9 @@ class DiffusionModel:
                 one prompt or n prompts). None: the unconditional model (null label / empty prompt).
             guidance_scale: classifier-free guidance ``w`` in [0, 50]; None: the model's default
                 (``info["default_guidance_scale"]``) when a condition is given.
-            sampler: ``"ddim"`` (deterministic with ``eta = 0``), ``"ddpm"``, or ``"dpmsolver++"``
-                (DPM-Solver++ 2M, deterministic; good at 10-20 steps).
+            sampler: ``"ddim"`` (the default; deterministic with ``eta = 0``), ``"ddpm"``, or
+                ``"dpmsolver++"`` (DPM-Solver++ 2M, deterministic; good at 10-20 steps). A flow-matching
+                model takes ``"euler"`` (its default) or ``"heun"``.
             clip_sample: clamp the ``x0`` each step predicts to [-1, 1] and re-derive the noise
                 estimate from it (``reverse.clamp_x0_prediction``), so that both stay consistent.
                 diffusers' DDIM clamp keeps the model's noise estimate instead, which drifts off the
@@ -97,7 +111,8 @@ class DiffusionModel:
             output: ``"images"``, or ``"latents"`` for a latent model's scaled latents, undecoded.
         """
         n = check_positive_int("n", n)
-        check_choice("sampler", sampler, SAMPLERS)
+        accepted = FLOW_SAMPLERS if self.is_flow else SAMPLERS
+        sampler = check_choice("sampler", sampler or accepted[0], accepted)
         check_choice("output", output, ("images", "latents") if self.vae is not None else ("images",))
         clip_sample = self.vae is None if clip_sample is None else clip_sample
         cond = self.info.get("conditioning")
@@ -116,15 +131,10 @@ class DiffusionModel:
             if label_tensor is None and prompts is None:
                 raise ValueError("guidance_scale needs a condition to guide towards: pass labels (or prompts).")
         cfg = self.unet.config
-        steps = steps if steps is not None else {"ddim": 50, "dpmsolver++": 20}.get(sampler, self.schedule.num_timesteps)
+        steps = steps if steps is not None else DEFAULT_STEPS.get(sampler, getattr(self.schedule, "num_timesteps", 0))
         steps = check_positive_int("steps", steps)
         w = 1.0 if guidance_scale is None else guidance_scale
-        if sampler == "dpmsolver++":
-            s = DPMSolverSampler(self.schedule, prediction_type=self.prediction_type)
-        else:  # samplers built without their own clamp: clamped below, if asked
-            s = (DDIMSampler if sampler == "ddim" else DDPMSampler)(self.schedule, prediction_type=self.prediction_type,
-                                                                     clip_sample=False)
-        alpha_bar = self.schedule.alphas_cumprod
+        s = self._sampler(sampler)
         text = self._text(prompts, n) if cond == "text" else None
         if text is not None and w != 1.0:
             denoiser = ClassifierFreeGuidance(self.unet, w, null_context=text[2], null_mask=text[3])
@@ -145,8 +155,8 @@ class DiffusionModel:
             for t in s.timesteps:
                 out_t = denoiser(x, t.to(self.device), **cond_kw).float()
                 if clip_sample:
-                    out_t = clamp_x0_prediction(out_t, x, float(alpha_bar[int(t)]), self.prediction_type)
-                x = s.step(out_t, int(t), x, generator=generator, **kw).prev_sample
+                    out_t = self._clamp_x0(out_t, x, t)
+                x = s.step(out_t, t if self.is_flow else int(t), x, generator=generator, **kw).prev_sample
             out.append(x.cpu() if self.vae is not None else x.clamp(-1, 1).cpu())
         x = torch.cat(out)
         if self.vae is None or output == "latents":
@@ -154,6 +164,27 @@ class DiffusionModel:
         from .latent import decode
 
         return decode(self.vae, x, batch_size=batch_size)
+
+    def _sampler(self, name: str):
+        """A fresh sampler; the diffusion ones without their own clamp (``sample`` clamps, if asked)."""
+        if name == "euler":
+            return FlowMatchEulerSampler()
+        if name == "heun":
+            return FlowMatchHeunSampler()
+        if name == "dpmsolver++":
+            return DPMSolverSampler(self.schedule, prediction_type=self.prediction_type)
+        return (DDIMSampler if name == "ddim" else DDPMSampler)(self.schedule, prediction_type=self.prediction_type,
+                                                                 clip_sample=False)
+
+    def _clamp_x0(self, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Clamp the x0 that ``out`` implies to [-1, 1] and return the output consistent with it."""
+        if not self.is_flow:
+            return clamp_x0_prediction(out, x, float(self.schedule.alphas_cumprod[int(t)]), self.prediction_type)
+        sigma = float(t) / NUM_TRAIN_TIMESTEPS
+        if sigma == 0:
+            return out
+        x0 = (x - sigma * out).clamp(-1, 1)  # x0 = x_sigma - sigma v
+        return (x - x0) / sigma  # the velocity that points at the clamped x0
 
     @torch.no_grad()
     def attention_maps(self, prompts, steps: int = 25, guidance_scale: float | None = None,

@@ -19,7 +19,7 @@ class Recipe:
     arch: str  # a U-Net or DiT preset name, a VAE preset, or "digit-classifier"
     method: str = "ddpm"
     conditioning: str | None = None  # None, "class" or "text"
-    schedule: str = "cosine"
+    schedule: str | None = "cosine"  # None for flow matching (no noise schedule)
     train: TrainConfig = field(default_factory=TrainConfig)
     description: str = ""
     text_encoder: str | None = None  # the shipped TinyCLIP whose frozen token states condition the model
@@ -43,6 +43,15 @@ RECIPES: dict[str, Recipe] = {
         description="Class-conditional DDPM on the digits, trained from scratch: a label embedding (10 digits and "
                     "a learned null label) added to the timestep embedding, 10% of labels dropped to the null "
                     "label so one network also serves as the unconditional model for classifier-free guidance.",
+    ),
+    "digits-class-flow": Recipe(
+        name="digits-class-flow", kind="diffusion", dataset="digits", arch="digits-class", method="flow_matching",
+        conditioning="class", schedule=None, default_guidance_scale=3.0,
+        train=TrainConfig(steps=1500, batch_size=64, lr=1e-3, warmup_steps=100, ema_decay=0.995,
+                          label_dropout=0.1, checkpoint_every=100, seed=0, objective="flow_matching"),
+        description="digits-class's network, data, budget and label dropout, trained with flow matching (the "
+                    "straight path, velocity prediction) instead of the DDPM noise-prediction loss; sampled with "
+                    "Euler or Heun steps.",
     ),
     "shapes-text": Recipe(
         name="shapes-text", kind="diffusion", dataset="shapes", arch="shapes-text", method="ddpm",

@@ -121,7 +121,7 @@ def evaluate_digits(model: DiffusionModel, steps: int = 50, seed: int = 0) -> di
     """digits-FID / KID at N = 898 and the class spread, sampling with DDIM."""
     samples = model.sample(metrics.NUM_SAMPLES, steps=steps, generator=torch.Generator().manual_seed(seed))
     kid, kid_std = metrics.digits_kid(samples)
-    return {"sampler": f"ddim-{steps}", "n": len(samples), "digits_fid": metrics.digits_fid(samples),
+    return {"sampler": f"{'euler' if model.is_flow else 'ddim'}-{steps}", "n": len(samples), "digits_fid": metrics.digits_fid(samples),
             "digits_kid": kid, "digits_kid_std": kid_std, "floor": metrics.floor(),
             "class_distribution": [round(float(p), 4) for p in metrics.class_distribution(samples)]}
 
@@ -135,7 +135,7 @@ def evaluate_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per_class:
         samples = model.sample(len(labels), steps=steps, labels=labels, guidance_scale=w,
                                generator=torch.Generator().manual_seed(seed))
         out[f"w={w:g}"] = round(float((metrics.predict_digits(samples) == labels).float().mean()), 4)
-    return {"sampler": f"ddim-{steps}", "n": len(labels), "accuracy": out}
+    return {"sampler": f"{'euler' if model.is_flow else 'ddim'}-{steps}", "n": len(labels), "accuracy": out}
 
 
 def _training_data(recipe: Recipe):
@@ -172,7 +172,9 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
     images, labels, clip, table = _training_data(recipe)
     unet = build_denoiser(recipe.arch)
     net = CaptionConditionedUNet(unet, *table) if table is not None else unet
-    schedule = get_schedule(recipe.schedule)
+    flow = recipe.train.objective == "flow_matching"
+    schedule = None if flow else get_schedule(recipe.schedule)
+    prediction_type = "flow" if flow else recipe.train.prediction_type
     result = train(net, images, schedule, recipe.train, labels=labels, device=device,
                    checkpoint_path=out / f"{recipe.name}.train.safetensors", progress=progress,
                    value_range=None if recipe.vae else 1.0)
@@ -180,7 +182,7 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
         raise KeyboardInterrupt(f"training stopped at step {result.step}; rerun the same command to resume.")
     ema = result.ema_model.to(device).eval()
     ema = ema.unet if table is not None else ema
-    model = DiffusionModel(ema, schedule, recipe.train.prediction_type,
+    model = DiffusionModel(ema, schedule, prediction_type,
                            {"name": recipe.name, "conditioning": recipe.conditioning,
                             "default_guidance_scale": recipe.default_guidance_scale},
                            text_encoder=clip.to(device) if clip is not None else None,
@@ -195,8 +197,8 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
         card["adherence"] = evaluate_prompt_adherence(model)
     tensors = {f"model.{k}": v for k, v in ema.state_dict().items()}
     meta = {"name": recipe.name, "kind": "diffusion", "architecture": architecture_of(ema),
-            "model_config": ema.config.to_dict(), "schedule": recipe.schedule,
-            "prediction_type": recipe.train.prediction_type, "losses": result.losses,
+            "model_config": ema.config.to_dict(), "schedule": None if flow else recipe.schedule,
+            "prediction_type": prediction_type, "losses": result.losses,
             "text_encoder": recipe.text_encoder, "vae": recipe.vae}
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
 
@@ -212,7 +214,7 @@ def evaluate_prompt_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per
         samples = model.sample(len(prompts), steps=steps, prompts=prompts, guidance_scale=w,
                                generator=torch.Generator().manual_seed(seed))
         out[f"w={w:g}"] = {k: round(v, 4) for k, v in metrics.prompt_adherence(samples, prompts).items()}
-    return {"sampler": f"ddim-{steps}", "n": len(prompts), "judge": "shapes-judge", "adherence": out}
+    return {"sampler": f"{'euler' if model.is_flow else 'ddim'}-{steps}", "n": len(prompts), "judge": "shapes-judge", "adherence": out}
 
 
 def write_card(recipe: Recipe, card: dict, out: Path) -> Path:

@@ -174,3 +174,30 @@ def test_heun_is_second_order():
     euler = [err(FlowMatchEulerSampler(), n) for n in (10, 20)]
     heun = [err(FlowMatchHeunSampler(), n) for n in (10, 20)]
     assert 1.8 < euler[0] / euler[1] < 2.5 and heun[0] / heun[1] > 3.5 and heun[1] < 0.1 * euler[1]
+
+
+def test_flow_model_in_the_pipeline():
+    from course_utils.models import UNet, UNetConfig
+    from course_utils.pipeline import DiffusionModel
+    from course_utils.schedules import get_schedule
+
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(base_channels=16, channel_mults=(1, 2), attention_levels=(), num_classes=10))
+    for p in net.parameters():  # a non-zero velocity field
+        torch.nn.init.normal_(p, std=0.05)
+    model = DiffusionModel(net, None, "flow", info={"name": "f", "conditioning": "class"})
+    assert model.is_flow and "flow matching" in repr(model)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    a = model.sample(4, steps=6, labels=[1, 2, 3, 4], generator=g())  # Euler by default
+    b = model.sample(4, steps=6, labels=[1, 2, 3, 4], generator=g(), sampler="heun")
+    assert a.shape == b.shape == (4, 1, 16, 16) and a.abs().max() <= 1 and not torch.equal(a, b)
+    # The consistent clamp: the velocity it returns points at an x0 inside [-1, 1].
+    x, t = 3 * torch.randn(2, 1, 16, 16), torch.tensor(500.0)
+    v = model._clamp_x0(torch.randn(2, 1, 16, 16), x, t)
+    assert (x - 0.5 * v).abs().max() <= 1 + 1e-5
+    with pytest.raises(ValueError, match="Accepted: 'euler', 'heun'"):
+        model.sample(2, sampler="ddim")
+    with pytest.raises(ValueError, match="takes schedule=None"):
+        DiffusionModel(net, get_schedule("cosine"), "flow")
+    with pytest.raises(ValueError, match="needs its noise schedule"):
+        DiffusionModel(net, None, "epsilon")
