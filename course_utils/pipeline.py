@@ -9,12 +9,12 @@ from __future__ import annotations
 import torch
 
 from ._validation import check_choice, check_positive_int
+from .flow_matching import NUM_TRAIN_TIMESTEPS
 from .guidance import ClassifierFreeGuidance, check_guidance_scale
 from .models import denoiser_from_dict
 from .models.dit import DiT, DiTConfig
 from .models.unet import UNet, UNetConfig
 from .reverse import clamp_x0_prediction
-from .flow_matching import NUM_TRAIN_TIMESTEPS
 from .samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, FlowMatchEulerSampler, FlowMatchHeunSampler
 from .schedules import NoiseSchedule, get_schedule
 
@@ -24,7 +24,8 @@ DEFAULT_STEPS = {"ddim": 50, "dpmsolver++": 20, "euler": 50, "heun": 25}  # DDPM
 
 
 class DiffusionModel:
-    """A U-Net, the schedule it was trained with, and what it predicts.
+    """A denoiser (U-Net or DiT), the schedule it was trained with (none for flow matching), and
+    what it predicts.
 
     Args:
         unet: the denoiser, a ``UNet`` or a ``DiT`` (in eval mode).
@@ -93,7 +94,8 @@ class DiffusionModel:
         """Draw ``n`` images: ``(n, C, H, W)`` in [-1, 1] (a latent model decodes its latents).
 
         Args:
-            steps: sampler steps (default: 50 for DDIM, all T for DDPM).
+            steps: sampler steps (default: 50 for DDIM and Euler, 20 for DPM-Solver++, 25 for Heun,
+                all T for DDPM).
             generator: a CPU ``torch.Generator`` fixes every random draw.
             labels, prompts: the condition (class-conditional models: an int or n ints; text models:
                 one prompt or n prompts). None: the unconditional model (null label / empty prompt).
