@@ -15,12 +15,14 @@ from .models import denoiser_from_dict
 from .models.dit import DiT, DiTConfig
 from .models.unet import UNet, UNetConfig
 from .reverse import clamp_x0_prediction
-from .samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, FlowMatchEulerSampler, FlowMatchHeunSampler
+from .samplers import (ConsistencySampler, DDIMSampler, DDPMSampler, DPMSolverSampler, FlowMatchEulerSampler,
+                       FlowMatchHeunSampler)
 from .schedules import NoiseSchedule, get_schedule
 
 SAMPLERS = ("ddim", "ddpm", "dpmsolver++")  # for diffusion models (a noise schedule)
 FLOW_SAMPLERS = ("euler", "heun")  # for flow-matching models (prediction_type "flow")
-DEFAULT_STEPS = {"ddim": 50, "dpmsolver++": 20, "euler": 50, "heun": 25}  # DDPM: every training step
+CONSISTENCY_SAMPLERS = ("consistency",)  # for a consistency-distilled student
+DEFAULT_STEPS = {"ddim": 50, "dpmsolver++": 20, "euler": 50, "heun": 25, "consistency": 2}  # DDPM: all T
 
 
 class DiffusionModel:
@@ -35,10 +37,12 @@ class DiffusionModel:
         info: the manifest entry (for ``repr`` and cards).
         text_encoder: the TinyCLIP of a text-conditioned model.
         vae: for a latent diffusion model, the autoencoder whose scaled latents ``unet`` denoises.
+        sampler_config: for a consistency student (``info["method"] == "consistency"``), the
+            ``ConsistencySampler`` arguments it was distilled with.
     """
 
     def __init__(self, unet: UNet | DiT, schedule: NoiseSchedule | None, prediction_type: str = "epsilon",
-                 info: dict | None = None, text_encoder=None, vae=None):
+                 info: dict | None = None, text_encoder=None, vae=None, sampler_config: dict | None = None):
         if (prediction_type == "flow") != (schedule is None):
             raise ValueError("a flow-matching model (prediction_type='flow') takes schedule=None; a diffusion model "
                              f"needs its noise schedule (got prediction_type={prediction_type!r}, schedule={schedule}).")
@@ -51,6 +55,9 @@ class DiffusionModel:
         self.schedule = schedule
         self.prediction_type = prediction_type
         self.info = info or {}
+        self.sampler_config = dict(sampler_config or {})
+        if self.is_consistency and (schedule is None or prediction_type != "epsilon"):
+            raise ValueError("a consistency student predicts the noise under its teacher's schedule.")
         self.text_encoder = text_encoder  # a TinyCLIP (its token_states) for a text-conditioned model
         if self.info.get("conditioning") == "text" and text_encoder is None:
             raise ValueError("a text-conditioned model needs its text_encoder (the TinyCLIP it was trained with).")
@@ -66,7 +73,8 @@ class DiffusionModel:
         text_encoder = pretrained.load(meta["text_encoder"], device) if meta.get("text_encoder") else None
         vae = pretrained.load(meta["vae"], device) if meta.get("vae") else None
         schedule = get_schedule(meta["schedule"]) if meta.get("schedule") else None  # None: flow matching
-        return cls(net.to(device), schedule, meta.get("prediction_type", "epsilon"), entry, text_encoder, vae)
+        return cls(net.to(device), schedule, meta.get("prediction_type", "epsilon"), entry, text_encoder, vae,
+                   meta.get("sampler_config"))
 
     @property
     def device(self) -> torch.device:
@@ -76,6 +84,20 @@ class DiffusionModel:
     def is_flow(self) -> bool:
         """True for a flow-matching model (samplers ``"euler"`` and ``"heun"``)."""
         return self.prediction_type == "flow"
+
+    @property
+    def is_consistency(self) -> bool:
+        """True for a consistency-distilled student (sampler ``"consistency"``, 1-4 steps)."""
+        return self.info.get("method") == "consistency"
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        """The samplers this model takes; the first is its default."""
+        return FLOW_SAMPLERS if self.is_flow else CONSISTENCY_SAMPLERS if self.is_consistency else SAMPLERS
+
+    @property
+    def default_sampler(self) -> str:
+        return self.samplers[0]
 
     @property
     def config(self) -> UNetConfig | DiTConfig:
@@ -95,7 +117,7 @@ class DiffusionModel:
 
         Args:
             steps: sampler steps (default: 50 for DDIM and Euler, 20 for DPM-Solver++, 25 for Heun,
-                all T for DDPM).
+                2 for a consistency student, all T for DDPM).
             generator: a CPU ``torch.Generator`` fixes every random draw.
             labels, prompts: the condition (class-conditional models: an int or n ints; text models:
                 one prompt or n prompts). None: the unconditional model (null label / empty prompt).
@@ -103,7 +125,8 @@ class DiffusionModel:
                 (``info["default_guidance_scale"]``) when a condition is given.
             sampler: ``"ddim"`` (the default; deterministic with ``eta = 0``), ``"ddpm"``, or
                 ``"dpmsolver++"`` (DPM-Solver++ 2M, deterministic; good at 10-20 steps). A flow-matching
-                model takes ``"euler"`` (its default) or ``"heun"``.
+                model takes ``"euler"`` (its default) or ``"heun"``; a consistency student ``"consistency"``
+                (1-4 steps; ``model.samplers`` lists what a model takes).
             clip_sample: clamp the ``x0`` each step predicts to [-1, 1] and re-derive the noise
                 estimate from it (``reverse.clamp_x0_prediction``), so that both stay consistent.
                 diffusers' DDIM clamp keeps the model's noise estimate instead, which drifts off the
@@ -113,8 +136,7 @@ class DiffusionModel:
             output: ``"images"``, or ``"latents"`` for a latent model's scaled latents, undecoded.
         """
         n = check_positive_int("n", n)
-        accepted = FLOW_SAMPLERS if self.is_flow else SAMPLERS
-        sampler = check_choice("sampler", sampler or accepted[0], accepted)
+        sampler = check_choice("sampler", sampler or self.default_sampler, self.samplers)
         check_choice("output", output, ("images", "latents") if self.vae is not None else ("images",))
         clip_sample = self.vae is None if clip_sample is None else clip_sample
         cond = self.info.get("conditioning")
@@ -136,7 +158,7 @@ class DiffusionModel:
         steps = steps if steps is not None else DEFAULT_STEPS.get(sampler, getattr(self.schedule, "num_timesteps", 0))
         steps = check_positive_int("steps", steps)
         w = 1.0 if guidance_scale is None else guidance_scale
-        s = self._sampler(sampler)
+        s = self._sampler(sampler, clip_sample)
         text = self._text(prompts, n) if cond == "text" else None
         if text is not None and w != 1.0:
             denoiser = ClassifierFreeGuidance(self.unet, w, null_context=text[2], null_mask=text[3])
@@ -156,7 +178,7 @@ class DiffusionModel:
                 cond_kw["encoder_attention_mask"] = text[1][lo:lo + m]
             for t in s.timesteps:
                 out_t = denoiser(x, t.to(self.device), **cond_kw).float()
-                if clip_sample:
+                if clip_sample and not self.is_consistency:  # the consistency sampler clamps its own x0
                     out_t = self._clamp_x0(out_t, x, t)
                 x = s.step(out_t, t if self.is_flow else int(t), x, generator=generator, **kw).prev_sample
             out.append(x.cpu() if self.vae is not None else x.clamp(-1, 1).cpu())
@@ -167,8 +189,10 @@ class DiffusionModel:
 
         return decode(self.vae, x, batch_size=batch_size)
 
-    def _sampler(self, name: str):
+    def _sampler(self, name: str, clip_sample: bool = True):
         """A fresh sampler; the diffusion ones without their own clamp (``sample`` clamps, if asked)."""
+        if name == "consistency":
+            return ConsistencySampler(self.schedule, clip_sample=clip_sample, **self.sampler_config)
         if name == "euler":
             return FlowMatchEulerSampler()
         if name == "heun":

@@ -25,6 +25,7 @@ class Recipe:
     text_encoder: str | None = None  # the shipped TinyCLIP whose frozen token states condition the model
     default_guidance_scale: float | None = None  # what sample() uses when given a condition but no scale
     vae: str | None = None  # latent diffusion: the shipped VAE whose scaled latents the model denoises
+    teacher: str | None = None  # consistency distillation: the shipped model distilled (and the student's start)
 
 
 RECIPES: dict[str, Recipe] = {
@@ -52,6 +53,16 @@ RECIPES: dict[str, Recipe] = {
         description="digits-class's network, data, budget and label dropout, trained with flow matching (the "
                     "straight path, velocity prediction) instead of the DDPM noise-prediction loss; sampled with "
                     "Euler or Heun steps.",
+    ),
+    "digits-student": Recipe(
+        name="digits-student", kind="diffusion", dataset="digits", arch="digits-class", method="consistency",
+        schedule="cosine", teacher="digits-class",
+        train=TrainConfig(steps=2000, batch_size=64, lr=2e-4, warmup_steps=50, ema_decay=0.95, checkpoint_every=100,
+                          seed=0, objective="consistency", original_inference_steps=50),
+        description="Consistency-distilled student of digits-class (unconditional: the null label), for 1-4 step "
+                    "sampling: started from the teacher's weights and trained so that one call jumps from any point "
+                    "of the teacher's DDIM trajectory (a 50-point grid) to its clean end; target network an EMA "
+                    "of the student (mu = 0.95), pseudo-Huber distance.",
     ),
     "shapes-text": Recipe(
         name="shapes-text", kind="diffusion", dataset="shapes", arch="shapes-text", method="ddpm",

@@ -117,11 +117,20 @@ def _replace_images(data, vae):
     return dc_replace(data, images=decode(vae, encode(vae, data.images)))
 
 
+def student_sampler_config(recipe: Recipe) -> dict:
+    """How a consistency student is sampled: the grid it was distilled on, the boundary scalings'
+    ``timestep_scaling`` and the floor under ``alpha_bar`` (``samplers.consistency``)."""
+    from .samplers.consistency import STUDENT_MIN_ALPHA_BAR, TIMESTEP_SCALING
+
+    return {"original_inference_steps": recipe.train.original_inference_steps,
+            "timestep_scaling": TIMESTEP_SCALING, "min_alpha_bar": STUDENT_MIN_ALPHA_BAR}
+
+
 def evaluate_digits(model: DiffusionModel, steps: int = 50, seed: int = 0) -> dict:
     """digits-FID / KID at N = 898 and the class spread, sampling with DDIM."""
     samples = model.sample(metrics.NUM_SAMPLES, steps=steps, generator=torch.Generator().manual_seed(seed))
     kid, kid_std = metrics.digits_kid(samples)
-    return {"sampler": f"{'euler' if model.is_flow else 'ddim'}-{steps}", "n": len(samples), "digits_fid": metrics.digits_fid(samples),
+    return {"sampler": f"{model.default_sampler}-{steps}", "n": len(samples), "digits_fid": metrics.digits_fid(samples),
             "digits_kid": kid, "digits_kid_std": kid_std, "floor": metrics.floor(),
             "class_distribution": [round(float(p), 4) for p in metrics.class_distribution(samples)]}
 
@@ -135,7 +144,7 @@ def evaluate_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per_class:
         samples = model.sample(len(labels), steps=steps, labels=labels, guidance_scale=w,
                                generator=torch.Generator().manual_seed(seed))
         out[f"w={w:g}"] = round(float((metrics.predict_digits(samples) == labels).float().mean()), 4)
-    return {"sampler": f"{'euler' if model.is_flow else 'ddim'}-{steps}", "n": len(labels), "accuracy": out}
+    return {"sampler": f"{model.default_sampler}-{steps}", "n": len(labels), "accuracy": out}
 
 
 def _training_data(recipe: Recipe):
@@ -175,21 +184,29 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
     flow = recipe.train.objective == "flow_matching"
     schedule = None if flow else get_schedule(recipe.schedule)
     prediction_type = "flow" if flow else recipe.train.prediction_type
+    teacher, sampler_config = None, None
+    if recipe.teacher is not None:  # consistency distillation: the student starts as the teacher
+        teacher = pretrained.load(recipe.teacher, device="cpu").unet
+        unet.load_state_dict(teacher.state_dict())
+        sampler_config = student_sampler_config(recipe)
     result = train(net, images, schedule, recipe.train, labels=labels, device=device,
                    checkpoint_path=out / f"{recipe.name}.train.safetensors", progress=progress,
-                   value_range=None if recipe.vae else 1.0)
+                   value_range=None if recipe.vae else 1.0, teacher=teacher)
     if result.interrupted:
         raise KeyboardInterrupt(f"training stopped at step {result.step}; rerun the same command to resume.")
     ema = result.ema_model.to(device).eval()
     ema = ema.unet if table is not None else ema
     model = DiffusionModel(ema, schedule, prediction_type,
-                           {"name": recipe.name, "conditioning": recipe.conditioning,
+                           {"name": recipe.name, "conditioning": recipe.conditioning, "method": recipe.method,
                             "default_guidance_scale": recipe.default_guidance_scale},
                            text_encoder=clip.to(device) if clip is not None else None,
-                           vae=pretrained.load(recipe.vae, device) if recipe.vae else None)
+                           vae=pretrained.load(recipe.vae, device) if recipe.vae else None,
+                           sampler_config=sampler_config)
     card = {"steps": result.step, "wall_time_s": result.wall_time_s, "images_per_s": result.images_per_s,
             "final_loss": result.losses[-1][1] if result.losses else None, "parameters": unet.num_parameters()}
-    if recipe.dataset == "digits":
+    if model.is_consistency:
+        card["metric"] = {f"consistency-{n}": evaluate_digits(model, steps=n) for n in (1, 2, 4)}
+    elif recipe.dataset == "digits":
         card["metric"] = evaluate_digits(model)
     if recipe.conditioning == "class":
         card["adherence"] = evaluate_adherence(model)
@@ -199,7 +216,8 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
     meta = {"name": recipe.name, "kind": "diffusion", "architecture": architecture_of(ema),
             "model_config": ema.config.to_dict(), "schedule": None if flow else recipe.schedule,
             "prediction_type": prediction_type, "losses": result.losses,
-            "text_encoder": recipe.text_encoder, "vae": recipe.vae}
+            "text_encoder": recipe.text_encoder, "vae": recipe.vae, "method": recipe.method,
+            "teacher": recipe.teacher, "sampler_config": sampler_config}
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
 
 

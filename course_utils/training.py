@@ -28,7 +28,7 @@ from .reverse import PREDICTION_TYPES
 from .schedules import NoiseSchedule
 
 PRECISIONS = ("auto", "fp32", "bf16")
-OBJECTIVES = ("diffusion", "flow_matching")
+OBJECTIVES = ("diffusion", "flow_matching", "consistency")
 
 
 class TrainingDiverged(RuntimeError):
@@ -47,7 +47,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     prediction_type: str = "epsilon"  # diffusion's target; flow matching always predicts the velocity
-    objective: str = "diffusion"  # or "flow_matching" (course_utils.flow_matching; no noise schedule)
+    objective: str = "diffusion"  # or "flow_matching" (course_utils.flow_matching; no noise schedule),
+    # or "consistency": distil a teacher (course_utils.distillation); ema_decay is then the target's mu
+    original_inference_steps: int = 50  # consistency: the teacher's DDIM grid N (steps of T // N)
     label_dropout: float = 0.0  # probability of the null label (classifier-free guidance training)
     precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 elsewhere
     compile: bool = False  # torch.compile the model (CUDA only; falls back to eager on failure)
@@ -59,6 +61,7 @@ class TrainConfig:
         check_positive_int("steps", self.steps)
         check_positive_int("batch_size", self.batch_size)
         check_positive_int("log_every", self.log_every)
+        check_positive_int("original_inference_steps", self.original_inference_steps)
         check_choice("prediction_type", self.prediction_type, PREDICTION_TYPES)
         check_choice("objective", self.objective, OBJECTIVES)
         check_choice("precision", self.precision, PRECISIONS)
@@ -144,6 +147,16 @@ def flow_loss(model, x0, generator, labels=None, label_dropout=0.0, null_label=N
     return flow_matching_loss(model, x0, generator, **kwargs)
 
 
+def consistency_loss(model, target, teacher, x0, alphas_cumprod, generator, config: TrainConfig, labels=None,
+                     null_label=None) -> torch.Tensor:
+    """``distillation.consistency_distillation_loss`` for one batch, with ``diffusion_loss``'s label dropout."""
+    from .distillation import consistency_distillation_loss
+
+    kwargs = _label_kwargs(labels, config.label_dropout, null_label, generator)
+    return consistency_distillation_loss(model, target, teacher, x0, alphas_cumprod, generator,
+                                         config.original_inference_steps, **kwargs)
+
+
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, list]:
     sd = opt.state_dict()
     flat = {f"optim.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items()}
@@ -180,7 +193,7 @@ def _autocast(device: torch.device, precision: str):
 def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None, config: TrainConfig,
           labels: torch.Tensor | None = None, device: str | torch.device | None = None,
           checkpoint_path: str | Path | None = None, resume: bool = True, progress: bool = True,
-          value_range: float | None = 1.0) -> TrainResult:
+          value_range: float | None = 1.0, teacher: nn.Module | None = None) -> TrainResult:
     """Train ``model`` to denoise ``images`` under ``schedule`` (``config.objective="diffusion"``),
     or to predict the flow-matching velocity (``"flow_matching"``; ``schedule`` is then unused: None).
 
@@ -193,6 +206,8 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
         checkpoint_path: where to save (every ``checkpoint_every`` steps and at the end); with
             ``resume=True`` an existing file there is loaded first and training continues from it.
         progress: show a tqdm bar with the running loss.
+        teacher: for ``objective="consistency"``, the frozen diffusion model (epsilon prediction, trained
+            under ``schedule``) whose ODE ``model`` learns to jump along; start ``model`` from its weights.
 
     Interrupting (Ctrl-C / the stop button) ends training cleanly: the result holds the model and
     EMA as they are, and the checkpoint (if any) is saved first.
@@ -221,6 +236,13 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
         raise ValueError("label_dropout needs a class-conditional model (config.num_classes set).")
     if config.objective == "diffusion" and schedule is None:
         raise ValueError("the diffusion objective needs the noise schedule (e.g. get_schedule('cosine')).")
+    if (config.objective == "consistency") != (teacher is not None):
+        raise ValueError("objective='consistency' needs a teacher (the frozen diffusion model to distil), and only "
+                         f"it takes one; got objective={config.objective!r}, teacher={type(teacher).__name__}.")
+    if config.objective == "consistency" and schedule is None:
+        raise ValueError("consistency distillation needs the teacher's noise schedule.")
+    if teacher is not None:
+        teacher = teacher.to(device).eval().requires_grad_(False)
     alphas_cumprod = schedule.alphas_cumprod.to(torch.float32).to(device) if schedule is not None else None
 
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -263,6 +285,9 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
                 batch_labels = None if label_data is None else label_data[idx]
                 if config.objective == "flow_matching":
                     loss = flow_loss(step_fn, data[idx], gen, batch_labels, config.label_dropout, null_label)
+                elif config.objective == "consistency":
+                    loss = consistency_loss(step_fn, ema.model, teacher, data[idx], alphas_cumprod, gen, config,
+                                            batch_labels, null_label)
                 else:
                     loss = diffusion_loss(step_fn, data[idx], alphas_cumprod, gen, config.prediction_type,
                                           batch_labels, config.label_dropout, null_label)

@@ -150,3 +150,35 @@ def test_dpm_solver_loop_matches_diffusers(name, num_inference_steps, prediction
     b = run(theirs, shape, num_inference_steps, 0, torch.float32)
     assert torch.equal(ours.sigmas, theirs.sigmas)
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+@pytest.mark.parametrize("num_inference_steps", [1, 2, 4, 8, 50])
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+def test_consistency_loop_matches_lcm_scheduler(name, num_inference_steps, prediction_type):
+    from diffusers import LCMScheduler
+
+    from course_utils.samplers import ConsistencySampler
+
+    schedule, shape = get_schedule(name), (3, 1, 4, 4)
+    ours = ConsistencySampler(schedule, prediction_type=prediction_type)
+    theirs = with_our_schedule(LCMScheduler(**diffusers_config(name), prediction_type=prediction_type), schedule)
+    a = run(ours, shape, num_inference_steps, 0, torch.float32)
+    b = run(theirs, shape, num_inference_steps, 0, torch.float32)
+    assert torch.equal(ours.timesteps, theirs.timesteps)
+    assert not torch.equal(a, run(ours, shape, num_inference_steps, 1, torch.float32))  # the seed matters
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("original_inference_steps", [50, 20, 7])
+def test_consistency_timesteps_match_lcm_for_other_grids(original_inference_steps):
+    from diffusers import LCMScheduler
+
+    from course_utils.samplers import ConsistencySampler
+
+    ours = ConsistencySampler(get_schedule("cosine"), original_inference_steps=original_inference_steps)
+    theirs = LCMScheduler(original_inference_steps=original_inference_steps)
+    for n in range(1, original_inference_steps + 1):
+        ours.set_timesteps(n)
+        theirs.set_timesteps(n)
+        assert torch.equal(ours.timesteps, theirs.timesteps), n
