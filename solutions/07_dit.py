@@ -569,6 +569,6 @@ plt.show()
 # ## What comes next
 #
 # The DiT changed the network; the next notebook changes the training objective. Notebook
-# [08 · Flow matching](08_flow_matching.ipynb) (in preparation) replaces the noise schedule with a
+# [08 · Flow matching](08_flow_matching.ipynb) replaces the noise schedule with a
 # straight line between noise and data and teaches the network a velocity, the recipe that
 # Stable Diffusion 3 and FLUX pair with their DiTs.

@@ -201,3 +201,52 @@ def test_flow_model_in_the_pipeline():
         DiffusionModel(net, get_schedule("cosine"), "flow")
     with pytest.raises(ValueError, match="needs its noise schedule"):
         DiffusionModel(net, None, "epsilon")
+
+
+# --- Reflow and the toy distance (notebook 08) -----------------------------------------------------
+
+
+def test_reflow_pairs_follow_the_ode():
+    from course_utils.flow_matching import reflow_pairs
+
+    # dx/dsigma = x from sigma = 1 to 0 gives x(0) = x(1) / e; Euler with N steps gives
+    # x(1) * prod(1 - h_k), within 1% of 1/e at N = 200 (the grid ends at 1/T, then jumps to 0).
+    noise = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    x0, same = reflow_pairs(lambda x, t: x, noise, steps=200)
+    assert same is noise
+    torch.testing.assert_close(x0, noise * torch.exp(torch.tensor(-1.0)), atol=0, rtol=1e-2)
+    # A single data point c: the straight flow v = (x - c) / sigma is followed exactly.
+    c = torch.tensor([[0.5, -1.0]])
+    x0, _ = reflow_pairs(lambda x, t: (x - c) / (t / 1000), torch.randn(4, 2), steps=3)
+    torch.testing.assert_close(x0, c.expand(4, 2))
+
+
+def test_paired_loss_is_zero_for_the_coupled_velocity_and_fit_pairs_learns_it():
+    from course_utils.flow_matching import fit_pairs, paired_flow_loss
+    from course_utils.models.mlp import ToyMLP
+
+    # Pairs whose noise is the data shifted by d: the velocity noise - x0 = d is the same everywhere.
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(512, 2, generator=g)
+    d = torch.tensor([1.5, -0.5])
+    assert paired_flow_loss(lambda x, t: d.expand_as(x), x0, x0 + d).item() < 1e-12
+    assert paired_flow_loss(lambda x, t: torch.zeros_like(x), x0, x0 + d).item() == pytest.approx(
+        (d**2).mean().item())  # mean over both coordinates of d^2 = (2.25 + 0.25) / 2
+    torch.manual_seed(0)
+    net = ToyMLP()
+    losses = fit_pairs(net, x0, x0 + d, steps=150, lr=3e-3)
+    assert len(losses) == 150 and losses[0] > 1.0 and max(losses[-10:]) < 0.02
+
+
+def test_sliced_wasserstein():
+    from course_utils.flow_matching import sliced_wasserstein
+
+    x = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
+    assert sliced_wasserstein(x, x) == pytest.approx(0.0, abs=1e-12)
+    # A translation by c moves every projection on u by c . u: the mean of |c . u| over unit
+    # directions in 2-D is |c| * E|cos| = |c| * 2 / pi (= 1.273 for |c| = 2).
+    c = torch.tensor([2.0, 0.0])
+    assert sliced_wasserstein(x, x + c, num_projections=4000) == pytest.approx(2 * 2 / torch.pi, rel=0.03)
+    assert sliced_wasserstein(x, x[:500]) < 0.1  # a subsample of the same cloud: close, N != M allowed
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        sliced_wasserstein(x, torch.zeros(3, 3))
