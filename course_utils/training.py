@@ -2,7 +2,10 @@
 
 The loss is the simple one of Ho et al. 2020 (Algorithm 1): draw a clean batch ``x0``, a
 timestep ``t ~ U{0, T-1}`` and noise ``eps``; form ``x_t`` with the closed form; regress the
-network's output onto the target (``eps``, ``x0`` or ``v``) with a mean squared error.
+network's output onto the target (``eps``, ``x0`` or ``v``) with a mean squared error. The same
+loop trains flow-matching models (``objective="flow_matching"``: the velocity on the straight path)
+and distils consistency students from a frozen teacher (``objective="consistency"``,
+``course_utils.distillation``).
 
 Around it: AdamW with a linear warm-up, gradient clipping, an exponential moving average (EMA)
 of the weights, bf16 autocast and optional ``torch.compile`` on CUDA, a clear stop when the loss

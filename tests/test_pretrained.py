@@ -60,8 +60,8 @@ def test_classifier_loads_as_a_network():
 
 def test_shipped_models_are_the_expected_ones():
     assert {"digit-classifier", "digits-ddpm"} <= set(pretrained.list())
-    assert pretrained.list(kind="diffusion") == ["digits-class", "digits-class-flow", "digits-ddpm", "dit-digits-b",
-                                                 "dit-digits-s", "shapes-latent", "shapes-text"]
+    assert pretrained.list(kind="diffusion") == ["digits-class", "digits-class-flow", "digits-ddpm", "digits-student",
+                                                 "dit-digits-b", "dit-digits-s", "shapes-latent", "shapes-text"]
     assert pretrained.list(kind="vae") == ["shapes-vae"]
     assert pretrained.info("shapes-latent")["conditioning"] == "text"
     assert pretrained.info("digits-class")["conditioning"] == "class"
@@ -150,6 +150,23 @@ def test_flow_model_draws_the_digit_asked_for():
     labels = torch.arange(10).repeat_interleave(20)  # (200,)
     samples = model.sample(len(labels), steps=10, labels=labels, generator=torch.Generator().manual_seed(3))
     assert metrics.class_adherence(samples, labels) >= 0.9
+
+
+STUDENT_TWO_STEP_FID_BAR = 2.0  # its card: 1.63 at 2 steps (3.32 at 1, 1.52 at 4); the teacher's DDIM-50 1.53
+
+
+def test_consistency_student_draws_digits_in_two_calls():
+    # digits-class distilled (unconditional half) into a 1-4 step student; its card holds FID at 1, 2, 4 steps.
+    from course_utils import metrics
+
+    model = pretrained.load("digits-student", device="cpu")
+    assert model.is_consistency and model.samplers == ("consistency",)
+    assert model.sampler_config == {"original_inference_steps": 50, "timestep_scaling": 10.0, "min_alpha_bar": 0.005}
+    samples = model.sample(metrics.NUM_SAMPLES, steps=2, generator=torch.Generator().manual_seed(0))
+    assert metrics.digits_fid(samples) <= STUDENT_TWO_STEP_FID_BAR
+    assert metrics.class_distribution(samples).min() > 0.03  # every digit drawn
+    with pytest.raises(ValueError, match="unconditional"):
+        model.sample(2, labels=3)
 
 
 def test_digits_ddpm_meets_the_quality_bar():
