@@ -310,3 +310,69 @@ class PatchExplorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+class SamplerExplorer:
+    """Pick a sampler and a step count, press Draw: the same seed's digits, how long they took and
+    how many network calls they needed (notebook 09).
+
+    Args:
+        choices: ``{family: SamplerSpec family name}``, default every family of ``speed.FAMILIES``
+            except DDPM (whose 1,000 steps make a slider pointless).
+        n, seed: digits per press and the seed (the same for every press, so only the sampler changes).
+        max_steps: the slider's upper end (the student takes at most 50: its distillation grid).
+    """
+
+    def __init__(self, families=("DDIM", "DPM-Solver++", "flow Euler", "flow Heun", "student"), n: int = 16,
+                 seed: int = 0, steps: int = 4, max_steps: int = 50, device="cpu"):
+        import ipywidgets as widgets
+
+        from .speed import FAMILIES
+
+        unknown = [f for f in families if f not in FAMILIES]
+        if unknown or not families:
+            raise ValueError(f"families must be some of {sorted(FAMILIES)}, got {list(families)}.")
+        self.families, self.n, self.seed, self.device = list(families), n, seed, device
+        self.family = widgets.Dropdown(options=self.families, value=self.families[0], description="sampler")
+        self.steps = widgets.IntSlider(value=steps, min=1, max=max_steps, description="steps",
+                                       continuous_update=False)
+        self.button = widgets.Button(description="Draw", button_style="primary")
+        self.status = widgets.HTML()
+        self.out = widgets.Output()
+        self.button.on_click(lambda _: self.draw())
+        self.widget = widgets.VBox([widgets.HBox([self.family, self.steps, self.button]), self.status, self.out])
+        self.images, self.seconds, self.nfe = None, None, None
+
+    def draw(self) -> None:
+        """Sample with the current choice; a step count the sampler refuses is reported, not raised."""
+        import time
+
+        from . import pretrained
+        from .speed import spec
+
+        s = spec(self.family.value, int(self.steps.value))
+        model = pretrained.load(s.model, device=self.device)
+        start = time.perf_counter()
+        try:
+            self.images = model.sample(self.n, steps=s.steps, sampler=s.sampler,
+                                       generator=torch.Generator().manual_seed(self.seed))
+        except ValueError as exc:
+            self.status.value = f"<span style='color:#a50e0e'>{exc}</span>"
+            return
+        self.seconds, self.nfe = time.perf_counter() - start, s.nfe
+        self.status.value = (f"{s.label}: {self.n} digits in {self.seconds:.2f} s "
+                             f"({self.nfe} network calls per image).")
+        self._draw(s.label)
+
+    def _draw(self, label: str) -> None:
+        from .viz import show_images
+
+        self.out.clear_output(wait=True)
+        with self.out:
+            show_images(self.images, nrow=8, title=f"{label}, seed {self.seed}")
+            plt.show()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)

@@ -1,0 +1,189 @@
+"""The speed-quality table of notebook 09: every sampler on one machine, the same seeds, the same N.
+
+One row per ``SamplerSpec`` (a shipped model, a sampler, a step count): wall time for ``n``
+unconditional digits, the number of network evaluations (NFE), and quality as digits-KID (unbiased
+at any N) and digits-FID (comparable with the floor and across rows only at N = 898, where it is
+flagged ``fid_comparable``). Times depend on the machine and on what else runs on it: print them,
+never assert them (``benchmarks/fast_sampling.py`` records them in docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import metrics, pretrained
+from ._validation import check_positive_int
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """One sampler setting: ``label`` for tables, the shipped ``model``, its ``sampler`` and ``steps``."""
+
+    label: str
+    model: str
+    sampler: str
+    steps: int
+
+    @property
+    def nfe(self) -> int:
+        """Network evaluations per image: one per step (Heun: two per step but the last)."""
+        return 2 * self.steps - 1 if self.sampler == "heun" else self.steps
+
+
+def spec(family: str, steps: int) -> SamplerSpec:
+    """A row of the course's table by family name: ``"DDPM"``, ``"DDIM"``, ``"DPM-Solver++"``,
+    ``"flow Euler"``, ``"flow Heun"`` or ``"student"``."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}.")
+    model, sampler = FAMILIES[family]
+    return SamplerSpec(f"{family}-{steps}", model, sampler, check_positive_int("steps", steps))
+
+
+FAMILIES = {  # family -> (shipped model, sampler); all unconditional, one network call per step (Heun: two)
+    "DDPM": ("digits-class", "ddpm"),
+    "DDIM": ("digits-class", "ddim"),
+    "DPM-Solver++": ("digits-class", "dpmsolver++"),
+    "flow Euler": ("digits-class-flow", "euler"),
+    "flow Heun": ("digits-class-flow", "heun"),
+    "student": ("digits-student", "consistency"),
+}
+
+# The table issue #7 asks for (the seed's Exercise 5, on our own models).
+TABLE = ([spec("DDPM", 1000)] + [spec("DDIM", s) for s in (10, 20, 50)]
+         + [spec("DPM-Solver++", s) for s in (5, 10, 20)] + [spec("flow Euler", s) for s in (4, 8, 16)]
+         + [spec("student", s) for s in (1, 2, 4)])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(specs, n: int = metrics.NUM_SAMPLES, seed: int = 0, device: str | torch.device = "cpu",
+            batch_size: int | None = None, progress=None) -> list[dict]:
+    """Sample ``n`` unconditional digits per spec from the same seed; time it and score it.
+
+    Args:
+        specs: ``SamplerSpec`` rows.
+        batch_size: images per call (default: all ``n`` at once).
+        progress: called as ``progress(i, spec)`` before each row (e.g. to print).
+    Returns:
+        One dict per spec: ``label, model, sampler, steps, nfe, n, seconds, ms_per_image, kid,
+        kid_std, fid, fid_comparable`` (``fid`` is ``digits_fid(require_n=False)`` below N = 898).
+    """
+    n = check_positive_int("n", n)
+    if n < 2:
+        raise ValueError("n must be at least 2 (KID and FID need a spread of samples).")
+    device = torch.device(device)
+    rows = []
+    for i, s in enumerate(specs):
+        if not isinstance(s, SamplerSpec):
+            raise TypeError(f"specs must be SamplerSpec rows (see speed.spec), got {type(s).__name__}.")
+        if progress is not None:
+            progress(i, s)
+        model = pretrained.load(s.model, device=device)
+        _sync(device)
+        start = time.perf_counter()
+        x = model.sample(n, steps=s.steps, sampler=s.sampler, batch_size=batch_size or n,
+                         generator=torch.Generator().manual_seed(seed))
+        _sync(device)
+        seconds = time.perf_counter() - start
+        kid, kid_std = metrics.digits_kid(x)
+        rows.append({"label": s.label, "model": s.model, "sampler": s.sampler, "steps": s.steps, "nfe": s.nfe,
+                     "n": n, "seconds": seconds, "ms_per_image": 1000 * seconds / n, "kid": kid, "kid_std": kid_std,
+                     "fid": metrics.digits_fid(x, require_n=False), "fid_comparable": n == metrics.NUM_SAMPLES,
+                     "samples": x})
+    return rows
+
+
+def ratios(rows: list[dict], reference: str, key: str = "fid") -> dict[str, float]:
+    """``row[key] / reference_row[key]`` for every row (e.g. each FID over DDPM-1000's)."""
+    ref = [r for r in rows if r["label"] == reference]
+    if not ref:
+        raise ValueError(f"no row labelled {reference!r}; labels: {[r['label'] for r in rows]}.")
+    return {r["label"]: r[key] / ref[0][key] for r in rows}
+
+
+def markdown_table(rows: list[dict], reference: str | None = None) -> str:
+    """The rows as a Markdown table (with ``FID / reference FID`` when ``reference`` names a row)."""
+    rel = ratios(rows, reference) if reference else {}
+    head = "| sampler | NFE | wall s | ms / image | digits-FID | KID x 1000 |" + (" FID / ref |" if rel else "")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        cells = [r["label"], str(r["nfe"]), f"{r['seconds']:.2f}", f"{r['ms_per_image']:.2f}",
+                 f"{r['fid']:.2f}" + ("" if r["fid_comparable"] else "*"), f"{1000 * r['kid']:.1f}"]
+        if rel:
+            cells.append(f"{rel[r['label']]:.2f}x")
+        lines.append("| " + " | ".join(cells) + " |")
+    if any(not r["fid_comparable"] for r in rows):
+        lines.append(f"\n\\* N = {rows[0]['n']}: below the N = {metrics.NUM_SAMPLES} of the floor, FID is biased "
+                     "upwards; compare these rows with each other, and trust KID more.")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], ax=None, key: str = "fid"):
+    """Quality (``key``) against wall time per image, one line per sampler family, log time axis."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 4.5))
+    families: dict[str, list[dict]] = {}
+    for r in rows:
+        families.setdefault(r["label"].rsplit("-", 1)[0], []).append(r)
+    for family, rs in families.items():
+        rs = sorted(rs, key=lambda r: r["ms_per_image"])
+        ax.plot([r["ms_per_image"] for r in rs], [r[key] for r in rs], "o-", label=family)
+        for r in rs:
+            ax.annotate(str(r["steps"]), (r["ms_per_image"], r[key]), textcoords="offset points", xytext=(4, 4),
+                        fontsize=8)
+    reference = [r for r in rows if r["label"] == "DDPM-1000"]
+    if reference:
+        ax.axhline(reference[0][key], color="C0", ls="--", lw=0.8, label=f"DDPM-1000 ({reference[0][key]:.2f})")
+    floor = metrics.floor()["fid"] if key == "fid" and all(r["fid_comparable"] for r in rows) else None
+    if floor is not None:
+        ax.axhline(floor, color="grey", ls=":", label=f"real vs real ({floor:.2f})")
+    ax.set_xscale("log")
+    if key == "fid" and all(r["fid"] > 0 for r in rows) and max(r["fid"] for r in rows) > 10 * min(r["fid"] for r in rows):
+        ax.set_yscale("log")
+    ax.set_xlabel("wall time per image (ms, log scale; labels: steps)")
+    ax.set_ylabel({"fid": "digits-FID (lower is better)", "kid": "digits-KID (lower is better)"}.get(key, key))
+    ax.set_title(f"Speed against quality, {rows[0]['n']} unconditional digits per sampler")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return ax
+
+
+def within(value: float, reference: float, factor: float) -> bool:
+    """Whether ``value <= factor * reference`` (for the targets of issue #7), finite values only."""
+    return math.isfinite(value) and math.isfinite(reference) and value <= factor * reference
+
+
+REFERENCE = Path(__file__).parent / "pretrained" / "speed_table.json"
+
+
+def reference_table() -> dict:
+    """The recorded run of ``benchmarks/fast_sampling.py``: ``{"device", "torch", "date", "n", "seed", "rows"}``."""
+    if not REFERENCE.exists():
+        raise FileNotFoundError(f"{REFERENCE} is missing; run `python benchmarks/fast_sampling.py --write`.")
+    return json.loads(REFERENCE.read_text())
+
+
+def write_reference(record: dict, path: Path = REFERENCE) -> Path:
+    """Store a benchmark run atomically (a temporary file, then a rename)."""
+    if not {"device", "torch", "date", "n", "rows"} <= set(record):
+        raise ValueError("record needs device, torch, date, n and rows.")
+    fd, tmp = tempfile.mkstemp(dir=Path(path).parent, suffix=".json.tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(record, f, indent=1)
+        f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp creates it private; the table ships with the package
+    os.replace(tmp, path)
+    return Path(path)

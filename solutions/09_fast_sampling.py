@@ -1,0 +1,492 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Fast sampling: DDIM, DPM-Solver++ and distillation
+#
+# A DDPM draws an image in 1,000 steps, and every step is one full pass of the network. That is the
+# price of the small, noisy steps of notebook 03, and the first thing anyone deploying a diffusion
+# model wants to cut. There are three ways to pay less, and this notebook measures all three on our
+# own models, on the same machine, with the same seeds:
+#
+# 1. **Take bigger steps along a smooth path.** DDIM (Song et al. 2021) turns the same trained
+#    network into a deterministic sampler that follows the probability-flow ODE; 50 steps instead of
+#    1,000.
+# 2. **Take smarter steps.** DPM-Solver++ (Lu et al. 2022) solves that ODE with a second-order
+#    multistep method: 10 to 20 steps.
+# 3. **Train a new network that needs almost no steps.** Consistency distillation (Song et al. 2023)
+#    teaches a student to jump from any point of the teacher's path straight to its end: 1 to 4 steps.
+#    LCM, SDXL-Turbo and FLUX-Schnell are built on this idea or its relatives.
+#
+# Then you put them side by side in one table, the seed's Exercise 5 made real: quality and wall time
+# for DDPM-1000, DDIM, DPM-Solver++, the flow-matching model of notebook 08 with Euler steps, and the
+# distilled student.
+#
+# **How long it takes.** The work depends on `COURSE_MODE` (printed below):
+#
+# | mode | distillation | digits per sampler | time |
+# |---|---|---|---|
+# | `fast` | 3 steps to prove the loop, then the shipped student | 16 (timing is real; quality at 16 is only a rough guide) | about a minute on 2 CPU cores, most of it DDPM-1000 |
+# | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count | not measured end to end; the table alone took about 25 minutes on 2 CPU cores (benchmark 4) and the distillation about 15 |
+# | `full` | the whole recipe | 898 | not yet measured on a GPU |
+#
+# Three coding exercises and two questions, each with an automatic checker.
+
+# %%
+import copy
+import math
+from dataclasses import replace
+
+import matplotlib.pyplot as plt
+import torch
+
+from course_utils import config, metrics, pretrained, speed
+from course_utils.data import load_digits
+from course_utils.exercises import nb09
+from course_utils.pipeline import DiffusionModel
+from course_utils.profiling import time_call
+from course_utils.recipes import get_recipe
+from course_utils.samplers.consistency import boundary_scalings
+from course_utils.training import train
+from course_utils.viz import show_images
+from course_utils.widgets import SamplerExplorer
+
+MODE, DEVICE = config.get_mode(), config.get_device()
+N_LIVE = config.by_mode(fast=16, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
+print(config.describe())
+print(f"{N_LIVE} digits per sampler in this run")
+
+
+
+def kid_note(x):
+    """' (KID x 1000 = ...)' for a sample large enough to say something (cpu and full mode), else ''."""
+    return f"\nKID x 1000 = {1000 * metrics.digits_kid(x)[0]:.1f}" if len(x) >= 100 else ""
+
+
+teacher = pretrained.load("digits-class", device=DEVICE)
+flow = pretrained.load("digits-class-flow", device=DEVICE)
+print(teacher, flow, sep="\n")
+
+# %% [markdown]
+# ## 1. Where the time goes
+#
+# Every sampler in this notebook spends nearly all its time in one place: calls of the network.
+# Everything else (a few multiplications per pixel per step) is noise next to them. So the cost of a
+# sampler is, to a very good approximation,
+#
+# $$\text{time} \approx \text{NFE} \times \text{time of one network call},$$
+#
+# where NFE, the *number of function evaluations*, is the number of network calls per image. Let us
+# time one call of our digits U-Net for a batch of the size this run uses.
+
+# %%
+x_probe = torch.randn(N_LIVE, 1, 16, 16, device=DEVICE)
+t_probe = torch.tensor(500, device=DEVICE)
+call_s = time_call(lambda: teacher.unet(x_probe, t_probe), repeats=5, device=DEVICE)
+print(f"one U-Net call on {N_LIVE} digits: {1000 * call_s:.1f} ms (median of 5)")
+for name, nfe in (("DDPM-1000", 1000), ("DDIM-50", 50), ("DPM-Solver++-20", 20), ("student-2", 2)):
+    print(f"  {name:16s} {nfe:5d} calls -> about {nfe * call_s:6.2f} s for {N_LIVE} digits")
+
+# %% [markdown]
+# The course text lists the shortcuts used in practice (step counts as usually quoted for Stable
+# Diffusion-sized models):
+#
+# | method | steps | quality loss | idea |
+# |---|---|---|---|
+# | DDPM | 1000 | baseline | small stochastic steps |
+# | DDIM | 20-50 | minimal | deterministic, follows the ODE |
+# | DPM-Solver++ | 15-25 | minimal | a better ODE solver |
+# | LCM (distillation) | 4-8 | small | consistency-distilled from Stable Diffusion |
+# | SDXL-Turbo | 1-4 | moderate | adversarial distillation |
+# | consistency model | 1-4 | moderate | one step possible |
+# | FLUX-Schnell | 4 | small | flow matching + distillation |
+#
+# We will measure our own version of every row we can: DDPM, DDIM, DPM-Solver++, a consistency
+# student, and flow matching with Euler steps. The published reference point: on CIFAR-10 the
+# DDIM paper reports FID 4.67 with 50 steps against DDPM's 4.04 with 1,000 (Table 1, Song et al.
+# 2021), a loss of about 15% for 20x fewer calls.
+#
+# ## 2. DDIM, and the knob `eta`
+#
+# DDIM rewrites the reverse step in terms of the model's two predictions, the clean image
+# $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$ and the noise
+# $\hat\epsilon$, and moves to the previous timestep $t'$ of a coarse grid (Eq. (12) of the paper):
+#
+# $$x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1 - \bar\alpha_{t'} - \sigma_t^2}\;\hat\epsilon + \sigma_t z,
+# \qquad \sigma_t = \eta\sqrt{\frac{1-\bar\alpha_{t'}}{1-\bar\alpha_t}\Big(1 - \frac{\bar\alpha_t}{\bar\alpha_{t'}}\Big)}.$$
+#
+# With $\eta = 0$ no noise is added: the step is deterministic, and the same starting noise always
+# gives the same image. With $\eta = 1$ the added noise has DDPM's posterior variance, and on the full
+# 1,000-step grid the step *is* DDPM's. The term $\sqrt{1 - \bar\alpha_{t'} - \sigma_t^2}$ keeps the
+# total variance right: whatever fresh noise you add is taken from the share of the old noise.
+#
+# ### Exercise 1: the DDIM update
+#
+# Write the step above. `a_t` and `a_prev` are the floats $\bar\alpha_t$ and $\bar\alpha_{t'}$;
+# `noise` is $z$, already drawn.
+
+# %%
+def my_ddim_step(x_t, eps, a_t, a_prev, eta, noise):
+    """x_t, eps, noise: (B, C, H, W); a_t, a_prev, eta: floats -> x_{t'} (B, C, H, W)."""
+    # BEGIN SOLUTION
+    sigma = eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
+    x0 = (x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+    return math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev - sigma**2) * eps + sigma * noise
+    # END SOLUTION
+
+
+nb09.check_ddim_step(my_ddim_step)
+
+# %% [markdown]
+# The package's `DDIMSampler` is this step (and matches diffusers' `DDIMScheduler` to float precision,
+# `tests/test_parity_diffusers.py`). Here is what `eta` does with 20 steps, from the same seed:
+
+# %%
+eta_samples = {}
+for eta in (0.0, 0.5, 1.0):
+    eta_samples[eta] = teacher.sample(N_LIVE, steps=20, eta=eta, generator=torch.Generator().manual_seed(0))
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.2))
+for ax, (eta, x) in zip(axes, eta_samples.items()):
+    show_images(x[:16], nrow=8, ax=ax, title=f"DDIM-20, eta = {eta:g}{kid_note(x)}")
+fig.suptitle("The same seed, three values of eta")
+fig.tight_layout()
+plt.show()
+same = (eta_samples[0.0] - teacher.sample(N_LIVE, steps=20, eta=0.0, generator=torch.Generator().manual_seed(0)))
+print(f"eta = 0 twice from the same seed: largest pixel difference {same.abs().max().item():.2g} (deterministic)")
+
+# %% [markdown]
+# Once $\eta > 0$ the same seed gives different digits: every step draws fresh noise. At 20 steps
+# that noise costs little here: on 898 digits (seed 0, a 2-core CPU, 2026-11-26) digits-FID was
+# 1.67 at $\eta = 0$, 1.58 at 0.5 and 1.72 at 1, differences too small to rank the three on one
+# seed. What $\eta = 0$ buys is determinism: one noise, one image, which is what makes DPM-Solver++
+# and distillation below possible, since both treat sampling as solving an ODE.
+
+# %%
+nb09.few_steps_question()
+
+# %% [markdown]
+# ## 3. DPM-Solver++: a better solver for the same ODE
+#
+# DDIM is the simplest (first-order) solver of the probability-flow ODE. Lu et al. noticed that the
+# ODE becomes much nicer in the variable $\lambda = \log(\sqrt{\bar\alpha}/\sqrt{1-\bar\alpha})$, half
+# the log signal-to-noise ratio: written for the data prediction $D = \hat x_0$ it has an exactly
+# solvable linear part, so only $D$ has to be approximated. With $\alpha = \sqrt{\bar\alpha}$,
+# $s = \sqrt{1-\bar\alpha}$ and the step $h = \lambda_t - \lambda_s$:
+#
+# - first order (this is DDIM again): $x_t = \frac{s_t}{s_s} x_s - \alpha_t (e^{-h} - 1)\, D_s$;
+# - second order, **2M** (multistep): reuse the previous step's prediction $D_{prev}$ to estimate how
+#   $D$ changes along the step, $D' = D_s + \frac{1}{2r}(D_s - D_{prev})$ with
+#   $r = (\lambda_s - \lambda_{prev})/h$, and use $D'$ in place of $D_s$.
+#
+# The correction costs nothing: $D_{prev}$ was computed anyway. The first step (no previous $D$) and
+# the last (to $\bar\alpha = 1$) are first order. The samplers index noise levels by
+# $\sigma = s / \alpha = \sqrt{(1-\bar\alpha)/\bar\alpha}$; `nb09.alpha_and_s(sigma)` gives
+# $(\alpha, s)$ and `nb09.half_log_snr(sigma)` gives $\lambda = -\log\sigma$.
+#
+# ### Exercise 2: the DPM-Solver++(2M) update
+
+# %%
+def my_dpm_update(x, d, d_prev, sigma_prev, sigma_s, sigma_t):
+    """x, d = D_s, d_prev = D_prev: (B, C, H, W); sigmas: floats, sigma_prev > sigma_s > sigma_t -> x_t."""
+    # BEGIN SOLUTION
+    alpha_t, s_t = nb09.alpha_and_s(sigma_t)
+    _, s_s = nb09.alpha_and_s(sigma_s)
+    lam_prev, lam_s, lam_t = (nb09.half_log_snr(v) for v in (sigma_prev, sigma_s, sigma_t))
+    h = lam_t - lam_s
+    r = (lam_s - lam_prev) / h
+    d_corrected = d + (d - d_prev) / (2 * r)
+    return (s_t / s_s) * x - alpha_t * (math.exp(-h) - 1) * d_corrected
+    # END SOLUTION
+
+
+nb09.check_dpm_update(my_dpm_update)
+
+# %% [markdown]
+# Same network, same seed, same number of calls: DDIM against DPM-Solver++ at 5 and 10 steps.
+
+# %%
+fig, axes = plt.subplots(2, 2, figsize=(11, 5.4))
+for col, steps in enumerate((5, 10)):
+    for row, sampler in enumerate(("ddim", "dpmsolver++")):
+        x = teacher.sample(N_LIVE, steps=steps, sampler=sampler, generator=torch.Generator().manual_seed(0))
+        show_images(x[:16], nrow=8, ax=axes[row, col],
+                    title=f"{'DDIM' if sampler == 'ddim' else 'DPM-Solver++'}, {steps} steps{kid_note(x)}")
+fig.suptitle("The same network and starting noise; only the solver differs")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 4. Distillation: a student that jumps to the end
+#
+# Both solvers still walk along the path. A **consistency model** learns to skip the walk. Every
+# starting noise $x_T$ defines one trajectory of the teacher's ODE, and every point $x_t$ on it has
+# the same endpoint $x_0$. Train a network $f(x_t, t)$ to output that endpoint, from any point:
+# then one call does the work of the whole solver.
+#
+# Two things make it trainable without running the teacher to the end for every example
+# (Algorithm 2 of Song et al. 2023, "consistency distillation"):
+#
+# 1. **The boundary condition is built in.** $f(x_t, t) = c_{skip}(t)\,x_t + c_{out}(t)\,\hat x_0(x_t, t)$
+#    with $c_{skip}(0) = 1$, $c_{out}(0) = 0$, so $f(x, 0) = x$ holds for any weights. We use LCM's
+#    scalings (`boundary_scalings`): $c_{out}$ is already above 0.9999 at $t = 19$.
+# 2. **Only neighbours are compared.** Take a data point, noise it to a grid timestep $t_{n+1}$, let
+#    the frozen teacher take *one* DDIM step to the neighbouring grid point $t_n$ (50 grid points,
+#    20 timesteps apart), and pull the student's answer at $t_{n+1}$ towards the answer of a slowly
+#    moving copy of itself (an EMA, the *target network*) at $t_n$:
+#
+# $$\mathcal{L} = d\big(f_\theta(x_{t_{n+1}}, t_{n+1}),\ f_{\theta^-}(\hat x_{t_n}, t_n)\big).$$
+#
+# At $t_0 = 0$ the target is the teacher's point itself (the boundary condition), so the right answer
+# enters at the bottom of the grid and is passed up, neighbour to neighbour, until $f$ is constant
+# along every trajectory. $d$ is the pseudo-Huber distance, and the student starts as a copy of the
+# teacher.
+#
+# One detail is ours. $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$
+# divides by $\sqrt{\bar\alpha_{999}} = 4.9 \times 10^{-5}$ under the cosine schedule: any error in
+# $\hat\epsilon$ at the first step would be multiplied by 20,000. The student therefore reads its output
+# with $\bar\alpha$ floored at 0.005 (about Stable Diffusion's $\bar\alpha_{999}$), which keeps every
+# step well conditioned; the sampler uses the same floor.
+#
+# **Sampling with a consistency model** (Algorithm 1): $x \leftarrow f(x_T, T)$. For more steps, noise
+# the estimate back to a smaller $t$ with the forward process, $\sqrt{\bar\alpha_t}\,x + \sqrt{1-\bar\alpha_t}\,z$,
+# with *fresh* noise $z$, and apply $f$ again.
+#
+# ### Exercise 3: one step of consistency sampling
+#
+# Given the network's noise prediction `eps` at `x_t`, return $f(x_t, t)$ if `t_next` is None (the
+# last step); otherwise return it re-noised to `t_next`. Use `boundary_scalings(t)` for
+# $(c_{skip}, c_{out})$ and `alphas_cumprod[t]` for $\bar\alpha_t$ (no floor here).
+
+# %%
+def my_consistency_step(x_t, eps, t, t_next, alphas_cumprod, noise):
+    """x_t, eps, noise: (B, C, H, W); t, t_next: ints (t_next None on the last step) -> (B, C, H, W)."""
+    # BEGIN SOLUTION
+    a = float(alphas_cumprod[t])
+    c_skip, c_out = boundary_scalings(t)
+    denoised = c_skip * x_t + c_out * (x_t - math.sqrt(1 - a) * eps) / math.sqrt(a)
+    if t_next is None:
+        return denoised
+    a_next = float(alphas_cumprod[t_next])
+    return math.sqrt(a_next) * denoised + math.sqrt(1 - a_next) * noise
+    # END SOLUTION
+
+
+nb09.check_consistency_step(my_consistency_step, teacher.schedule.alphas_cumprod)
+
+# %% [markdown]
+# ### Distilling the student
+#
+# The recipe `digits-student` distils `digits-class` (its unconditional half, the null label) with the
+# course's training loop: `TrainConfig(objective="consistency")` and the teacher passed to `train`.
+# In `fast` mode we take 3 steps to prove the loop runs, then load the shipped student made by exactly
+# this recipe; in `cpu` and `full` mode you run the whole recipe here.
+
+# %%
+recipe = get_recipe("digits-student")
+tc = recipe.train
+print(f"{recipe.name}: {tc.steps} steps of batch {tc.batch_size}, lr {tc.lr:g}, target EMA mu = {tc.ema_decay}, "
+      f"grid of {tc.original_inference_steps} teacher steps")
+images, _ = load_digits()
+student_net = copy.deepcopy(teacher.unet)  # the student starts as the teacher
+run_config = config.by_mode(fast=replace(tc, steps=3, batch_size=8, warmup_steps=1, log_every=1), cpu=tc, full=tc)
+run = train(student_net, images, teacher.schedule, run_config, device=DEVICE, teacher=teacher.unet,
+            checkpoint_path=None if MODE == "fast" else "runs/09_digits-student.safetensors")
+print(f"{run.step} steps, loss {run.losses[0][1]:.4f} -> {run.losses[-1][1]:.4f}, {run.wall_time_s:.1f} s")
+
+if MODE == "fast":
+    student = pretrained.load("digits-student", device=DEVICE)
+    card = pretrained.info("digits-student")["card"]
+    print(f"loaded {student}: {card['steps']} steps in {card['wall_time_s'] / 60:.1f} min on {card['device']}")
+else:
+    student = DiffusionModel(run.ema_model, teacher.schedule, info={"name": "my digits-student",
+                                                                    "method": "consistency"},
+                             sampler_config=pretrained.load_tensors("digits-student")[1]["sampler_config"])
+    print("using the student distilled above")
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(15, 2.6))
+panels = [(student, "consistency", s, f"student, {s} step{'s' * (s > 1)}") for s in (1, 2, 4)]
+panels.append((teacher, "ddim", 50, "teacher, DDIM-50"))
+for ax, (model, sampler, steps, title) in zip(axes, panels):
+    x = model.sample(N_LIVE, steps=steps, sampler=sampler, generator=torch.Generator().manual_seed(0))
+    show_images(x[:16], nrow=8, ax=ax, title=f"{title}{kid_note(x)}")
+fig.suptitle("The same starting noise: the distilled student against its teacher")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# One step gives recognisable digits with a speckle of leftover noise; from two steps on they are
+# hard to tell from the teacher's 50 (the reference table below puts numbers on it). The published pattern is the same: the consistency-models paper reports one-step
+# FIDs about 1.7 times the teacher's on CIFAR-10, and a second step closes much of the gap.
+#
+# ## 5. The speed table (the seed's Exercise 5)
+#
+# Now everything at once: every sampler draws the same number of unconditional digits from the same
+# seed on this machine, timed, and scored with digits-KID and digits-FID (notebook 05). The flow
+# rows use `digits-class-flow`, notebook 08's model with the same network, data and budget.
+
+# %%
+live = speed.measure(speed.TABLE, n=N_LIVE, device=DEVICE,
+                     progress=lambda i, s: print(f"[{i + 1}/{len(speed.TABLE)}] {s.label}", end="  "))
+print()
+print(speed.markdown_table(live, reference="DDPM-1000"))
+
+# %% [markdown]
+# At 16 digits per row (`fast` mode) FID is strongly biased and KID is noisy: read the timing columns,
+# not the quality ones. The **reference run** below is `benchmarks/fast_sampling.py` at the
+# digits-FID count, N = 898, recorded on the machine it names; `cpu` and `full` mode reproduce it here.
+
+# %%
+reference = speed.reference_table()
+ref_rows = reference["rows"]
+print(f"reference run: {reference['n']} digits per sampler, {reference['device']}, torch {reference['torch']}, "
+      f"{reference['date']}")
+print(speed.markdown_table(ref_rows, reference="DDPM-1000"))
+ref_fid = next(r["fid"] for r in ref_rows if r["label"] == "DDPM-1000")
+for label, factor in (("DDIM-50", 1.15), ("DPM-Solver++-20", 1.10), ("flow Euler-8", 1.2), ("student-2", 1.5)):
+    fid = next(r["fid"] for r in ref_rows if r["label"] == label)
+    verdict = "within" if speed.within(fid, ref_fid, factor) else "NOT within"
+    print(f"{label:16s} FID {fid:.2f} = {fid / ref_fid:.2f}x DDPM-1000's: {verdict} the {factor:.2f}x target")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
+speed.plot(live, ax=axes[0], key="kid")
+axes[0].set_title(f"This run: {N_LIVE} digits per sampler"
+                  + (" (read the times; KID this small is noise)" if N_LIVE < 100 else ""))
+speed.plot(ref_rows, ax=axes[1], key="fid")
+axes[1].set_title(f"Reference run: {reference['n']} digits per sampler ({reference['device']})")
+plt.show()
+
+# %% [markdown]
+# How to read the plot: further left is faster, lower is better; the number by each point is its
+# step count. Each family traces a curve that flattens out: past some step count, more steps buy
+# nothing. The question is where each curve reaches the DDPM-1000 line, and how far to the left.
+#
+# **What the reference run says.** DDIM-50 comes within 4% of DDPM-1000's digits-FID at a twentieth
+# of the calls, as in the DDIM paper. DPM-Solver++ does better still: at 10 steps it is already
+# *below* DDPM-1000 (1.34 against 1.47), and going to 20 steps changes nothing. The student needs two
+# calls for 1.57, within 7% of DDPM-1000, and four for 1.41; its one-step 3.32 is 2.3 times DDPM-1000,
+# in line with the consistency-models paper's one-step results (about 1.7 times the teacher on
+# CIFAR-10). The flow model with Euler steps is the odd one out: 2.16 at 8 steps, 1.47 times DDPM-1000,
+# and it needs 16 steps (1.68) to reach DDIM-20's level. Notebook 08 measured why: its learnt paths are
+# not straight without reflow, Euler is only first order, and the diffusers step grid it follows spends
+# its last step going from $\sigma = 0.001$ to 0, so 8 steps do the work of 7.
+#
+# One caution: these are one seed and one metric on one small data set. The same DDIM-50 sampler
+# scored 1.53 here and 1.58 in an earlier run that drew its noise in batches of 256 instead of 898
+# (docs/BENCHMARKS.md): differences of that size are not a ranking.
+
+# %%
+nb09.fewest_calls_question(ref_rows)
+
+# %% [markdown]
+# ## 6. Try it
+#
+# Pick a sampler and a number of steps and press **Draw**: 16 digits from the same seed, with the
+# time they took. Things to try: the student at 1, 2 and 8 steps (more is not always better: it was
+# trained for big jumps); DPM-Solver++ at 3 steps against DDIM at 3; flow Euler at 2.
+
+# %%
+explorer = SamplerExplorer()
+explorer.draw()
+explorer
+
+# %% [markdown]
+# ## 7. Production notes, measured
+#
+# The course text's production advice (for Stable Diffusion on a GPU) names three more levers:
+# batching, lower precision, and `torch.compile`. Here is what each does for our U-Net on this
+# machine. The numbers will differ on a GPU, and the direction can too.
+
+# %%
+batches = config.by_mode(fast=(1, 16, 128), cpu=(1, 16, 128, 512), full=(1, 16, 128, 512))
+per_image = {}
+for b in batches:
+    xb = torch.randn(b, 1, 16, 16, device=DEVICE)
+    per_image[b] = 1000 * time_call(lambda: teacher.unet(xb, t_probe), repeats=3, device=DEVICE) / b
+    print(f"batch {b:4d}: {per_image[b]:7.3f} ms per image per call")
+
+x128 = torch.randn(128, 1, 16, 16, device=DEVICE)
+
+
+def bf16_call():
+    with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
+        return teacher.unet(x128, t_probe)
+
+
+fp32_ms = 1000 * time_call(lambda: teacher.unet(x128, t_probe), repeats=3, device=DEVICE)
+bf16_ms = 1000 * time_call(bf16_call, repeats=3, device=DEVICE)
+with torch.no_grad():
+    diff = (bf16_call().float() - teacher.unet(x128, t_probe)).abs().max().item()
+print(f"batch 128, fp32: {fp32_ms:.1f} ms; bf16 autocast: {bf16_ms:.1f} ms ({fp32_ms / bf16_ms:.2f}x); "
+      f"largest output difference {diff:.3f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.5))
+ax.plot(list(per_image), list(per_image.values()), "o-")
+ax.set_xscale("log")
+ax.set_ylim(bottom=0)
+ax.set_xlabel("batch size (log scale)")
+ax.set_ylabel("ms per image per network call")
+ax.set_title("Batching: the fixed cost of a call is shared")
+ax.grid(alpha=0.3, which="both")
+plt.show()
+
+# %% [markdown]
+# `torch.compile` traces the network once and generates fused kernels. Compiling takes a while (and on
+# a CPU needs a C++ compiler), so `fast` mode shows the reference run's measurement instead.
+
+# %%
+notes = reference.get("notes", {})
+if MODE == "fast":
+    if "compiled_ms" in notes:
+        print(f"reference run ({reference['device']}): batch 128 eager {notes['fp32_ms']:.1f} ms, compiled "
+              f"{notes['compiled_ms']:.1f} ms ({notes['fp32_ms'] / notes['compiled_ms']:.2f}x); the first call, "
+              f"compiling included, took {notes['compile_first_call_s']:.1f} s")
+    else:
+        print(f"reference run: torch.compile not measured ({notes.get('compile_error', 'no record')})")
+else:
+    compiled = torch.compile(teacher.unet)
+    first = time_call(lambda: compiled(x128, t_probe), repeats=1, warmup=0, device=DEVICE)
+    compiled_ms = 1000 * time_call(lambda: compiled(x128, t_probe), repeats=3, device=DEVICE)
+    print(f"batch 128: eager {fp32_ms:.1f} ms, compiled {compiled_ms:.1f} ms ({fp32_ms / compiled_ms:.2f}x); "
+          f"first call (compiling) {first:.1f} s")
+
+# %% [markdown]
+# What the measurements say, for our small model on this kind of machine: batching matters most. The
+# reference run measured 9.0 ms per image for calls on one image and 1.03 ms per image for calls on
+# sixteen, so serving requests one at a time wastes most of the machine. Past a few hundred images
+# the time per image rose again (0.82 ms at batch 128, 1.68 ms at 898), once the activations no
+# longer fit in the caches. Whether bf16 pays depends on the hardware: on the reference machine's CPU,
+# which has bf16 instructions, autocast was 1.59x faster at batch 128, with outputs within 0.03 of
+# fp32; on a CPU without them it is usually slower, because every conversion costs time. On a GPU
+# with tensor cores half precision is the default. `torch.compile` gave 1.23x on the reference run,
+# after a first call of 47 s, so it pays only for long-running jobs. Whatever the hardware, the
+# largest lever is the first one: the number of network calls.
+#
+# ## Summary
+#
+# - The cost of sampling is the number of network calls times the cost of one call.
+# - DDIM reuses a DDPM's network on a coarse grid; with $\eta = 0$ it follows the probability-flow
+#   ODE deterministically, and $\sigma_t(\eta)$ interpolates to DDPM-like noise.
+# - DPM-Solver++(2M) solves the same ODE in $\lambda$, correcting each step with the previous
+#   prediction at no extra cost.
+# - Consistency distillation trains a student to map any point of the teacher's trajectory to its
+#   end, by comparing only neighbouring grid points; it samples in 1-4 calls.
+# - Measured on one machine with one seed, the table above says which shortcut reaches DDPM-1000's
+#   quality with the fewest calls, and what one and two steps cost in quality.
+#
+# ## What comes next
+#
+# We have compared samplers with one metric and one seed. Notebook
+# [10 · Evaluation, failure modes and production](10_evaluation_and_failures.ipynb) (in preparation) asks how far
+# such numbers can be trusted, and what goes wrong with diffusion models in practice.
