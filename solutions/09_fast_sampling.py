@@ -35,8 +35,8 @@
 #
 # | mode | distillation | digits per sampler | time |
 # |---|---|---|---|
-# | `fast` | 3 steps to prove the loop, then the shipped student | 16 (timing is real; quality at 16 is only a rough guide) | about a minute on 2 CPU cores, most of it DDPM-1000 |
-# | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count | not measured end to end; the table alone took about 25 minutes on 2 CPU cores (benchmark 4) and the distillation about 15 |
+# | `fast` | 3 steps to prove the loop, then the shipped student | 16 (timing is real; quality at 16 is only a rough guide) | 42 s under nbval on 2 idle CPU cores, half of it DDPM-1000 (2026-11-26) |
+# | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count | not measured end to end; the table alone took 30 minutes on 2 CPU cores (benchmark 4, 26 of them DDPM-1000) and the distillation 15 |
 # | `full` | the whole recipe | 898 | not yet measured on a GPU |
 #
 # Three coding exercises and two questions, each with an automatic checker.
@@ -381,9 +381,9 @@ plt.show()
 # not straight without reflow, Euler is only first order, and the diffusers step grid it follows spends
 # its last step going from $\sigma = 0.001$ to 0, so 8 steps do the work of 7.
 #
-# One caution: these are one seed and one metric on one small data set. The same DDIM-50 sampler
-# scored 1.53 here and 1.58 in an earlier run that drew its noise in batches of 256 instead of 898
-# (docs/BENCHMARKS.md): differences of that size are not a ranking.
+# One caution: these are one seed and one metric on one small data set. The student's two-step FID
+# was 1.63 on its model card, where the noise was drawn in batches of 256, and 1.57 here with one
+# batch of 898: the same sampler and seed, other noise. Differences of that size are not a ranking.
 
 # %%
 nb09.fewest_calls_question(ref_rows)
