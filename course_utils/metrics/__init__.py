@@ -42,6 +42,11 @@ def _classifier_and_reference():
     return model.eval(), tensors["ref_features"].double(), meta
 
 
+def reference_features() -> torch.Tensor:
+    """``(899, 64)`` float64 classifier features of half A, the reference every digits-FID is against."""
+    return _classifier_and_reference()[1]
+
+
 def digit_classifier() -> DigitClassifier:
     """The shipped classifier (CPU, eval mode)."""
     return _classifier_and_reference()[0]
