@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import time
 
 import torch
@@ -25,18 +23,9 @@ import torch
 from course_utils import pretrained, speed
 from course_utils.config import get_device
 from course_utils.profiling import time_call
+from report import device_name, row
 
 TARGETS = {"DDIM-50": 1.15, "DPM-Solver++-20": 1.10, "flow Euler-8": 1.2, "student-2": 1.5}  # x DDPM-1000's FID
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores"
-
-
-def row(what: str, value: str, samples: str, device: torch.device) -> str:
-    return f"| {what} | {value} | {samples} | {device_name(device)} | {torch.__version__} | {datetime.date.today()} |"
 
 
 def table(n: int, device: torch.device) -> tuple[list[dict], list[str]]:

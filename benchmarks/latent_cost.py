@@ -13,9 +13,6 @@ Usage: ``python benchmarks/latent_cost.py [--device cpu] [--batches 1 16 64] [--
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 
 import torch
 
@@ -23,19 +20,10 @@ from course_utils import metrics, pretrained
 from course_utils.config import get_device
 from course_utils.models.clip import all_captions
 from course_utils.profiling import sampling_cost
+from report import row
 
 PAIRS = {"pixel vs latent": ("shapes-text", "shapes-latent"), "U-Net vs DiT": ("digits-class", "dit-digits-b",
                                                                                "dit-digits-s")}
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores"
-
-
-def row(what: str, value: str, samples: str, device: torch.device) -> str:
-    return f"| {what} | {value} | {samples} | {device_name(device)} | {torch.__version__} | {datetime.date.today()} |"
 
 
 def cost_rows(names, batches, steps: int, device: torch.device) -> list[str]:

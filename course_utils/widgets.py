@@ -317,8 +317,9 @@ class SamplerExplorer:
     how many network calls they needed (notebook 09).
 
     Args:
-        choices: ``{family: SamplerSpec family name}``, default every family of ``speed.FAMILIES``
-            except DDPM (whose 1,000 steps make a slider pointless).
+        families: names from ``speed.FAMILIES`` for the dropdown; by default all but DDPM (whose
+            1,000 steps make a slider pointless).
+        steps: the slider's starting value.
         n, seed: digits per press and the seed (the same for every press, so only the sampler changes).
         max_steps: the slider's upper end (the student takes at most 50: its distillation grid).
     """
