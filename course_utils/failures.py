@@ -1,0 +1,289 @@
+"""Failure modes you can cause on purpose, and the measurements that show the fix (notebook 10).
+
+The course text's failure-fix table lists what goes wrong in practice. Most rows need no new code
+to reproduce (a different schedule, a guidance scale, a missing generator); this module holds the
+parts that do:
+
+- **Fine-tune collapse** (DreamBooth-style fine-tuning gone wrong): ``finetune`` continues training a
+  shipped model on a handful of images; ``finetune_set`` mixes in *regularisation images* (the
+  prior-preservation idea of Ruiz et al. 2023, DreamBooth, Sec. 3.3: samples of the same class from
+  the model before fine-tuning); ``collapse_report`` measures what collapses: the variety of the
+  samples and how many of them are copies of the fine-tuning images.
+- **Variety** in general: ``pairwise_diversity``, the mean distance between samples.
+
+Each ``demo_*`` function reproduces one row of the table on the shipped models and returns a
+``Demo``: the metric with the failure and with its fix, and the images behind both. Notebook 10
+runs them at its mode's size; ``benchmarks/failure_modes.py`` runs them at full size for
+docs/BENCHMARKS.md. ``failure_table`` prints the rows side by side.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+
+from ._validation import check_positive_int
+from .pixel_search import nearest_data_distance, real_vs_real_distance
+from .training import TrainConfig, train
+
+
+def pairwise_diversity(images: torch.Tensor) -> float:
+    """Mean RMS pixel distance over all pairs of ``images`` ``(N, C, H, W)``, N >= 2.
+
+    Identical samples score 0; real digits at 16x16 score about 0.5 (notebook 10 measures it).
+    """
+    if images.ndim != 4 or len(images) < 2:
+        raise ValueError(f"images must be (N, C, H, W) with N >= 2, got shape {tuple(images.shape)}.")
+    flat = images.flatten(1).double()  # (N, D)
+    d2 = torch.cdist(flat, flat).pow(2) / flat.shape[1]  # (N, N) mean squared difference
+    n = len(flat)
+    return float(d2.clamp_min(0).sqrt().sum() / (n * (n - 1)))
+
+
+def finetune_set(target: torch.Tensor, regularization: torch.Tensor | None = None,
+                 target_share: float = 0.5) -> torch.Tensor:
+    """The images to fine-tune on: ``target`` alone, or mixed with ``regularization`` images.
+
+    With regularisation, ``target`` is repeated so that it makes up ``target_share`` of the set (a
+    training batch drawn from the set then holds that share of target images on average), and the
+    rest are the regularisation images. Shapes ``(K, C, H, W)`` and ``(R, C, H, W)``; returns
+    ``(M, C, H, W)``.
+    """
+    if target.ndim != 4 or len(target) == 0:
+        raise ValueError(f"target must be a non-empty (K, C, H, W) tensor, got shape {tuple(target.shape)}.")
+    if regularization is None:
+        return target.clone()
+    if regularization.shape[1:] != target.shape[1:] or len(regularization) == 0:
+        raise ValueError(f"regularization must be a non-empty (R, {', '.join(map(str, target.shape[1:]))}) tensor, "
+                         f"got shape {tuple(regularization.shape)}.")
+    if not 0 < target_share < 1:
+        raise ValueError(f"target_share must lie in (0, 1), got {target_share}.")
+    repeats = max(1, round(target_share / (1 - target_share) * len(regularization) / len(target)))
+    return torch.cat([target.repeat(repeats, 1, 1, 1), regularization])
+
+
+def finetune(model, images: torch.Tensor, steps: int, lr: float = 5e-4, batch_size: int = 32,
+             label: int | None = None, seed: int = 0, progress: bool = False):
+    """A fine-tuned copy of ``model`` (a ``DiffusionModel``; the original is left untouched).
+
+    Continues the diffusion loss on ``images`` ``(K, C, H, W)`` in [-1, 1] for ``steps`` updates
+    (Adam, constant ``lr`` after 10 warm-up steps, no EMA: the weights as trained). For a
+    class-conditional model pass the ``label`` every image belongs to (no label dropout, as a
+    DreamBooth run fine-tunes with its prompt).
+    """
+    check_positive_int("steps", steps)
+    if model.schedule is None:
+        raise ValueError("finetune needs a diffusion model with a noise schedule (not flow matching).")
+    cond = model.info.get("conditioning")
+    if (label is not None) != (cond == "class"):
+        raise ValueError(f"pass label= exactly when the model is class-conditional (this one: conditioning={cond!r}).")
+    if cond == "text":
+        raise ValueError("finetune handles unconditional and class-conditional models, not text models.")
+    tuned = copy.copy(model)
+    tuned.unet = copy.deepcopy(model.unet)
+    labels = None if label is None else torch.full((len(images),), int(label), dtype=torch.long)
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=10, ema_decay=0.0,
+                         log_every=max(1, min(50, steps)), seed=seed, precision="fp32")
+    result = train(tuned.unet, images, model.schedule, config, labels=labels, device=model.device,
+                   progress=progress)
+    tuned.unet = result.model.eval().requires_grad_(False)
+    return tuned
+
+
+def collapse_report(samples: torch.Tensor, targets: torch.Tensor, real: torch.Tensor,
+                    quantile: float = 0.01, seed: int = 0) -> dict:
+    """How far fine-tuning has collapsed: variety, and copies of the fine-tuning images.
+
+    Args:
+        samples: ``(N, C, H, W)`` drawn from the fine-tuned model.
+        targets: ``(K, C, H, W)`` the images it was fine-tuned on.
+        real: real images of the same kind (hundreds), for the yardstick: a sample closer to a target
+            than the ``quantile`` of real-to-nearest-real distances counts as a copy.
+    Returns:
+        ``{"diversity", "copy_share", "median_to_target", "threshold"}``.
+    """
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must lie in (0, 1), got {quantile}.")
+    n_held_out = min(200, len(real) // 2)
+    yardstick = real_vs_real_distance(real, n_held_out, torch.Generator().manual_seed(seed))
+    threshold = float(torch.quantile(yardstick.double(), quantile))
+    to_target = nearest_data_distance(samples, targets)  # (N,)
+    return {"diversity": pairwise_diversity(samples), "copy_share": float((to_target < threshold).float().mean()),
+            "median_to_target": float(to_target.median()), "threshold": threshold}
+
+
+@dataclass
+class Demo:
+    """One row of the failure-fix table, measured.
+
+    ``broken`` and ``fixed`` are the ``metric`` with the failure and with the fix (``better``: "lower"
+    or "higher"); ``images`` holds the samples behind both, ``details`` any other numbers measured.
+    """
+
+    failure: str
+    cause: str
+    fix: str
+    metric: str
+    better: str
+    broken: float
+    fixed: float
+    samples: str
+    images: dict = field(default_factory=dict, repr=False)
+    details: dict = field(default_factory=dict)
+
+    @property
+    def improved(self) -> bool:
+        """Did the fix move the metric the right way?"""
+        return self.fixed < self.broken if self.better == "lower" else self.fixed > self.broken
+
+
+def _load(name: str, device):
+    from . import pretrained
+
+    return pretrained.load(name, device=device)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _fid(images: torch.Tensor) -> float:
+    from . import metrics
+
+    return metrics.digits_fid(images, require_n=len(images) == metrics.NUM_SAMPLES)
+
+
+def demo_schedule(n: int = 898, steps: int = 20, seed: int = 0, device=None) -> Demo:
+    """Blurry, poor samples from an aggressive schedule: digits-class-linear against digits-class.
+
+    The two models share network, data, budget and seed; only the noise schedule differs (DDPM's
+    linear one against the cosine one). Both draw ``n`` unconditional digits (the null label) from
+    the same noise with DDIM-``steps``; the metric is digits-FID (comparable across rows only at the
+    same ``n``).
+    """
+    imgs = {k: _load(name, device).sample(n, steps=steps, generator=_gen(seed), batch_size=n)
+            for k, name in (("broken", "digits-class-linear"), ("fixed", "digits-class"))}
+    return Demo("Blurry, poor samples", "a noise schedule that destroys the image too early (linear)",
+                "the cosine schedule", "digits-FID", "lower", _fid(imgs["broken"]), _fid(imgs["fixed"]),
+                f"{n} unconditional digits each, DDIM-{steps}, seed {seed}", imgs)
+
+
+def demo_guidance(prompts, steps: int = 15, seed: int = 0, low: float = 1.0, good: float = 3.0,
+                  high: float = 20.0, device=None) -> tuple[Demo, Demo]:
+    """Two rows from one sweep of shapes-latent: the prompt ignored at ``low`` guidance, and
+    over-saturated colours at ``high``, both fixed by ``good``.
+
+    Every scale draws one image per prompt from the same noise (DDIM-``steps``). Metrics: prompt
+    adherence (all four heads of the shapes judge right) and the share of pixels within 2% of the
+    ends of [-1, 1] (``metrics.saturation``).
+    """
+    from . import metrics
+
+    model = _load("shapes-latent", device)
+    prompts = list(prompts)
+    imgs = {w: model.sample(len(prompts), steps=steps, prompts=prompts, guidance_scale=w, generator=_gen(seed))
+            for w in (low, good, high)}
+    adherence = {w: metrics.prompt_adherence(x, prompts)["all"] for w, x in imgs.items()}
+    saturation = {w: metrics.saturation(x) for w, x in imgs.items()}
+    details = {"adherence": adherence, "saturation": saturation}
+    what = f"{len(prompts)} prompts, one image each, DDIM-{steps}, seed {seed}"
+    ignored = Demo("Prompt ignored", f"guidance too weak (w = {low:g})", f"w = {good:g}",
+                   "prompt adherence (all four judge heads)", "higher", adherence[low], adherence[good], what,
+                   {"broken": imgs[low], "fixed": imgs[good]}, details)
+    burnt = Demo("Over-saturated colours", f"guidance too strong (w = {high:g})", f"w = {good:g}",
+                 "pixels within 2% of -1 or +1", "lower", saturation[high], saturation[good], what,
+                 {"broken": imgs[high], "fixed": imgs[good]}, details)
+    return ignored, burnt
+
+
+def finetune_curve(model, targets: torch.Tensor, label: int, real: torch.Tensor, checkpoints, regularization=None,
+                   lr: float = 5e-4, batch_size: int = 32, n: int = 64, sample_steps: int = 10, seed: int = 0):
+    """Fine-tune ``model`` on ``targets`` (class ``label``) and measure the collapse at each step count.
+
+    ``checkpoints``: increasing step counts; the run trains in segments up to each (a fresh optimiser
+    per segment) and draws ``n`` digits of ``label`` (w = 3, DDIM-``sample_steps``, seed ``seed``)
+    after each. With ``regularization`` images the set mixes them half and half with the targets.
+    Returns ``([{"steps", **collapse_report}], last samples)``.
+    """
+    data = finetune_set(targets, regularization)
+    rows, tuned, done, samples = [], model, 0, None
+    for stop in checkpoints:
+        if stop > done:
+            tuned = finetune(tuned, data, stop - done, lr=lr, batch_size=batch_size, label=label, seed=seed + done)
+            done = stop
+        samples = tuned.sample(n, steps=sample_steps, labels=label, guidance_scale=3.0, generator=_gen(seed))
+        rows.append({"steps": stop, **collapse_report(samples, targets, real)})
+    return rows, samples
+
+
+def demo_finetune(checkpoints=(0, 100, 300), k: int = 8, label: int = 3, lr: float = 5e-4, batch_size: int = 32,
+                  n: int = 64, sample_steps: int = 10, seed: int = 0, device=None) -> Demo:
+    """Fine-tune collapse: digits-class fine-tuned on ``k`` training digits of one class.
+
+    Plain fine-tuning against fine-tuning with regularisation images (64 digits of the same class
+    drawn from the model before fine-tuning, DreamBooth's prior preservation), same steps and seed.
+    Metric: the share of ``n`` samples that are copies of a fine-tuning image. The plain run's
+    curve (``details["plain"]``) also shows the other fix, stopping early.
+    """
+    from .data import load_digits
+
+    model = _load("digits-class", device)
+    real, labels = load_digits(split="train")
+    targets = real[labels == label][:k]
+    reg = model.sample(64, steps=sample_steps, labels=label, guidance_scale=3.0, generator=_gen(seed + 1))
+    plain, plain_x = finetune_curve(model, targets, label, real, checkpoints, None, lr, batch_size, n, sample_steps, seed)
+    regd, reg_x = finetune_curve(model, targets, label, real, checkpoints, reg, lr, batch_size, n, sample_steps, seed)
+    return Demo("Fine-tune collapse", f"{checkpoints[-1]} steps on {k} images, no regularisation",
+                "regularisation images (or stopping early)", "samples that copy a fine-tuning image", "lower",
+                plain[-1]["copy_share"], regd[-1]["copy_share"],
+                f"{n} digits of class {label}, DDIM-{sample_steps}, seed {seed}",
+                {"broken": plain_x, "fixed": reg_x, "targets": targets}, {"plain": plain, "regularized": regd})
+
+
+def demo_seed(n: int = 8, steps: int = 10, seed: int = 0, device=None) -> Demo:
+    """Irreproducible batches: two runs of the same call without a generator, against two with one.
+
+    Metric: the largest pixel difference between the two runs' images (0 means the same images).
+    """
+    model = _load("digits-class", device)
+    runs = {"broken": [model.sample(n, steps=steps) for _ in range(2)],
+            "fixed": [model.sample(n, steps=steps, generator=_gen(seed)) for _ in range(2)]}
+    diff = {k: float((a - b).abs().max()) for k, (a, b) in runs.items()}
+    return Demo("Different images on every run", "no seed control (the global random state moves on)",
+                "a seeded torch.Generator per call", "largest pixel difference between two runs", "lower",
+                diff["broken"], diff["fixed"], f"{n} digits, DDIM-{steps}, two runs each",
+                {k: torch.cat(v) for k, v in runs.items()})
+
+
+def demo_precision(n: int = 898, steps: int = 20, seed: int = 0, precision: str = "bf16", device=None) -> Demo:
+    """Reduced precision: the U-Net under ``precision`` autocast against fp32, same noise and sampler.
+
+    The sampler's arithmetic stays in fp32 in both (``DiffusionModel.sample`` casts the network's
+    output back), which is the fix for the failures half precision causes elsewhere; the row
+    measures what the network's own rounding costs. Metric: digits-FID.
+    """
+    from .production import autocast
+
+    model = _load("digits-class", device)
+    with autocast(model.device, precision):
+        low = model.sample(n, steps=steps, generator=_gen(seed), batch_size=n)
+    full = model.sample(n, steps=steps, generator=_gen(seed), batch_size=n)
+    return Demo(f"Quality lost to {precision}", f"the U-Net in {precision}", "fp32", "digits-FID", "lower",
+                _fid(low), _fid(full), f"{n} unconditional digits each, DDIM-{steps}, seed {seed}",
+                {"broken": low, "fixed": full}, {"largest pixel difference": float((low - full).abs().max())})
+
+
+def failure_table(demos) -> str:
+    """The measured failure-fix table as Markdown, one row per ``Demo``."""
+    lines = ["| failure | cause | fix | metric | with the failure | with the fix | fix helps? | samples |",
+             "|---|---|---|---|---|---|---|---|"]
+    for d in demos:
+        lines.append(f"| {d.failure} | {d.cause} | {d.fix} | {d.metric} ({d.better} is better) | {d.broken:.4g} | "
+                     f"{d.fixed:.4g} | {'yes' if d.improved else 'no'} | {d.samples} |")
+    return "\n".join(lines)
+
+
+__all__ = ["Demo", "collapse_report", "demo_finetune", "demo_guidance", "demo_precision", "demo_schedule", "demo_seed",
+           "failure_table", "finetune", "finetune_curve", "finetune_set", "pairwise_diversity"]

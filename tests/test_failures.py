@@ -1,0 +1,95 @@
+"""The failure-fix demos of notebook 10 (course_utils.failures) and the production measurements."""
+
+import pytest
+import torch
+
+from course_utils import failures, pretrained, production
+
+
+def _digits(n, seed=0):
+    return torch.rand(n, 1, 16, 16, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_pairwise_diversity_is_zero_for_copies_and_the_offset_for_shifted_images():
+    x = _digits(1)
+    assert failures.pairwise_diversity(x.repeat(5, 1, 1, 1)) == pytest.approx(0.0, abs=1e-9)
+    pair = torch.cat([torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.3)])
+    assert failures.pairwise_diversity(pair) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="N >= 2"):
+        failures.pairwise_diversity(x)
+
+
+def test_finetune_set_mixes_targets_to_the_share_asked():
+    targets, reg = _digits(8), _digits(64, 1)
+    mixed = failures.finetune_set(targets, reg, target_share=0.5)
+    assert len(mixed) == 128 and torch.equal(mixed[:8], targets) and torch.equal(mixed[-64:], reg)
+    assert torch.equal(failures.finetune_set(targets), targets)
+    with pytest.raises(ValueError, match="target_share"):
+        failures.finetune_set(targets, reg, target_share=1.0)
+    with pytest.raises(ValueError, match="regularization"):
+        failures.finetune_set(targets, torch.zeros(4, 3, 16, 16))
+
+
+def test_collapse_report_flags_copies_and_not_fresh_images():
+    real = _digits(300, 2)
+    targets = real[:8]
+    copies = targets.repeat(2, 1, 1, 1) + 0.001 * torch.randn(16, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+    assert failures.collapse_report(copies, targets, real)["copy_share"] == 1.0
+    fresh = failures.collapse_report(_digits(16, 4), targets, real)
+    assert fresh["copy_share"] == 0.0 and fresh["median_to_target"] > fresh["threshold"]
+
+
+def test_finetune_returns_a_trained_copy_and_leaves_the_original_alone():
+    model = pretrained.load("digits-class", device="cpu")
+    before = {k: v.clone() for k, v in model.unet.state_dict().items()}
+    tuned = failures.finetune(model, _digits(4), steps=2, batch_size=4, label=3)
+    assert all(torch.equal(v, model.unet.state_dict()[k]) for k, v in before.items())
+    assert any(not torch.equal(v, tuned.unet.state_dict()[k]) for k, v in before.items())
+    assert tuned.sample(2, steps=2, labels=3, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 16, 16)
+    with pytest.raises(ValueError, match="class-conditional"):
+        failures.finetune(model, _digits(4), steps=2)
+    with pytest.raises(ValueError, match="steps"):
+        failures.finetune(model, _digits(4), steps=0, label=3)
+
+
+def test_seed_demo_measures_irreproducible_runs_and_the_fix():
+    demo = failures.demo_seed(n=2, steps=2)
+    assert demo.broken > 0.1 and demo.fixed == 0.0 and demo.improved
+    table = failures.failure_table([demo])
+    assert "Different images on every run" in table and "| yes |" in table
+
+
+def test_demo_improved_follows_the_direction_of_the_metric():
+    kw = dict(failure="f", cause="c", fix="x", metric="m", samples="s")
+    assert failures.Demo(better="lower", broken=2.0, fixed=1.0, **kw).improved
+    assert not failures.Demo(better="higher", broken=2.0, fixed=1.0, **kw).improved
+
+
+def test_peak_memory_grows_with_what_a_call_allocates():
+    small = production.peak_memory(lambda: torch.ones(100, 1000))
+    big = production.peak_memory(lambda: torch.ones(1000, 1000))
+    assert small >= 100 * 1000 * 4 and big >= 1000 * 1000 * 4 and big > 5 * small
+    with pytest.raises(ValueError, match="cpu"):
+        production.peak_memory(lambda: None, "meta")
+
+
+def test_step_costs_cover_every_precision_and_batch():
+    model = pretrained.load("digits-class", device="cpu")
+    rows = production.step_costs(model, batches=(1, 4), precisions=("fp32", "bf16"), repeats=1)
+    assert [(r["precision"], r["batch"]) for r in rows] == [("fp32", 1), ("fp32", 4), ("bf16", 1), ("bf16", 4)]
+    fp32 = {r["batch"]: r for r in rows if r["precision"] == "fp32"}
+    assert fp32[4]["memory_mb"] > fp32[1]["memory_mb"] > 0
+    with pytest.raises(ValueError, match="precision"):
+        production.autocast(torch.device("cpu"), "fp8")
+
+
+def test_latency_breakdown_names_every_knob_largest_first():
+    model = pretrained.load("shapes-latent", device="cpu")
+    rows = production.latency_breakdown(model, steps=3, fast_steps=1, repeats=1)
+    assert {r["factor"] for r in rows} == {"sampling steps", "resolution", "precision", "VAE decode", "text encode"}
+    assert [r["ms"] for r in rows] == sorted((r["ms"] for r in rows), reverse=True)
+    assert all(r["baseline_ms"] > 0 for r in rows)
+    with pytest.raises(ValueError, match="latent text model"):
+        production.latency_breakdown(pretrained.load("digits-class", device="cpu"), steps=3, fast_steps=1)
+    with pytest.raises(ValueError, match="fast_steps"):
+        production.latency_breakdown(model, steps=3, fast_steps=3)
