@@ -82,7 +82,7 @@ def finetune(model, images: torch.Tensor, steps: int, lr: float = 5e-4, batch_si
     if cond == "text":
         raise ValueError("finetune handles unconditional and class-conditional models, not text models.")
     tuned = copy.copy(model)
-    tuned.unet = copy.deepcopy(model.unet)
+    tuned.unet = copy.deepcopy(model.unet).requires_grad_(True)
     labels = None if label is None else torch.full((len(images),), int(label), dtype=torch.long)
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=10, ema_decay=0.0,
                          log_every=max(1, min(50, steps)), seed=seed, precision="fp32")
@@ -218,7 +218,7 @@ def finetune_curve(model, targets: torch.Tensor, label: int, real: torch.Tensor,
     return rows, samples
 
 
-def demo_finetune(checkpoints=(0, 100, 300), k: int = 8, label: int = 3, lr: float = 5e-4, batch_size: int = 32,
+def demo_finetune(checkpoints=(0, 40, 80, 120), k: int = 4, label: int = 3, lr: float = 1e-3, batch_size: int = 32,
                   n: int = 64, sample_steps: int = 10, seed: int = 0, device=None) -> Demo:
     """Fine-tune collapse: digits-class fine-tuned on ``k`` training digits of one class.
 

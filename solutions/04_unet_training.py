@@ -382,5 +382,5 @@ plt.show()
 # ## What comes next
 #
 # The model draws random digits: you cannot ask for a 7. Notebook
-# [05 · Guidance](05_guidance.ipynb) (coming soon) adds class and text conditioning and
+# [05 · Guidance](05_guidance.ipynb) adds class and text conditioning and
 # classifier-free guidance, and measures the trade between following the prompt and variety.

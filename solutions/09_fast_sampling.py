@@ -488,5 +488,5 @@ else:
 # ## What comes next
 #
 # We have compared samplers with one metric and one seed. Notebook
-# [10 · Evaluation, failure modes and production](10_evaluation_and_failures.ipynb) (in preparation) asks how far
+# [10 · Evaluation, failure modes and production](10_evaluation_and_failures.ipynb) asks how far
 # such numbers can be trusted, and what goes wrong with diffusion models in practice.

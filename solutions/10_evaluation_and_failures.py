@@ -1,0 +1,502 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 10 · Evaluation, failure modes and production notes
+#
+# Nine notebooks built diffusion models up from random pixels to a distilled two-step student. This
+# last one asks three practical questions about everything we built:
+#
+# 1. **How far can a quality number be trusted?** FID moves with the number of samples, and a model
+#    that only copies its training set scores beautifully. We measure both, and build the check that
+#    catches the copier.
+# 2. **What goes wrong, and what fixes it?** The course text's failure-fix table, reproduced on our
+#    own models: each row is caused on purpose, measured, fixed, and measured again.
+# 3. **What does it cost to serve?** Memory and time per step by precision and batch size, and the
+#    "latency bottleneck order" of a text-to-image model, measured on our latent text model.
+#
+# It ends with a self-check: the course text's retrieval prompts and interview questions, where you
+# write your answer before you may see ours.
+#
+# **How long it takes.** The work depends on `COURSE_MODE` (printed below):
+#
+# | mode | digits scored | prompts | fine-tuning | time |
+# |---|---|---|---|---|
+# | `fast` | 400 (FID curve), 200 (failure rows) | 30 | 60 steps, two runs | about a minute on 2 CPU cores |
+# | `cpu` | 898, the digits-FID count | all 90 captions | 300 steps, two runs | not measured end to end; a few minutes on 2 CPU cores |
+# | `full` | 898 | 90 | 300 steps | not yet measured on a GPU |
+#
+# Three coding exercises and two questions, each with an automatic checker.
+
+# %%
+import matplotlib.pyplot as plt
+import torch
+from IPython.display import Markdown, display
+
+from course_utils import config, evaluation, failures, metrics, pretrained, production, speed
+from course_utils.data import load_digits
+from course_utils.data.shapes import BACKGROUNDS, COLORS, SHAPES, caption
+from course_utils.exercises import nb10
+from course_utils.pixel_search import nearest_data
+from course_utils.profiling import time_call
+from course_utils.quiz import SelfCheckQuiz
+from course_utils.schedules import get_schedule
+from course_utils.viz import show_images
+
+MODE, DEVICE = config.get_mode(), config.get_device()
+N_EVAL = config.by_mode(fast=400, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
+COUNTS = config.by_mode(fast=(25, 50, 100, 200, 400), cpu=(50, 100, 200, 400, 898), full=(50, 100, 200, 400, 898))
+N_ROW = config.by_mode(fast=200, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
+N_PROMPTS = config.by_mode(fast=30, cpu=90, full=90)
+FINETUNE = config.by_mode(fast={"checkpoints": (0, 30, 60), "lr": 1.5e-3},
+                          cpu={"checkpoints": (0, 40, 80, 120, 200, 300), "lr": 1e-3},
+                          full={"checkpoints": (0, 40, 80, 120, 200, 300), "lr": 1e-3})
+print(config.describe())
+print(f"{N_EVAL} digits for the FID curve, {N_ROW} per failure row, {N_PROMPTS} prompts")
+
+digits, labels = load_digits()  # all 1,797: what digits-ddpm was trained on
+ddpm = pretrained.load("digits-ddpm", device=DEVICE)
+samples = ddpm.sample(N_EVAL, steps=10, generator=torch.Generator().manual_seed(0), batch_size=N_EVAL)
+print(f"{ddpm}\n{len(samples)} samples drawn with DDIM-10")
+
+# %% [markdown]
+# ## 1. How far can a quality number be trusted?
+#
+# The course text lists FID's problems: it is sensitive to the number of samples ("use 50K
+# minimum"), it can be gamed by memorising the training images, and two models with the same FID
+# can feel very different. Our digits-FID (notebook 05) measures the same thing in a digit
+# classifier's feature space, so we can test each claim directly.
+#
+# ### 1.1 FID depends on N
+#
+# FID fits a Gaussian (mean and covariance) to each set of features and measures the distance
+# between the two Gaussians. With few samples the covariance estimate is noisy, and noise only ever
+# *adds* distance: FID is **biased upwards** at small N. So a raw FID means little on its own; it
+# means something next to the **floor**, the FID of *real* digits against the reference at the same
+# N. Below, the same samples are scored on nested subsets of growing size.
+
+# %%
+rows = evaluation.fid_by_sample_count(samples, COUNTS, seed=0)
+for r in rows:
+    print(f"N = {r['n']:4d}: FID {r['fid']:.3f}, real-vs-real floor {r['floor']:.3f}, ratio {r['ratio']:.2f}")
+
+# %% [markdown]
+# KID (kernel inception distance, Bińkowski et al. 2018) compares the same features with a kernel
+# instead of Gaussians, and its estimator is **unbiased**: its average does not drift with N, only
+# its spread shrinks. Real digits score about 0 at every N, so no floor is needed.
+
+# %%
+real_half = metrics.reference_split()[1]
+kid = [metrics.digits_kid(samples[:n]) for n in COUNTS]
+kid_real = [metrics.digits_kid(real_half[:n]) for n in COUNTS]
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.8))
+ax1.plot(COUNTS, [r["fid"] for r in rows], "o-", label="digits-ddpm samples")
+ax1.plot(COUNTS, [r["floor"] for r in rows], "s--", color="gray", label="real digits (the floor)")
+ax1.set(xscale="log", xlabel="number of images N", ylabel="digits-FID", title="FID falls with N, even for real data")
+ax2.errorbar(COUNTS, [1000 * m for m, _ in kid], [1000 * s for _, s in kid], fmt="o-", capsize=3,
+             label="digits-ddpm samples")
+ax2.errorbar(COUNTS, [1000 * m for m, _ in kid_real], [1000 * s for _, s in kid_real], fmt="s--", color="gray",
+             capsize=3, label="real digits")
+ax2.axhline(0, color="black", lw=0.8)
+ax2.set(xscale="log", xlabel="number of images N", ylabel="digits-KID x 1000 (mean ± std over subsets)",
+        title="KID's mean does not drift; its spread shrinks")
+for ax in (ax1, ax2):
+    ax.set_xticks(COUNTS, [str(n) for n in COUNTS])
+    ax.minorticks_off()
+    ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Question A.** Answer it from the numbers above.
+
+# %%
+nb10.fid_count_question(rows)
+
+# %% [markdown]
+# ### 1.2 What FID rewards and misses: the memoriser
+#
+# A "model" that returns random *training* images is the worst generative model imaginable: it
+# cannot make anything new. Score it.
+
+# %%
+copier = evaluation.memorizer(digits, N_EVAL, seed=0)
+fake = evaluation.fid_by_sample_count(copier, [N_EVAL])[0]
+real = next(r for r in rows if r["n"] == N_EVAL)
+print(f"at N = {N_EVAL}: memoriser FID {fake['fid']:.3f}, digits-ddpm {real['fid']:.3f}, real floor {fake['floor']:.3f}")
+
+# %% [markdown]
+# The copier beats our real model and sits at (or even under) the real-data floor: its images *are*
+# real digits. FID compares distributions of features; it has no idea whether a sample is new.
+#
+# The check that catches it asks a different question: **how close is each sample to its nearest
+# training image, compared with how close real images are to each other?** A held-out real digit is
+# typically some distance from its nearest neighbour in the training set; a sample much closer than
+# almost any real digit ever is, is a copy. Write the core of that check.
+#
+# **Exercise 1.** `my_copy_share(samples, train, threshold)` returns the share (0 to 1) of `samples`
+# `(N, C, H, W)` whose RMS pixel distance, $\sqrt{\text{mean}((a-b)^2)}$ over the pixels, to the
+# **nearest** image of `train` `(M, C, H, W)` is below `threshold`. (`torch.cdist` on flattened images
+# gives Euclidean distances; divide by the square root of the number of pixels to get RMS.)
+
+# %%
+def my_copy_share(samples, train, threshold):
+    # BEGIN SOLUTION
+    a, b = samples.flatten(1).double(), train.flatten(1).double()  # (N, D), (M, D)
+    nearest = torch.cdist(a, b).min(dim=1).values / a.shape[1] ** 0.5  # (N,) RMS distance
+    return float((nearest < threshold).float().mean())
+    # END SOLUTION
+
+
+nb10.check_copy_share(my_copy_share)
+
+# %% [markdown]
+# The library's version, `evaluation.memorization_report`, sets the threshold from the data: the
+# distance under which only 1% of held-out real digits fall. Run it on the copier and on our real
+# samples, and look at a few samples next to their nearest training digit.
+
+# %%
+for name, x in (("memoriser", copier), ("digits-ddpm", samples)):
+    rep = evaluation.memorization_report(x, digits)
+    print(f"{name:12s} median distance to nearest training digit {rep['median']:.3f} "
+          f"(real digits: {rep['yardstick_median']:.3f}); copies: {100 * rep['copies']:.1f}% "
+          f"(threshold {rep['threshold']:.3f})")
+
+dist, idx = nearest_data(samples[:12], digits)
+fig, axes = plt.subplots(1, 2, figsize=(12, 2.2))
+show_images(samples[:12], nrow=12, ax=axes[0], title="12 digits-ddpm samples")
+show_images(digits[idx], nrow=12, ax=axes[1],
+            title=f"their nearest training digits (RMS distance {dist.min():.2f} to {dist.max():.2f})")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Our model's samples are about as far from the training set as real held-out digits are, and
+# almost none fall under the copy threshold; the copier is caught 100%. The same check, in the
+# feature space of a big image model instead of pixels, is how researchers found that Stable
+# Diffusion does reproduce some heavily duplicated training images (Carlini et al. 2023). It is also
+# the first tool for the copyright question of the course text: you cannot argue about what a model
+# copies without measuring it.
+#
+# The other blind spot the course text names, **prompt adherence**, is why notebook 05 added a
+# second metric (the classifier's accuracy on the label asked for, the shapes judge for prompts):
+# FID never sees the prompt.
+#
+# ## 2. The failure-fix table, reproduced
+#
+# The course text's table names the failures you will meet in practice. Here are six of them,
+# each caused on purpose on our models, measured, fixed and measured again. Every `failures.demo_*`
+# function is short; read it (`failures.demo_schedule??`) to see exactly what runs.
+#
+# ### 2.1 Blurry, poor samples: a schedule that destroys the image too early
+#
+# `digits-class-linear` is `digits-class` with one change: DDPM's original linear schedule instead of
+# the cosine one. Same network, data, training budget and seed. The linear schedule has already
+# erased the digits (alpha bar below 0.01) by step 673 of 1,000; the cosine one keeps them until
+# step 935.
+
+# %%
+fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 3.2), gridspec_kw={"width_ratios": [1.2, 1, 1]})
+for name in ("linear", "cosine"):
+    ax1.plot(get_schedule(name).alphas_cumprod, label=name)
+ax1.axhline(0.01, color="gray", ls=":", label="alpha bar = 0.01")
+ax1.set(xlabel="timestep t", ylabel="alpha bar t (signal kept)", title="How fast each schedule erases the image")
+ax1.legend()
+schedule_demo = failures.demo_schedule(n=N_ROW, steps=20, device=DEVICE)
+for ax, key, title in ((ax2, "broken", "linear schedule"), (ax3, "fixed", "cosine schedule")):
+    show_images(schedule_demo.images[key][:32], nrow=8, ax=ax, title=title)
+fig.tight_layout()
+plt.show()
+print(f"digits-FID at N = {N_ROW}: linear {schedule_demo.broken:.3f}, cosine {schedule_demo.fixed:.3f}")
+
+# %% [markdown]
+# With the linear schedule, a third of the training steps are spent on inputs that are already pure
+# noise, and the fine, low-noise end where strokes get their shape gets fewer of them; the samples
+# come out with softer, malformed strokes, and FID says so. Nichol & Dhariwal (2021) introduced the
+# cosine schedule for exactly this reason, on small images like ours.
+#
+# ### 2.2 and 2.3 The prompt ignored, and burnt colours: guidance too weak or too strong
+#
+# One sweep of the latent text model `shapes-latent` over the guidance scale (notebook 05), one image
+# per prompt from the same noise at each scale, scored by the shapes judge (are shape, colour,
+# background all right, and is it a picture at all?) and by the share of pixels at the very ends of
+# the colour range.
+
+# %%
+captions = [caption(s, c, b) for s in SHAPES for c in COLORS for b in BACKGROUNDS if c != b]
+order = torch.randperm(len(captions), generator=torch.Generator().manual_seed(0))
+prompts = [captions[i] for i in order[:N_PROMPTS]]
+ignored, burnt = failures.demo_guidance(prompts, steps=15, low=1.0, good=3.0, high=20.0, device=DEVICE)
+
+fig, axes = plt.subplots(1, 3, figsize=(15, 2.8))
+for ax, (w, x) in zip(axes, ((1.0, ignored.images["broken"]), (3.0, ignored.images["fixed"]),
+                             (20.0, burnt.images["broken"]))):
+    show_images(x[:10], nrow=10, ax=ax, title=f"w = {w:g}: adherence {ignored.details['adherence'][w]:.0%}, "
+                                               f"saturated {ignored.details['saturation'][w]:.1%}")
+fig.tight_layout()
+plt.show()
+print("the first prompts:", "; ".join(prompts[:4]), "...")
+
+# %% [markdown]
+# At w = 1 (the plain conditional model) a good share of the images ignore part of the prompt,
+# typically the colour or the background; w = 3 fixes that. At w = 20 the guided prediction
+# overshoots: colours pile up at the ends of the range, edges fringe, and adherence itself starts to
+# fall. The course text's advice (w around 7 for Stable Diffusion) is the same trade-off on a bigger
+# model; our tiny model peaks earlier.
+#
+# **Exercise 2.** Write the saturation metric: `my_saturation(images, threshold)` returns the share
+# of **all** pixel values (every image, channel and position) whose absolute value is at least
+# `threshold` (both ends of [-1, 1]).
+
+# %%
+def my_saturation(images, threshold):
+    # BEGIN SOLUTION
+    return float((images.abs() >= threshold).float().mean())
+    # END SOLUTION
+
+
+nb10.check_saturation(my_saturation)
+
+# %% [markdown]
+# ### 2.4 Fine-tune collapse
+#
+# DreamBooth and LoRA fine-tune a big model on a handful of images of one subject. Push it too far
+# (too many steps, too high a learning rate, too few images) and the model forgets everything else:
+# every sample becomes a near-copy of one of the handful. We fine-tune `digits-class` on four
+# training 3s, twice with the same steps and seed: once plainly, once with **regularisation
+# images** mixed in half and half (64 3s drawn from the model *before* fine-tuning: DreamBooth's
+# prior preservation). After each stretch of training we draw 64 3s and count how many are copies of
+# the four (closer to one than 99% of real digits are to their nearest neighbour).
+
+# %%
+collapse = failures.demo_finetune(**FINETUNE, device=DEVICE)
+curve = {"plain": collapse.details["plain"], "with regularisation images": collapse.details["regularized"]}
+
+fig, axes = plt.subplots(1, 4, figsize=(16, 3.2), gridspec_kw={"width_ratios": [0.6, 1, 1, 1.2]})
+show_images(collapse.images["targets"], nrow=2, ax=axes[0], title="the 4 images")
+steps = FINETUNE["checkpoints"][-1]
+show_images(collapse.images["broken"][:32], nrow=8, ax=axes[1], title=f"plain, {steps} steps")
+show_images(collapse.images["fixed"][:32], nrow=8, ax=axes[2], title=f"regularised, {steps} steps")
+for name, c in curve.items():
+    axes[3].plot([r["steps"] for r in c], [100 * r["copy_share"] for r in c], "o-", label=name)
+axes[3].set(xlabel="fine-tuning steps", ylabel="% of samples that copy one of the 4",
+            title="Collapse grows with training")
+axes[3].legend()
+fig.tight_layout()
+plt.show()
+for name, c in curve.items():
+    print(f"{name:28s} " + ", ".join(f"{r['steps']} steps: {r['copy_share']:.0%}" for r in c))
+
+# %% [markdown]
+# Plain fine-tuning turns a growing share of the samples into copies of the four images; the curve
+# shows the first fix (stop early, while the share is still near 0), the regularised run the second
+# (keep showing the model what the rest of the class looks like). Real fine-tuning tools watch
+# exactly these two numbers: samples from a fixed set of seeds at checkpoints, and their distance to
+# the fine-tuning images.
+#
+# ### 2.5 A different batch on every run: no seed control
+#
+# `sample()` draws its starting noise (and, for DDPM, the noise of every step) from a random number
+# generator. Without one of your own it uses the global one, whose state moves on with every draw
+# anywhere in the program.
+
+# %%
+seed_demo = failures.demo_seed(n=8, steps=10, device=DEVICE)
+fig, axes = plt.subplots(1, 2, figsize=(12, 2.2))
+show_images(seed_demo.images["broken"], nrow=8, ax=axes[0],
+            title=f"no generator: run 1 over run 2 (largest difference {seed_demo.broken:.2f})")
+show_images(seed_demo.images["fixed"], nrow=8, ax=axes[1],
+            title=f"seeded generator: run 1 over run 2 (difference {seed_demo.fixed:.2f})")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Exercise 3.** Write `my_draw(seed)` so that it always returns the same four digits for the same
+# seed, whatever else the program has drawn in between: sample 4 digits from `ddpm` with 5 DDIM steps.
+
+# %%
+def my_draw(seed):
+    # BEGIN SOLUTION
+    return ddpm.sample(4, steps=5, generator=torch.Generator().manual_seed(seed))
+    # END SOLUTION
+
+
+nb10.check_seeded_draw(my_draw)
+
+# %% [markdown]
+# ### 2.6 Precision
+#
+# The course text's precision failures are Stable Diffusion's: its VAE overflows float16's largest
+# number (65,504) and decodes to black or grid-patterned images, which is why diffusers decodes it in
+# float32. Do they show on our models? Notebook 06 measured our VAE's largest activation at 9.8, far
+# from that limit (its float16 decode differs from float32 by at most 0.003). Here we run the digits
+# U-Net in bfloat16 (8 bits of mantissa, about 2 decimal digits) while the sampler's own arithmetic
+# stays in float32, which is how diffusers' pipelines use reduced precision.
+
+# %%
+precision_demo = failures.demo_precision(n=N_ROW, steps=20, precision="bf16", device=DEVICE)
+print(f"digits-FID at N = {N_ROW}: U-Net in bf16 {precision_demo.broken:.3f}, in fp32 {precision_demo.fixed:.3f}; "
+      f"largest pixel difference {precision_demo.details['largest pixel difference']:.3f}")
+
+# %% [markdown]
+# Honest result: at this size the precision failure does **not** show. bf16 moves individual pixels
+# a little and FID not at all (a difference this small is noise). The rule it illustrates still
+# holds: keep the schedule and the sampler's update in float32 (our `sample()` casts the network's
+# output back), and only the network's matrix multiplications in reduced precision.
+#
+# ### The table, measured
+
+# %%
+demos = [schedule_demo, ignored, burnt, collapse, seed_demo, precision_demo]
+display(Markdown(failures.failure_table(demos)))
+
+# %% [markdown]
+# ## 3. Production notes, measured
+#
+# The course text quotes Stable Diffusion on an A10G: fp32 at 512x512 needs about 12 GB and 8 s per
+# image, fp16 halves both. Our models are a thousand times smaller, but the same questions can be
+# asked and answered by measurement on whatever machine runs this notebook.
+#
+# ### 3.1 Time and memory per step, by precision and batch size
+
+# %%
+digits_class = pretrained.load("digits-class", device=DEVICE)
+costs = production.step_costs(digits_class, batches=(1, 16, 128), precisions=("fp32", "bf16"), repeats=3)
+print(f"one digits-class U-Net call on {DEVICE.type}:")
+for r in costs:
+    print(f"  {r['precision']} batch {r['batch']:3d}: {r['ms']:7.1f} ms ({r['ms_per_image']:.2f} ms per image), "
+          f"peak {r['memory_mb']:6.1f} MB ({r['mb_per_image']:.2f} MB per image)")
+
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 3.5))
+for p in ("fp32", "bf16"):
+    sel = [r for r in costs if r["precision"] == p]
+    ax1.plot([r["batch"] for r in sel], [r["ms_per_image"] for r in sel], "o-", label=p)
+    ax2.plot([r["batch"] for r in sel], [r["memory_mb"] for r in sel], "o-", label=p)
+ax1.set(xscale="log", yscale="log", xlabel="batch size", ylabel="ms per image per call",
+        title="Batching amortises each call")
+ax2.set(xscale="log", yscale="log", xlabel="batch size", ylabel="peak activation memory (MB)",
+        title="Memory grows with the batch")
+for ax in (ax1, ax2):
+    ax.set_xticks((1, 16, 128), ["1", "16", "128"])
+    ax.minorticks_off()
+    ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Memory here is what one call holds beyond the weights (on CUDA the allocator's peak, on the CPU
+# the allocations PyTorch's profiler records): it grows linearly with the batch, which is what runs
+# a GPU out of memory at inference. Halving the bytes per number (bf16) halves the largest tensors.
+# Time per image falls steeply with batching until the machine is busy: on a GPU that is the reason
+# to batch requests.
+#
+# ### 3.2 `torch.compile`
+#
+# Compiling fuses the network's small operations into fewer, larger kernels. Its first call is slow
+# (it compiles); after that each call is faster. In `fast` mode we show benchmark 4's recorded run;
+# in `cpu` and `full` mode the cell measures it here.
+
+# %%
+notes = speed.reference_table()["notes"]
+if MODE == "fast":
+    print(f"recorded ({speed.reference_table()['device']}): batch 128, eager {notes['fp32_ms']:.0f} ms, compiled "
+          f"{notes['compiled_ms']:.0f} ms ({notes['fp32_ms'] / notes['compiled_ms']:.2f}x) after a "
+          f"{notes['compile_first_call_s']:.0f} s first call")
+else:
+    x128, t500 = torch.randn(128, 1, 16, 16, device=DEVICE), torch.tensor(500, device=DEVICE)
+    eager = time_call(lambda: digits_class.unet(x128, t500), repeats=5, device=DEVICE)
+    compiled_net = torch.compile(digits_class.unet)
+    first = time_call(lambda: compiled_net(x128, t500), repeats=1, warmup=0, device=DEVICE)
+    compiled = time_call(lambda: compiled_net(x128, t500), repeats=5, device=DEVICE)
+    print(f"batch 128: eager {1000 * eager:.0f} ms, compiled {1000 * compiled:.0f} ms ({eager / compiled:.2f}x) "
+          f"after a {first:.0f} s first call")
+
+# %% [markdown]
+# ### 3.3 The latency bottleneck order, on the latent text model
+#
+# The course text ranks what sets a text-to-image model's latency: steps, then resolution, then
+# precision, then the VAE decode, then the text encoder. Measure each on `shapes-latent` (25 guided
+# DDIM steps on 8x8x4 latents, one decode, one prompt encoding), as the latency each knob controls
+# for one image.
+
+# %%
+latent = pretrained.load("shapes-latent", device=DEVICE)
+latency = production.latency_breakdown(latent, steps=25, fast_steps=4, batch=1, repeats=5)
+print(f"shapes-latent, one image, fp32, 25 guided steps: {latency[0]['baseline_ms']:.1f} ms in all")
+for r in latency:
+    print(f"  {r['factor']:15s} {r['change']:45s} {r['ms']:7.1f} ms ({r['share']:.0%} of the total)")
+
+fig, ax = plt.subplots(figsize=(8, 2.8))
+ax.barh([r["factor"] for r in latency][::-1], [r["ms"] for r in latency][::-1])
+ax.set(xlabel="ms per image this knob controls", title=f"shapes-latent on {DEVICE.type}: where the latency is")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Question B.** Answer it from your own measurement above.
+
+# %%
+nb10.bottleneck_question(latency)
+
+# %% [markdown]
+# Steps dominate, as the course text says, because every step is a full network call and the
+# other costs are paid once. The rest of the order depends on the machine and the model: our VAE
+# and text encoder are tiny, so they are a small share; on Stable Diffusion the decode of a 512x512
+# image is a real cost. A negative precision bar means bf16 autocast *costs* time here: on a CPU at
+# batch 1 its casts can outweigh its savings (at batch 128, section 3.1, it paid off). That is the lesson of the whole section: the order is a measurement,
+# not a law, so measure it on the machine you will serve from.
+#
+# ## 4. The honest admission, with numbers
+#
+# Our models draw digits and shapes, so the social biases of web-scale data cannot show here, but
+# the mechanism can: a model's "random" samples carry the proportions it learnt, and nothing forces
+# them to match the data's. Our training digits are balanced (about 10% each). Are the samples?
+
+# %%
+drawn = torch.as_tensor(metrics.class_distribution(samples))
+data_share = torch.bincount(labels, minlength=10).float() / len(labels)
+print("digit:           " + " ".join(f"{d:5d}" for d in range(10)))
+print("training data:   " + " ".join(f"{p:5.1%}" for p in data_share.tolist()))
+print("digits-ddpm:     " + " ".join(f"{p:5.1%}" for p in drawn.tolist()))
+most, least = int(drawn.argmax()), int(drawn.argmin())
+print(f"most drawn: {most} ({drawn[most]:.1%}), least drawn: {least} ({drawn[least]:.1%}), "
+      f"a ratio of {drawn[most] / drawn[least]:.1f} (samples: {len(samples)}; at this N a share moves by about "
+      f"±{(0.1 * 0.9 / len(samples)) ** 0.5:.1%} by chance alone)")
+
+# %% [markdown]
+# Balanced data did not give perfectly balanced samples: some digits come out more often than
+# others, by more than chance explains when the ratio above is large. No single FID would tell you;
+# counting does. At web scale the same drift, added to data that is skewed to begin with, is the
+# homogeneity the course text warns about, and the fine-tune experiment above is its extreme. What a
+# model was trained on, and under what licence, is a question for its data card before it is one
+# for its metrics.
+#
+# ## 5. Self-check
+#
+# The course text ends with retrieval prompts and interview questions. Write your answer to each
+# (at least 15 words) before you reveal the model answer, then tick the key points your answer made.
+# Writing first is the point: recalling is what makes it stick.
+
+# %%
+SelfCheckQuiz()
+
+# %% [markdown]
+# ## What comes next
+#
+# This is the end of the series: ten notebooks from random pixels against CLIP
+# ([01](01_naive_clip_failure.ipynb)) to a distilled two-step student
+# ([09](09_fast_sampling.ipynb)) and the ways all of it can fail (here). The
+# [README](../README.md) lists every notebook. From here: rerun any notebook with
+# `COURSE_MODE=cpu` (or `full` on a GPU) for full-size results, fine-tune a real model with diffusers
+# on Colab, and take the checks of this notebook (FID with its floor, the copy check, the
+# failure-fix table) to every model you train.
