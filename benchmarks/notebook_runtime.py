@@ -43,6 +43,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", default="fast", choices=("fast", "cpu", "full"))
     parser.add_argument("--folders", nargs="+", default=["notebooks", "solutions"])
+    parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers to run (default: all), e.g. 09 10")
     args = parser.parse_args(argv)
     import torch
 
@@ -52,6 +53,8 @@ def main(argv=None) -> None:
     total = 0.0
     for folder in args.folders:
         for path in sorted((ROOT / folder).glob("[0-9][0-9]_*.ipynb")):
+            if args.only and path.name[:2] not in args.only:
+                continue
             r = run_one(path, args.mode)
             total += r["wall_s"]
             print(f"| {folder}/{path.name} | {args.mode} | {r['wall_s']:.1f} | {r['peak_mib']:.0f} | 1 | {device} | "

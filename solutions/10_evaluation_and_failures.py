@@ -495,8 +495,8 @@ SelfCheckQuiz()
 #
 # This is the end of the series: ten notebooks from random pixels against CLIP
 # ([01](01_naive_clip_failure.ipynb)) to a distilled two-step student
-# ([09](09_fast_sampling.ipynb)) and the ways all of it can fail (here). The
-# [README](../README.md) lists every notebook. From here: rerun any notebook with
+# ([09](09_fast_sampling.ipynb)) and the ways all of it can fail (here). The repository's
+# README lists every notebook. From here: rerun any notebook with
 # `COURSE_MODE=cpu` (or `full` on a GPU) for full-size results, fine-tune a real model with diffusers
 # on Colab, and take the checks of this notebook (FID with its floor, the copy check, the
 # failure-fix table) to every model you train.

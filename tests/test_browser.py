@@ -390,3 +390,33 @@ def test_book_pages_load_with_their_plots(page, book_url):
     page.goto(f"{book_url}/{hrefs[0]}")
     page.screenshot(path=str(SHOTS / "book_first_page.png"))
     assert not failed, f"missing files: {failed}"
+
+
+def test_self_check_quiz_reveals_the_model_answer_only_after_an_answer(page, lab):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    name = "quiz_check.ipynb"  # notebook 10's quiz on its own, so the test does not rerun the whole notebook
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "quiz", "metadata": {}, "outputs": [],
+                     "source": "from course_utils.quiz import SelfCheckQuiz\nSelfCheckQuiz()"}],
+          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (lab[2] / name).write_text(json.dumps(nb))
+    open_and_run_all(page, lab, name)
+    quiz = page.locator(".widget-vbox").filter(has=page.locator("button", has_text="Show the model answer")).last
+    quiz.wait_for(timeout=60_000)
+    assert "Question 1 of 11" in quiz.inner_text()
+    reveal = quiz.locator("button", has_text="Show the model answer")
+    quiz.locator("textarea").fill("x_t mixes the image and noise")  # six words: too short
+    reveal.click()
+    page.wait_for_function("(el) => el.innerText.includes('more words')", arg=quiz.element_handle(), timeout=30_000)
+    assert "Tick the points" not in quiz.inner_text()
+    quiz.locator("textarea").fill("x_t is sqrt(alpha bar) times x_0 plus sqrt(1 - alpha bar) times Gaussian noise, "
+                                  "and the variance of x_t stays one at every step")
+    reveal.click()
+    page.wait_for_function("(el) => el.innerText.includes('Tick the points')", arg=quiz.element_handle(),
+                           timeout=30_000)
+    quiz.locator("input[type=checkbox]").first.check()
+    page.wait_for_function("(el) => el.innerText.includes('You covered 1 of')", arg=quiz.element_handle(),
+                           timeout=30_000)
+    quiz.screenshot(path=str(SHOTS / "10_self_check_quiz.png"))
+    assert not page.js_errors, page.js_errors
+    shutdown_kernels(lab)
