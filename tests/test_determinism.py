@@ -17,3 +17,38 @@ def test_two_processes_same_seed_same_samples():
     digests = [subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True)
                .stdout.strip().splitlines()[-1] for _ in range(2)]
     assert len(digests[0]) == 64 and digests[0] == digests[1]
+
+
+def test_no_pickle_anywhere():
+    """Checkpoints are safetensors only: no pickle-based loading in the package, no pickle files shipped."""
+    from pathlib import Path
+
+    import course_utils
+
+    root = Path(course_utils.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        for banned in ("import pickle", "torch.load(", "torch.save(", "dill", "joblib"):
+            assert banned not in text, f"{path.relative_to(root)} uses {banned}"
+    shipped = [p.suffix for p in (root / "pretrained" / "weights").iterdir()]
+    assert shipped and set(shipped) == {".safetensors"}
+
+
+def test_a_notebook_run_twice_gives_identical_outputs(tmp_path, monkeypatch):
+    """Executing notebook 02 twice (fast mode) prints the same text and checker results, bit for bit."""
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    source = Path(__file__).parents[1] / "solutions" / "02_forward_process.ipynb"
+    monkeypatch.setenv("COURSE_MODE", "fast")  # the kernel inherits it
+    monkeypatch.setenv("MPLBACKEND", "agg")
+    texts = []
+    for _ in range(2):
+        nb = nbformat.read(source, as_version=4)
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        texts.append([o.get("text") or o.get("data", {}).get("text/plain")
+                      for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                      if o.get("output_type") in ("stream", "execute_result", "display_data")])
+    assert texts[0] and texts[0] == texts[1]

@@ -144,3 +144,32 @@ def test_label_dropout_replaces_labels_at_the_rate_asked(rate):
     for digit in range(10):  # every digit is dropped at about the same rate
         share = dropped[labels == digit].float().mean().item()
         assert abs(share - rate) <= 4 * (rate * (1 - rate) / 400) ** 0.5 + 1e-9
+
+
+class _Interrupting(torch.nn.Module):
+    """A denoiser that raises KeyboardInterrupt (the notebook's stop button) on its ``at``-th call."""
+
+    def __init__(self, net, at=None):
+        super().__init__()
+        self.net, self.at, self.calls = net, at, 0
+
+    def forward(self, x, t, **kw):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.net(x, t, **kw)
+
+
+def test_an_interrupted_run_leaves_a_usable_model_and_a_valid_checkpoint(tmp_path, digits):
+    torch.manual_seed(0)
+    path = tmp_path / "run.safetensors"
+    stopped = train(_Interrupting(UNet("digits-tiny"), at=8), digits, get_schedule("linear"), cfg(steps=20),
+                    device="cpu", checkpoint_path=path, progress=False)
+    assert stopped.interrupted and stopped.step == 7
+    out = stopped.ema_model(torch.zeros(2, 1, 16, 16), torch.tensor([5, 5]))
+    assert out.shape == (2, 1, 16, 16) and torch.isfinite(out).all()
+    _, meta = load_checkpoint(path)  # saved on the way out, and whole
+    assert meta["kind"] == "training_state" and meta["step"] == 7
+    resumed = train(_Interrupting(UNet("digits-tiny")), digits, get_schedule("linear"), cfg(steps=20), device="cpu",
+                    checkpoint_path=path, progress=False)
+    assert not resumed.interrupted and resumed.step == 20
