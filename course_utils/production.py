@@ -21,7 +21,7 @@ from collections.abc import Callable
 import torch
 
 from ._validation import check_choice, check_positive_int
-from .profiling import time_call
+from .profiling import network_call, time_call
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -64,21 +64,6 @@ def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") ->
         return _cpu_peak(fn)
 
 
-def _step_call(model, batch: int, side: int | None = None) -> Callable[[], torch.Tensor]:
-    """One network call of ``model`` (a ``DiffusionModel``) on ``batch`` inputs at ``side`` x ``side``."""
-    net, cfg, dev = model.unet, model.unet.config, model.device
-    side = side or cfg.sample_size
-    x = torch.randn(batch, cfg.in_channels, side, side, device=dev)
-    t = torch.full((batch,), 500, device=dev)
-    kw = {}
-    if model.info.get("conditioning") == "text":
-        states, masks = model.text_encoder.token_states(["a red circle"] * batch)  # (B, L, D), (B, L)
-        kw = {"encoder_hidden_states": states.to(dev), "encoder_attention_mask": masks.to(dev)}
-    elif model.info.get("conditioning") == "class":
-        kw = {"class_labels": torch.zeros(batch, dtype=torch.long, device=dev)}
-    return lambda: net(x, t, **kw)
-
-
 def step_costs(model, batches=(1, 16, 128), precisions=("fp32", "bf16"), repeats: int = 5) -> list[dict]:
     """Time and peak memory of one network call for every ``(precision, batch)``.
 
@@ -89,7 +74,7 @@ def step_costs(model, batches=(1, 16, 128), precisions=("fp32", "bf16"), repeats
     rows = []
     for precision in precisions:
         for b in batches:
-            call = _step_call(model, b)
+            call = network_call(model, b)
             with autocast(model.device, precision):
                 seconds = time_call(call, repeats, device=model.device)
                 memory = peak_memory(call, model.device)
@@ -123,10 +108,10 @@ def latency_breakdown(model, steps: int = 25, fast_steps: int = 4, batch: int = 
         raise ValueError("latency_breakdown needs a latent text model (a VAE and a text encoder), such as "
                          "pretrained.load('shapes-latent').")
     dev, side = model.device, model.unet.config.sample_size
-    call = time_call(_step_call(model, 2 * batch), repeats, device=dev)
-    call_2x = time_call(_step_call(model, 2 * batch, 2 * side), repeats, device=dev)
+    call = time_call(network_call(model, 2 * batch, prompt=prompt), repeats, device=dev)
+    call_2x = time_call(network_call(model, 2 * batch, 2 * side, prompt), repeats, device=dev)
     with autocast(dev, "bf16"):
-        call_bf16 = time_call(_step_call(model, 2 * batch), repeats, device=dev)
+        call_bf16 = time_call(network_call(model, 2 * batch, prompt=prompt), repeats, device=dev)
     z = torch.randn(batch, *model.vae.latent_shape, device=dev)
     decode = time_call(lambda: model.vae.decode(z), repeats, device=dev)
     encode = time_call(lambda: model.text_encoder.token_states([prompt] * batch), repeats, device=dev)

@@ -43,6 +43,27 @@ def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, devic
     return statistics.median(times)
 
 
+def network_call(model, n: int, side: int | None = None, prompt: str = "") -> Callable[[], torch.Tensor]:
+    """One call of ``model``'s denoiser (a ``DiffusionModel``) on ``n`` random inputs at ``side`` x ``side``.
+
+    The inputs are made once, outside the returned function: timestep 500, and the condition the
+    model takes (``prompt`` for a text model, label 0 for a class model), so timing the function
+    times the network alone. ``side`` defaults to the model's own ``sample_size``.
+    """
+    n = check_positive_int("n", n)
+    net, cfg, dev = model.unet, model.unet.config, model.device
+    side = side or cfg.sample_size
+    x = torch.randn(n, cfg.in_channels, side, side, device=dev)
+    t = torch.full((n,), 500, device=dev)
+    kw = {}
+    if model.info.get("conditioning") == "text":
+        states, masks = model.text_encoder.token_states([prompt] * n)  # (n, L, D), (n, L)
+        kw = {"encoder_hidden_states": states.to(dev), "encoder_attention_mask": masks.to(dev)}
+    elif model.info.get("conditioning") == "class":
+        kw = {"class_labels": torch.zeros(n, dtype=torch.long, device=dev)}
+    return lambda: net(x, t, **kw)
+
+
 def sampling_cost(model, batch: int = 16, steps: int = 25, guided: bool = True, repeats: int = 5) -> dict[str, float]:
     """The cost of drawing ``batch`` images with ``steps`` sampler steps, split into its parts.
 
@@ -57,17 +78,8 @@ def sampling_cost(model, batch: int = 16, steps: int = 25, guided: bool = True, 
     """
     check_positive_int("batch", batch)
     check_positive_int("steps", steps)
-    net, cfg, dev = model.unet, model.unet.config, model.device
-    n = 2 * batch if guided else batch
-    x = torch.randn(n, cfg.in_channels, cfg.sample_size, cfg.sample_size, device=dev)
-    t = torch.full((n,), 500, device=dev)
-    kw = {}
-    if model.info.get("conditioning") == "text":
-        states, masks = model.text_encoder.token_states([""] * n)  # (n, L, D), (n, L)
-        kw = {"encoder_hidden_states": states.to(dev), "encoder_attention_mask": masks.to(dev)}
-    elif model.info.get("conditioning") == "class":
-        kw = {"class_labels": torch.zeros(n, dtype=torch.long, device=dev)}
-    step = lambda: net(x, t, **kw)  # noqa: E731
+    dev = model.device
+    step = network_call(model, 2 * batch if guided else batch)
     out = {"step_flops": count_flops(step), "step_s": time_call(step, repeats, device=dev)}
     if model.vae is not None:
         z = torch.randn(batch, *model.vae.latent_shape, device=dev)
