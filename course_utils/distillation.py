@@ -66,7 +66,7 @@ def pseudo_huber(a: torch.Tensor, b: torch.Tensor, c: float = 1e-3) -> torch.Ten
 def consistency_distillation_loss(student, target, teacher, x0: torch.Tensor, alphas_cumprod: torch.Tensor,
                                   generator: torch.Generator | None = None, original_inference_steps: int = 50,
                                   huber_c: float = 1e-3, min_alpha_bar: float = STUDENT_MIN_ALPHA_BAR,
-                                  **model_kwargs) -> torch.Tensor:
+                                  shard: slice = slice(None), **model_kwargs) -> torch.Tensor:
     """Algorithm 2 of Song et al. 2023 for one batch, on the grid ``solver_timesteps(T, N)``.
 
     Args:
@@ -76,13 +76,16 @@ def consistency_distillation_loss(student, target, teacher, x0: torch.Tensor, al
         x0: ``(B, ...)`` clean data; draws use ``generator`` on ``x0``'s device.
         original_inference_steps: ``N``; the teacher steps ``k = T // N`` timesteps at a time.
         min_alpha_bar: the floor under ``alpha_bar`` when the student's (and target's) output is read as ``x0``.
+        shard: the rows this process trains on (data parallel); the draws are made for all ``B``.
+            ``model_kwargs`` tensors must already be cut to the shard.
     """
     grid = torch.as_tensor(solver_timesteps(len(alphas_cumprod), original_inference_steps), device=x0.device)
     k = len(alphas_cumprod) // original_inference_steps
     b = x0.shape[0]
-    t = grid[torch.randint(0, len(grid), (b,), device=x0.device, generator=generator)]  # (B,) t_{n+1}
-    s = (t - k).clamp_min(0)  # (B,) t_n; 0 below the grid, where f is the identity
-    noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)
+    t = grid[torch.randint(0, len(grid), (b,), device=x0.device, generator=generator)][shard]  # (B',) t_{n+1}
+    s = (t - k).clamp_min(0)  # (B',) t_n; 0 below the grid, where f is the identity
+    noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)[shard]
+    x0 = x0[shard]
     a_t = _per_sample(alphas_cumprod[t], x0)
     x_t = a_t.sqrt() * x0 + (1 - a_t).sqrt() * noise  # the forward process, Eq. (4) of Ho et al.
     x_s = ddim_teacher_step(teacher, x_t, t, s, alphas_cumprod, **model_kwargs)

@@ -53,18 +53,22 @@ def velocity_to_x0(velocity: torch.Tensor, sample: torch.Tensor, sigma) -> torch
 
 
 def flow_matching_loss(model, x0: torch.Tensor, generator: torch.Generator | None = None,
-                       num_train_timesteps: int = NUM_TRAIN_TIMESTEPS, **model_kwargs) -> torch.Tensor:
+                       num_train_timesteps: int = NUM_TRAIN_TIMESTEPS, shard: slice = slice(None),
+                       **model_kwargs) -> torch.Tensor:
     """The conditional flow-matching loss for one batch: ``sigma ~ U[0, 1]``, ``eps ~ N(0, I)``,
     ``mean || model(x_sigma, sigma * T) - (eps - x0) ||^2``.
 
     Args:
         model: called as ``model(x_sigma, timestep, **model_kwargs)`` with ``timestep`` ``(B,)`` float.
         x0: ``(B, ...)`` clean data; draws use ``generator`` on ``x0``'s device.
+        shard: the rows this process trains on (data parallel); the draws are made for all ``B``.
+            ``model_kwargs`` tensors must already be cut to the shard.
     """
     check_positive_int("num_train_timesteps", num_train_timesteps)
     b = x0.shape[0]
-    sigma = torch.rand(b, device=x0.device, generator=generator, dtype=x0.dtype)  # (B,)
-    noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)  # (B, ...)
+    sigma = torch.rand(b, device=x0.device, generator=generator, dtype=x0.dtype)[shard]  # (B',)
+    noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)[shard]  # (B', ...)
+    x0 = x0[shard]
     x_sigma = interpolate(x0, noise, sigma)
     pred = model(x_sigma, sigma * num_train_timesteps, **model_kwargs)
     return F.mse_loss(pred.float(), velocity_target(x0, noise).float())

@@ -5,6 +5,11 @@ metadata) and ``OUT/NAME.md`` (the model card: recipe, steps, seed, device, wall
 ``--install`` also copies the file into ``course_utils/pretrained/weights/`` and records its
 SHA-256 and card in the manifest. Training resumes from ``OUT/NAME.train.safetensors`` if a
 previous run was interrupted.
+
+On several GPUs (or CPU processes), the diffusion recipes train data-parallel with PyTorch's
+DistributedDataParallel: ``torchrun --standalone --nproc_per_node=N -m course_utils.train NAME``.
+The recipe's batch size is the global batch, split evenly over the N processes; rank 0 saves,
+evaluates and writes the card (``course_utils.distributed``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from . import metrics, pretrained
+from . import distributed, metrics, pretrained
 from .checkpoints import save_checkpoint, sha256_file
 from .config import get_device
 from .data import load_digits
@@ -175,10 +180,13 @@ def _pixel_data(recipe: Recipe):
     raise NotImplementedError(f"dataset {recipe.dataset!r} has no training entry yet.")
 
 
-def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: bool) -> tuple[Path, dict]:
+def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: bool,
+                    evaluate: bool = True) -> tuple[Path | None, dict | None]:
+    """Train, then (unless ``evaluate=False``) measure; under torchrun only rank 0 returns a file."""
     from .models.text_unet import CaptionConditionedUNet
 
     images, labels, clip, table = _training_data(recipe)
+    torch.manual_seed(recipe.train.seed)  # the initial weights: the same on every run of the recipe
     unet = build_denoiser(recipe.arch)
     net = CaptionConditionedUNet(unet, *table) if table is not None else unet
     flow = recipe.train.objective == "flow_matching"
@@ -194,6 +202,8 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
                    value_range=None if recipe.vae else 1.0, teacher=teacher)
     if result.interrupted:
         raise KeyboardInterrupt(f"training stopped at step {result.step}; rerun the same command to resume.")
+    if not distributed.is_main():
+        return None, None
     ema = result.ema_model.to(device).eval()
     ema = ema.unet if table is not None else ema
     model = DiffusionModel(ema, schedule, prediction_type,
@@ -203,7 +213,22 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
                            vae=pretrained.load(recipe.vae, device) if recipe.vae else None,
                            sampler_config=sampler_config)
     card = {"steps": result.step, "wall_time_s": result.wall_time_s, "images_per_s": result.images_per_s,
-            "final_loss": result.losses[-1][1] if result.losses else None, "parameters": unet.num_parameters()}
+            "final_loss": result.losses[-1][1] if result.losses else None, "parameters": unet.num_parameters(),
+            "processes": distributed.world_size()}
+    if evaluate:
+        card |= evaluate_recipe(recipe, model)
+    tensors = {f"model.{k}": v for k, v in ema.state_dict().items()}
+    meta = {"name": recipe.name, "kind": "diffusion", "architecture": architecture_of(ema),
+            "model_config": ema.config.to_dict(), "schedule": None if flow else recipe.schedule,
+            "prediction_type": prediction_type, "losses": result.losses,
+            "text_encoder": recipe.text_encoder, "vae": recipe.vae, "method": recipe.method,
+            "teacher": recipe.teacher, "sampler_config": sampler_config}
+    return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
+
+
+def evaluate_recipe(recipe: Recipe, model: DiffusionModel) -> dict:
+    """The model card's quality figures: ``metric`` (digits) and ``adherence`` (class or text models)."""
+    card = {}
     if model.is_consistency:
         card["metric"] = {f"consistency-{n}": evaluate_digits(model, steps=n) for n in (1, 2, 4)}
     elif recipe.dataset == "digits":
@@ -212,13 +237,7 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
         card["adherence"] = evaluate_adherence(model)
     if recipe.conditioning == "text":
         card["adherence"] = evaluate_prompt_adherence(model)
-    tensors = {f"model.{k}": v for k, v in ema.state_dict().items()}
-    meta = {"name": recipe.name, "kind": "diffusion", "architecture": architecture_of(ema),
-            "model_config": ema.config.to_dict(), "schedule": None if flow else recipe.schedule,
-            "prediction_type": prediction_type, "losses": result.losses,
-            "text_encoder": recipe.text_encoder, "vae": recipe.vae, "method": recipe.method,
-            "teacher": recipe.teacher, "sampler_config": sampler_config}
-    return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
+    return card
 
 
 def evaluate_prompt_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per_caption: int = 2, steps: int = 25,
@@ -270,12 +289,29 @@ def main(argv=None) -> None:
     parser.add_argument("--device", choices=("cuda", "mps", "cpu"), help="default: the best available")
     parser.add_argument("--install", action="store_true", help="copy into the package and update the manifest")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--log-every", type=int, help="record the mean loss every this many steps (recipe: 50)")
+    parser.add_argument("--skip-eval", action="store_true",
+                        help="train and save only: the card records no quality metric (diffusion recipes)")
     args = parser.parse_args(argv)
 
     recipe = get_recipe(args.name)
-    if args.steps is not None:
-        recipe = replace(recipe, train=replace(recipe.train, steps=args.steps))
-    device = get_device(args.device)
+    overrides = {k: v for k, v in (("steps", args.steps), ("log_every", args.log_every)) if v is not None}
+    recipe = replace(recipe, train=replace(recipe.train, **overrides))
+    if distributed.launched():
+        if recipe.kind != "diffusion":
+            raise ValueError(f"{recipe.name!r} is a {recipe.kind} with its own small loop; only the diffusion recipes "
+                             f"train data-parallel ({', '.join(n for n, r in sorted(RECIPES.items()) if r.kind == 'diffusion')}). "
+                             f"Train it in one process: python -m course_utils.train {recipe.name}")
+        device = distributed.setup(args.device)
+    else:
+        device = get_device(args.device)
+    try:
+        _run(recipe, args, device)
+    finally:
+        distributed.teardown()
+
+
+def _run(recipe: Recipe, args, device: torch.device) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if recipe.kind == "classifier":
         weights, card = train_classifier(recipe, args.out)
@@ -286,7 +322,10 @@ def main(argv=None) -> None:
     elif recipe.kind == "vae":
         weights, card = train_autoencoder(recipe, args.out, device, progress=not args.no_progress)
     else:
-        weights, card = train_diffusion(recipe, args.out, device, progress=not args.no_progress)
+        weights, card = train_diffusion(recipe, args.out, device, progress=not args.no_progress,
+                                        evaluate=not args.skip_eval)
+        if weights is None:  # a DDP process other than rank 0: rank 0 writes the card
+            return
     train_config = asdict(recipe.train)
     if recipe.kind in ("classifier", "judge", "clip", "vae"):  # their own loops: record only what they use
         used = ("steps", "batch_size", "lr", "seed") if recipe.kind in ("clip", "vae") else ("steps", "batch_size", "seed")

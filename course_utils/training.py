@@ -10,7 +10,8 @@ and distils consistency students from a frozen teacher (``objective="consistency
 Around it: AdamW with a linear warm-up, gradient clipping, an exponential moving average (EMA)
 of the weights, bf16 autocast and optional ``torch.compile`` on CUDA, a clear stop when the loss
 turns NaN/Inf, periodic atomic checkpoints (safetensors) and exact resume. Data sets here are
-small, so they live on the device as one tensor: no DataLoader, fixed batch shapes.
+small, so they live on the device as one tensor: no DataLoader, fixed batch shapes. Started by
+``torchrun``, the same loop trains data-parallel with DDP (``course_utils.distributed``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from ._validation import check_choice, check_positive_int
+from .distributed import ALL
 from .checkpoints import load_checkpoint, save_checkpoint
 from .reverse import PREDICTION_TYPES
 from .schedules import NoiseSchedule
@@ -120,15 +123,25 @@ def simple_loss(model, x0, t, noise, alphas_cumprod, prediction_type="epsilon", 
 
 
 def diffusion_loss(model, x0, alphas_cumprod, generator, prediction_type="epsilon", labels=None,
-                   label_dropout=0.0, null_label=None) -> torch.Tensor:
+                   label_dropout=0.0, null_label=None, shard: slice = ALL) -> torch.Tensor:
     """Algorithm 1 of Ho et al. 2020 for one batch: draw ``t ~ U{0, T-1}`` and ``eps ~ N(0, I)``
     with ``generator`` (on ``x0``'s device), then ``simple_loss``. With ``labels``, each label
-    is replaced by ``null_label`` with probability ``label_dropout``."""
+    is replaced by ``null_label`` with probability ``label_dropout``.
+
+    ``shard``: the rows of the batch this process trains on (data parallel): every draw is made
+    for the whole batch, so the union of the shards is exactly the single-process batch.
+    """
     b = x0.shape[0]
     t = torch.randint(0, alphas_cumprod.numel(), (b,), device=x0.device, generator=generator)  # (B,)
     noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)  # (B, C, H, W)
     kwargs = _label_kwargs(labels, label_dropout, null_label, generator)
-    return simple_loss(model, x0, t, noise, alphas_cumprod, prediction_type, **kwargs)
+    return simple_loss(model, x0[shard], t[shard], noise[shard], alphas_cumprod, prediction_type,
+                       **_take(kwargs, shard))
+
+
+def _take(kwargs: dict, shard: slice) -> dict:
+    """``kwargs`` with every tensor cut to the rows ``shard``."""
+    return {k: v[shard] if torch.is_tensor(v) else v for k, v in kwargs.items()}
 
 
 def _label_kwargs(labels, label_dropout: float, null_label, generator) -> dict:
@@ -142,22 +155,24 @@ def _label_kwargs(labels, label_dropout: float, null_label, generator) -> dict:
     return {"class_labels": labels}
 
 
-def flow_loss(model, x0, generator, labels=None, label_dropout=0.0, null_label=None) -> torch.Tensor:
-    """``flow_matching.flow_matching_loss`` for one batch, with the same label dropout as ``diffusion_loss``."""
+def flow_loss(model, x0, generator, labels=None, label_dropout=0.0, null_label=None, shard: slice = ALL) -> torch.Tensor:
+    """``flow_matching.flow_matching_loss`` for one batch, with the same label dropout and ``shard``
+    as ``diffusion_loss``."""
     from .flow_matching import flow_matching_loss
 
     kwargs = _label_kwargs(labels, label_dropout, null_label, generator)
-    return flow_matching_loss(model, x0, generator, **kwargs)
+    return flow_matching_loss(model, x0, generator, shard=shard, **_take(kwargs, shard))
 
 
 def consistency_loss(model, target, teacher, x0, alphas_cumprod, generator, config: TrainConfig, labels=None,
-                     null_label=None) -> torch.Tensor:
-    """``distillation.consistency_distillation_loss`` for one batch, with ``diffusion_loss``'s label dropout."""
+                     null_label=None, shard: slice = ALL) -> torch.Tensor:
+    """``distillation.consistency_distillation_loss`` for one batch, with ``diffusion_loss``'s label
+    dropout and ``shard``."""
     from .distillation import consistency_distillation_loss
 
     kwargs = _label_kwargs(labels, config.label_dropout, null_label, generator)
     return consistency_distillation_loss(model, target, teacher, x0, alphas_cumprod, generator,
-                                         config.original_inference_steps, **kwargs)
+                                         config.original_inference_steps, shard=shard, **_take(kwargs, shard))
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, list]:
@@ -265,19 +280,23 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
         step, losses = meta["step"], [tuple(x) for x in meta["losses"]]
         earlier_wall = meta.get("wall_time_s", 0.0)  # the time the run had taken before it stopped
 
-    step_fn = model
+    shard = distributed.shard(config.batch_size)  # this process's rows of each batch (all of them in one process)
+    step_fn = distributed.wrap(model, device)  # DDP under torchrun (after resuming: it broadcasts rank 0's weights)
+    if step == 0 and step_fn is not model:
+        ema.model.load_state_dict(model.state_dict())  # a fresh EMA starts from the broadcast weights
     if config.compile and device.type == "cuda":
-        step_fn = torch.compile(model, mode="reduce-overhead")
+        step_fn = torch.compile(step_fn, mode="reduce-overhead")
 
     def checkpoint():
-        if checkpoint_path is not None:
+        if checkpoint_path is not None and distributed.is_main():
             save_training_state(checkpoint_path, model, ema, opt, gen, step, config, losses,
                                 {"wall_time_s": earlier_wall + time.perf_counter() - start})
 
     check_every_step = device.type != "cuda"  # a CPU sync is free; on CUDA check at log points only
     running = torch.zeros((), device=device)
     n_running, start = 0, time.perf_counter()
-    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="training", leave=False)
+    bar = tqdm(total=config.steps, initial=step, disable=not (progress and distributed.is_main()), desc="training",
+               leave=False)
     interrupted = False
     try:
         while step < config.steps:
@@ -287,14 +306,15 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
             with _autocast(device, config.precision):
                 batch_labels = None if label_data is None else label_data[idx]
                 if config.objective == "flow_matching":
-                    loss = flow_loss(step_fn, data[idx], gen, batch_labels, config.label_dropout, null_label)
+                    loss = flow_loss(step_fn, data[idx], gen, batch_labels, config.label_dropout, null_label, shard)
                 elif config.objective == "consistency":
                     loss = consistency_loss(step_fn, ema.model, teacher, data[idx], alphas_cumprod, gen, config,
-                                            batch_labels, null_label)
+                                            batch_labels, null_label, shard)
                 else:
                     loss = diffusion_loss(step_fn, data[idx], alphas_cumprod, gen, config.prediction_type,
-                                          batch_labels, config.label_dropout, null_label)
-            if check_every_step and not math.isfinite(loss.item()):
+                                          batch_labels, config.label_dropout, null_label, shard)
+            global_loss = distributed.mean(loss.detach())  # the whole batch's loss (this shard's in one process)
+            if check_every_step and not math.isfinite(global_loss.item()):
                 _diverged(step, config)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -302,7 +322,7 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
             ema.update(model)
-            running += loss.detach()
+            running += global_loss
             n_running += 1
             step += 1
             if step % config.log_every == 0 or step == config.steps:
