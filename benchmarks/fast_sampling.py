@@ -1,4 +1,4 @@
-"""Benchmark 4: the speed table of notebook 09 (the seed's Exercise 5) on the shipped models.
+"""Benchmark 3: the speed table of notebook 09 (the seed's Exercise 5) on the shipped models.
 
 Every row of ``course_utils.speed.TABLE`` (DDPM-1000; DDIM-10/20/50 and DPM-Solver++-5/10/20 on
 ``digits-class``; flow Euler-4/8/16 on ``digits-class-flow``; the consistency student at 1/2/4 steps)

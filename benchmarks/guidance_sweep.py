@@ -1,4 +1,4 @@
-"""Benchmark 2: the classifier-free guidance sweep of notebook 05, at benchmark sample counts.
+"""Benchmark 7: the classifier-free guidance sweep of notebook 05, at benchmark sample counts.
 
 For the shipped ``digits-class``: the same seeds at every scale w, the digit classifier's
 adherence (the digit asked for, read back), the within-class feature spread (diversity) and the

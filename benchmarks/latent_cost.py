@@ -1,4 +1,4 @@
-"""Benchmark 3: pixel against latent diffusion, and the DiT against the U-Net, at equal settings.
+"""Benchmark 6: pixel against latent diffusion, and the DiT against the U-Net, at equal settings.
 
 For each pair (``shapes-text`` vs ``shapes-latent``; ``digits-class`` vs ``dit-digits-b`` and
 ``dit-digits-s``) and each batch size: counted GFLOPs and measured milliseconds per sampling step

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, resource, sys, time
+import datetime, json, re, resource, sys, time
 import nbformat
 from nbclient import NotebookClient
 nb = nbformat.read(sys.argv[1], as_version=4)
@@ -28,13 +28,26 @@ start = time.perf_counter()
 NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}}).execute()
 wall = time.perf_counter() - start
 peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the kernel, a child of this process
-print(json.dumps({"wall_s": wall, "peak_mib": peak_kib / 1024}))
+cells, lines = [], []
+for i, cell in enumerate(nb.cells):
+    ex = cell.get("metadata", {}).get("execution", {})
+    if "iopub.execute_input" in ex and "shell.execute_reply" in ex:
+        t = [datetime.datetime.fromisoformat(ex[k].replace("Z", "+00:00")) for k in ("iopub.execute_input", "shell.execute_reply")]
+        cells.append(((t[1] - t[0]).total_seconds(), i))
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stdout":
+            lines += [l.strip() for l in out["text"].splitlines() if re.search(sys.argv[3], l)]
+slowest = max(cells, default=(0.0, -1))
+print(json.dumps({"wall_s": wall, "peak_mib": peak_kib / 1024, "slowest_cell_s": slowest[0],
+                  "slowest_cell": slowest[1], "metric_lines": lines}))
 """
+# Printed lines that report what a notebook reached (kept by benchmark 4).
+METRIC_PATTERN = r"FID|KID|accuracy|adherence|right|trained|images/s"
 
 
 def run_one(path: Path, mode: str) -> dict:
     env = dict(os.environ, COURSE_MODE=mode, MPLBACKEND="agg")
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(path.parent)], env=env,
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(path.parent), METRIC_PATTERN], env=env,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

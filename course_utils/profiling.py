@@ -26,6 +26,17 @@ def count_flops(fn: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
+def count_training_flops(model, x: torch.Tensor, t: torch.Tensor) -> int:
+    """Floating-point operations of one training call: ``model(x, t)``'s forward and the backward
+    of a mean-squared loss on it (about 3x the forward: the gradients for inputs and weights)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        model(x, t).float().square().mean().backward()
+    model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
 def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, device: torch.device | None = None) -> float:
     """Median wall time of ``fn()`` in seconds over ``repeats`` calls, after ``warmup`` calls."""
     check_positive_int("repeats", repeats)

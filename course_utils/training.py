@@ -8,10 +8,11 @@ and distils consistency students from a frozen teacher (``objective="consistency
 ``course_utils.distillation``).
 
 Around it: AdamW with a linear warm-up, gradient clipping, an exponential moving average (EMA)
-of the weights, bf16 autocast and optional ``torch.compile`` on CUDA, a clear stop when the loss
-turns NaN/Inf, periodic atomic checkpoints (safetensors) and exact resume. Data sets here are
-small, so they live on the device as one tensor: no DataLoader, fixed batch shapes. Started by
-``torchrun``, the same loop trains data-parallel with DDP (``course_utils.distributed``).
+of the weights, bf16 autocast on CUDA, optional ``torch.compile`` (CUDA graphs on CUDA; eager if
+compiling fails), a clear stop when the loss turns NaN/Inf, periodic atomic checkpoints
+(safetensors) and exact resume. Data sets here are small, so they live on the device as one
+tensor: no DataLoader, fixed batch shapes. Started by ``torchrun``, the same loop trains
+data-parallel with DDP (``course_utils.distributed``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,7 +60,7 @@ class TrainConfig:
     original_inference_steps: int = 50  # consistency: the teacher's DDIM grid N (steps of T // N)
     label_dropout: float = 0.0  # probability of the null label (classifier-free guidance training)
     precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 elsewhere
-    compile: bool = False  # torch.compile the model (CUDA only; falls back to eager on failure)
+    compile: bool = False  # torch.compile the model (CUDA graphs on CUDA); falls back to eager on failure
     log_every: int = 50
     checkpoint_every: int = 0  # 0: only at the end (when a checkpoint path is given)
     seed: int = 0
@@ -107,6 +109,8 @@ class TrainResult:
     wall_time_s: float = 0.0  # the whole run's, resumed sessions included
     images_per_s: float = 0.0
     interrupted: bool = False
+    warmup_s: float = 0.0  # this session's first TIMED_AFTER steps (compiling, CUDA-graph capture included)
+    steady_images_per_s: float = 0.0  # after them; 0 when the session ran no more steps than that
 
 
 def simple_loss(model, x0, t, noise, alphas_cumprod, prediction_type="epsilon", **model_kwargs) -> torch.Tensor:
@@ -284,8 +288,23 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
     step_fn = distributed.wrap(model, device)  # DDP under torchrun (after resuming: it broadcasts rank 0's weights)
     if step == 0 and step_fn is not model:
         ema.model.load_state_dict(model.state_dict())  # a fresh EMA starts from the broadcast weights
-    if config.compile and device.type == "cuda":
-        step_fn = torch.compile(step_fn, mode="reduce-overhead")
+    compiled = _compile(step_fn, device) if config.compile else None  # tried at the first step
+
+    def forward_backward(fn, idx: torch.Tensor) -> torch.Tensor:
+        """The loss of the batch ``data[idx]`` (this process's shard of it), and its gradients."""
+        batch_labels = None if label_data is None else label_data[idx]
+        with _autocast(device, config.precision):
+            if config.objective == "flow_matching":
+                loss = flow_loss(fn, data[idx], gen, batch_labels, config.label_dropout, null_label, shard)
+            elif config.objective == "consistency":
+                loss = consistency_loss(fn, ema.model, teacher, data[idx], alphas_cumprod, gen, config,
+                                        batch_labels, null_label, shard)
+            else:
+                loss = diffusion_loss(fn, data[idx], alphas_cumprod, gen, config.prediction_type,
+                                      batch_labels, config.label_dropout, null_label, shard)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return loss
 
     def checkpoint():
         if checkpoint_path is not None and distributed.is_main():
@@ -294,30 +313,29 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
 
     check_every_step = device.type != "cuda"  # a CPU sync is free; on CUDA check at log points only
     running = torch.zeros((), device=device)
-    n_running, start = 0, time.perf_counter()
+    n_running, start, first_step = 0, time.perf_counter(), step
+    steady_from, steady_start = None, 0.0  # timing after the first steps (compilation, CUDA-graph capture)
     bar = tqdm(total=config.steps, initial=step, disable=not (progress and distributed.is_main()), desc="training",
                leave=False)
     interrupted = False
     try:
         while step < config.steps:
+            if step == first_step + TIMED_AFTER:
+                _sync(device)
+                steady_from, steady_start = step, time.perf_counter()
             for group in opt.param_groups:  # linear warm-up, then constant
                 group["lr"] = config.lr * min(1.0, (step + 1) / warm)
             idx = torch.randint(0, len(data), (config.batch_size,), device=device, generator=gen)
-            with _autocast(device, config.precision):
-                batch_labels = None if label_data is None else label_data[idx]
-                if config.objective == "flow_matching":
-                    loss = flow_loss(step_fn, data[idx], gen, batch_labels, config.label_dropout, null_label, shard)
-                elif config.objective == "consistency":
-                    loss = consistency_loss(step_fn, ema.model, teacher, data[idx], alphas_cumprod, gen, config,
-                                            batch_labels, null_label, shard)
-                else:
-                    loss = diffusion_loss(step_fn, data[idx], alphas_cumprod, gen, config.prediction_type,
-                                          batch_labels, config.label_dropout, null_label, shard)
+            if compiled is not None:  # the first step: compile, or fall back to eager
+                step_fn, loss = _first_compiled_step(compiled, step_fn, forward_backward, idx, gen)
+                compiled = None
+            else:
+                if config.compile and device.type == "cuda":
+                    torch.compiler.cudagraph_mark_step_begin()
+                loss = forward_backward(step_fn, idx)
             global_loss = distributed.mean(loss.detach())  # the whole batch's loss (this shard's in one process)
             if check_every_step and not math.isfinite(global_loss.item()):
                 _diverged(step, config)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
@@ -340,12 +358,41 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
         interrupted = True
     finally:
         bar.close()
+    _sync(device)
+    end = time.perf_counter()
     checkpoint()
-    wall = time.perf_counter() - start
-    total = earlier_wall + wall  # over every session of the run, for the model card
+    total = earlier_wall + end - start  # over every session of the run, for the model card
     model.eval()
+    steady = (step - steady_from) * config.batch_size / (end - steady_start) if steady_from not in (None, step) else 0.0
     return TrainResult(model, ema.model, losses, step, total, step * config.batch_size / total if total > 0 else 0.0,
-                       interrupted)
+                       interrupted, (steady_start if steady_from is not None else end) - start, steady)
+
+
+TIMED_AFTER = 3  # steps left out of steady_images_per_s: compiling, CUDA-graph capture, allocator warm-up
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _compile(fn: nn.Module, device: torch.device):
+    """``torch.compile`` with fixed shapes (every batch has the same size); on CUDA with CUDA graphs
+    (``mode="reduce-overhead"``), which remove the per-kernel launch cost that dominates small models."""
+    return torch.compile(fn, mode="reduce-overhead" if device.type == "cuda" else None, dynamic=False)
+
+
+def _first_compiled_step(compiled, eager, forward_backward, idx, gen):
+    """The first step through the compiled model. If compiling fails, a warning, and the same step
+    (the same draws) in eager mode, which the run then keeps. Returns ``(the model to use, loss)``."""
+    rng = gen.get_state()
+    try:
+        return compiled, forward_backward(compiled, idx)
+    except Exception as err:  # an Inductor/Dynamo failure: the model itself is unchanged
+        warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}); "
+                      "training continues in eager mode (set compile=False to skip the attempt).", stacklevel=3)
+        gen.set_state(rng)
+        return eager, forward_backward(eager, idx)
 
 
 def _diverged(step: int, config: TrainConfig):

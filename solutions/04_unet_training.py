@@ -219,7 +219,8 @@ else:
     preset = "digits-small" if MODE == "cpu" else "digits"
     run = train(UNet(preset), images, schedule,
                 TrainConfig(steps=config.by_mode(fast=0, cpu=2000, full=4000),
-                            batch_size=config.by_mode(fast=0, cpu=128, full=256), lr=5e-4, warmup_steps=200),
+                            batch_size=config.by_mode(fast=0, cpu=128, full=256), lr=5e-4, warmup_steps=200,
+                            compile=MODE == "full"),  # on a GPU: torch.compile + CUDA graphs (eager if it fails)
                 device=DEVICE, checkpoint_path=f"runs/04_{preset}.safetensors")
     model = DiffusionModel(run.ema_model, schedule, info={"name": f"my {preset}"})
     losses = run.losses

@@ -405,7 +405,7 @@ plt.show()
 # ### 3.2 `torch.compile`
 #
 # Compiling fuses the network's small operations into fewer, larger kernels. Its first call is slow
-# (it compiles); after that each call is faster. In `fast` mode we show benchmark 4's recorded run;
+# (it compiles); after that each call is faster. In `fast` mode we show benchmark 3's recorded run;
 # in `cpu` and `full` mode the cell measures it here.
 
 # %%

@@ -173,3 +173,53 @@ def test_an_interrupted_run_leaves_a_usable_model_and_a_valid_checkpoint(tmp_pat
     resumed = train(_Interrupting(UNet("digits-tiny")), digits, get_schedule("linear"), cfg(steps=20), device="cpu",
                     checkpoint_path=path, progress=False)
     assert not resumed.interrupted and resumed.step == 20
+
+
+class _TinyDenoiser(torch.nn.Module):
+    """Two convolutions and a timestep bias: quick to compile, enough to train."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.Conv2d(8, 1, 3, padding=1)
+
+    def forward(self, x, t):
+        return self.b(torch.nn.functional.silu(self.a(x) + (t.float() / 1000).view(-1, 1, 1, 1)))
+
+
+def test_compiled_training_matches_eager(digits):
+    losses = {}
+    for compile_ in (False, True):
+        torch.manual_seed(0)
+        result = train(_TinyDenoiser(), digits, get_schedule("linear"), cfg(steps=8, log_every=1, compile=compile_),
+                       device="cpu", progress=False)
+        losses[compile_] = torch.tensor([loss for _, loss in result.losses])
+    torch.testing.assert_close(losses[True], losses[False], rtol=1e-4, atol=1e-6)
+
+
+def test_a_failed_compile_falls_back_to_eager_with_a_warning(monkeypatch, digits):
+    from course_utils import training
+
+    def broken(fn, device):
+        def call(*args, **kwargs):
+            raise RuntimeError("BackendCompilerFailed: simulated")
+        return call
+
+    torch.manual_seed(0)
+    eager = train(_TinyDenoiser(), digits, get_schedule("linear"), cfg(steps=6, log_every=1), device="cpu",
+                  progress=False)
+    monkeypatch.setattr(training, "_compile", broken)
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="torch.compile failed.*simulated.*eager mode"):
+        fallback = train(_TinyDenoiser(), digits, get_schedule("linear"), cfg(steps=6, log_every=1, compile=True),
+                         device="cpu", progress=False)
+    assert fallback.losses == eager.losses  # the same draws, the same steps
+
+
+def test_steady_throughput_leaves_out_the_first_steps(digits):
+    from course_utils.training import TIMED_AFTER
+
+    short = train(_TinyDenoiser(), digits, get_schedule("linear"), cfg(steps=TIMED_AFTER), device="cpu", progress=False)
+    assert short.steady_images_per_s == 0 and short.warmup_s > 0
+    long = train(_TinyDenoiser(), digits, get_schedule("linear"), cfg(steps=TIMED_AFTER + 5), device="cpu",
+                 progress=False)
+    assert long.steady_images_per_s > 0 and 0 < long.warmup_s < long.wall_time_s

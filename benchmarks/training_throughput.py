@@ -1,0 +1,153 @@
+"""Benchmark 2: training throughput, our U-Net against diffusers' ``UNet2DModel`` of the same size.
+
+Both networks are built from one of our presets (``diffusers_unet_like`` copies the widths, depth
+and attention placement, so parameters and FLOPs are equal) and go through the course's own loop,
+``course_utils.training.train``: the same data on the device, batch, optimiser, EMA and clipping.
+Each setting is a cell:
+
+- ``fp32``: eager, float32;
+- ``bf16``: eager under bf16 autocast;
+- ``bf16+compile``: ``torch.compile`` with fixed shapes; on CUDA with CUDA graphs
+  (``mode="reduce-overhead"``), which is the course's ``TrainConfig(compile=True)``.
+
+Images/s leave out the first ``training.TIMED_AFTER`` steps (compiling, graph capture). TFLOP/s
+are the counted training FLOPs per image (forward + backward, ``profiling.count_training_flops``)
+times images/s; on a GPU whose dense peak is in ``PEAK_TFLOPS`` they are also shown as a share of
+it (bf16 cells against the bf16 peak, fp32 cells against TF32, which cuDNN uses for fp32
+convolutions by default). Prints Markdown rows for docs/BENCHMARKS.md.
+
+Usage: ``python benchmarks/training_throughput.py [--device cuda] [--presets digits-small bench-32]
+[--batch 128] [--steps 40] [--settings fp32 bf16 bf16+compile]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import device_name, row  # noqa: E402
+
+from course_utils.config import get_device  # noqa: E402
+from course_utils.models import UNet  # noqa: E402
+from course_utils.models.diffusers_unet import diffusers_unet_like  # noqa: E402
+from course_utils.models.unet import UNET_PRESETS, UNetConfig, get_unet_config  # noqa: E402
+from course_utils.profiling import count_training_flops  # noqa: E402
+from course_utils.schedules import get_schedule  # noqa: E402
+from course_utils.training import TIMED_AFTER, TrainConfig, train  # noqa: E402
+
+# A 32x32 RGB network of about 9M parameters (4 levels, attention at 16x16): the size where a GPU
+# stops being launch-bound, beside the course's 8x8 digits presets.
+EXTRA_PRESETS = {"bench-32": UNetConfig(sample_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 2, 2),
+                                        num_res_blocks=2, attention_levels=(1,))}
+SETTINGS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "bf16+compile": ("bf16", True)}
+# Dense (no sparsity) peaks from NVIDIA's data sheets, TFLOP/s: (TF32, BF16).
+PEAK_TFLOPS = {"H100 PCIe": (378.0, 756.0), "H100": (494.7, 989.4), "H200": (494.7, 989.4), "A100": (156.0, 312.0)}
+
+
+def preset_config(name: str) -> UNetConfig:
+    if name in EXTRA_PRESETS:
+        return EXTRA_PRESETS[name]
+    if name not in UNET_PRESETS:
+        raise SystemExit(f"unknown preset {name!r}; accepted: {', '.join(list(UNET_PRESETS) + list(EXTRA_PRESETS))}.")
+    return get_unet_config(name)
+
+
+def training_data(cfg: UNetConfig, n: int = 2048) -> torch.Tensor:
+    """Real digits at 8x8 for the digits presets; uniform noise in [-1, 1] otherwise (speed does not
+    depend on what the pixels show)."""
+    if (cfg.sample_size, cfg.in_channels) == (8, 1):
+        from course_utils.data import load_digits
+
+        return load_digits()[0]
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(n, cfg.in_channels, cfg.sample_size, cfg.sample_size, generator=g) * 2 - 1
+
+
+def peak(device: torch.device, precision: str) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, (tf32, bf16) in PEAK_TFLOPS.items():  # "H100 PCIe" is checked before "H100"
+        if key in name:
+            return bf16 if precision == "bf16" else tf32
+    return None
+
+
+def measure(network: str, cfg: UNetConfig, setting: str, data, device, batch: int, steps: int) -> dict:
+    """One cell: images/s of the course's loop after its first steps."""
+    precision, compile_ = SETTINGS[setting]
+    torch.manual_seed(0)
+    model = UNet(cfg) if network == "ours" else diffusers_unet_like(cfg)
+    config = TrainConfig(steps=steps, batch_size=batch, lr=2e-4, warmup_steps=1, log_every=steps,
+                         precision=precision, compile=compile_)
+    result = train(model, data, get_schedule("cosine"), config, device=device, progress=False)
+    return {"images_per_s": result.steady_images_per_s, "warmup_s": result.warmup_s,
+            "final_loss": result.losses[-1][1]}
+
+
+def training_flops_per_image(cfg: UNetConfig, network: str, batch: int = 4) -> tuple[int, int]:
+    """(parameters, forward + backward FLOPs per image)."""
+    model = UNet(cfg) if network == "ours" else diffusers_unet_like(cfg)
+    x = torch.randn(batch, cfg.in_channels, cfg.sample_size, cfg.sample_size)
+    t = torch.randint(0, 1000, (batch,))
+    return model.num_parameters(), count_training_flops(model, x, t) // batch
+
+
+def run_preset(name: str, args, device: torch.device) -> list[str]:
+    cfg = preset_config(name)
+    data = training_data(cfg)
+    lines, best = [], {}
+    for network in ("ours", "diffusers"):
+        params, flops = training_flops_per_image(cfg, network)
+        for setting in args.settings:
+            cell = measure(network, cfg, setting, data, device, args.batch, args.steps)
+            tflops = flops * cell["images_per_s"] / 1e12
+            p = peak(device, SETTINGS[setting][0])
+            share = f", {100 * tflops / p:.2f}% of {p:g} peak" if p else ""
+            label = "our UNet" if network == "ours" else "diffusers UNet2DModel"
+            lines.append(row(f"training, {label}, {name} ({params:,} parameters, {flops / 1e6:.1f} MFLOP per image), "
+                             f"{setting}, batch {args.batch}",
+                             f"{cell['images_per_s']:,.0f} images/s ({tflops:.3f} TFLOP/s{share}); first "
+                             f"{TIMED_AFTER} steps {cell['warmup_s']:.1f} s",
+                             f"{args.steps - TIMED_AFTER} timed steps", device))
+            print(lines[-1], flush=True)
+            best.setdefault(network, {})[setting] = cell["images_per_s"]
+    ours, theirs = best["ours"], best["diffusers"]
+    o_set, t_set = max(ours, key=ours.get), max(theirs, key=theirs.get)
+    summary = [row(f"training, {name}: our best ({o_set}) / diffusers' best ({t_set})",
+                   f"{ours[o_set] / theirs[t_set]:.2f}x", "the cells above", device)]
+    if "fp32" in ours:
+        summary.append(row(f"training, {name}: our best ({o_set}) / our eager fp32",
+                           f"{ours[o_set] / ours['fp32']:.2f}x", "the cells above", device))
+    for line in summary:
+        print(line, flush=True)
+    return lines + summary
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cuda", "cpu"), help="default: the best available")
+    parser.add_argument("--presets", nargs="+", help="our U-Net presets or 'bench-32' (default: digits-small on "
+                        "the CPU; digits-small, digits and bench-32 on CUDA)")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=40, help=f"steps per cell, the first {TIMED_AFTER} untimed")
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    args = parser.parse_args(argv)
+    if args.steps <= TIMED_AFTER:
+        parser.error(f"--steps must be more than {TIMED_AFTER}: the first {TIMED_AFTER} steps are not timed.")
+    device = get_device(args.device)
+    presets = args.presets or (["digits-small", "digits", "bench-32"] if device.type == "cuda" else ["digits-small"])
+    for name in presets:
+        preset_config(name)  # unknown names fail before any training
+    print(f"# Benchmark 2 on {device_name(device)}, torch {torch.__version__}\n")
+    print("| what | value | samples | device | torch | date |\n|---|---|---|---|---|---|")
+    for name in presets:
+        run_preset(name, args, device)
+
+
+if __name__ == "__main__":
+    main()

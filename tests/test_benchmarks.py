@@ -1,0 +1,72 @@
+"""The benchmark scripts run and print well-formed rows (small settings; the figures are not asserted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MPLBACKEND="agg", COURSE_DEVICE="cpu")
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=900, cwd=BENCH.parent)
+
+
+def _rows(stdout: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| what")]
+
+
+def test_training_throughput_prints_every_cell_and_the_ratios():
+    run = _run("benchmarks/training_throughput.py", "--device", "cpu", "--steps", "5", "--batch", "8",
+               "--settings", "fp32", "bf16")
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = _rows(run.stdout)
+    cells = [r for r in rows if r[0].startswith("training, our UNet") or r[0].startswith("training, diffusers")]
+    assert len(cells) == 4  # 2 networks x 2 settings
+    assert all("1,112,801 parameters" in r[0] and "images/s" in r[1] and r[2] == "2 timed steps" for r in cells)
+    assert any("our best" in r[0] and "diffusers' best" in r[0] and r[1].endswith("x") for r in rows)
+    assert all(len(r) == 6 for r in rows)  # what | value | samples | device | torch | date
+
+
+def test_training_throughput_refuses_bad_settings():
+    run = _run("benchmarks/training_throughput.py", "--steps", "3")
+    assert run.returncode != 0 and "--steps must be more than 3" in run.stderr
+    run = _run("benchmarks/training_throughput.py", "--presets", "digits-huge", "--steps", "5")
+    assert run.returncode != 0 and "digits-small" in run.stderr  # the error lists the accepted presets
+
+
+def test_full_mode_runs_a_notebook():
+    run = _run("benchmarks/full_mode.py", "--mode", "fast", "--only", "02")
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = _rows(run.stdout)
+    assert rows[0][0] == "02_forward_process, fast mode, whole notebook" and "slowest cell #" in rows[0][1]
+
+
+def test_full_mode_reports_what_notebook_04_reached(monkeypatch, capsys):
+    import full_mode
+
+    printed = ["trained my digits: 4000 steps in 1.2 min (14000 images/s)",
+               "digits-FID (DDIM-50, N = 898): 0.400   real-vs-real floor: 0.179   ratio 2.2x   (9 s)"]
+    monkeypatch.setattr(full_mode, "run_one", lambda path, mode: {
+        "wall_s": 95.0, "peak_mib": 2000.0, "slowest_cell_s": 70.0, "slowest_cell": 12, "metric_lines": printed})
+    full_mode.main(["--mode", "fast", "--only", "04"])
+    rows = _rows(capsys.readouterr().out)
+    assert [r[1] for r in rows[1:3]] == printed
+    assert "quality target" in rows[3][0] and rows[3][1] == "met: 2.2x in 95 s for the whole notebook"
+
+
+def test_full_mode_needs_a_gpu_or_permission(monkeypatch):
+    import full_mode
+
+    monkeypatch.setattr(full_mode.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit):
+        full_mode.main(["--only", "04"])
+    assert full_mode.fid_ratio(["digits-FID (DDIM-50, N = 898): 0.400   real-vs-real floor: 0.179   ratio 2.2x"]) == 2.2
+    assert full_mode.fid_ratio(["no figure here"]) is None
