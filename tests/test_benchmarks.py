@@ -70,3 +70,14 @@ def test_full_mode_needs_a_gpu_or_permission(monkeypatch):
         full_mode.main(["--only", "04"])
     assert full_mode.fid_ratio(["digits-FID (DDIM-50, N = 898): 0.400   real-vs-real floor: 0.179   ratio 2.2x"]) == 2.2
     assert full_mode.fid_ratio(["no figure here"]) is None
+
+
+def test_the_gpu_check_fetches_what_the_machine_lacks_and_parses():
+    sys.path.insert(0, str(BENCH.parent / "tools"))
+    import gpu_wheels
+
+    wants = gpu_wheels.needed(("nbclient", "diffusers"))
+    assert {"nbclient", "jupyter-client", "nbformat", "traitlets", "diffusers"} <= wants.keys()
+    assert not wants.keys() & {"torch", "numpy", "packaging", "safetensors"}  # the machine has these
+    assert all(v[0].isdigit() for v in wants.values())  # pinned to what is installed here
+    assert subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")]).returncode == 0
