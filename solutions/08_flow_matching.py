@@ -38,7 +38,7 @@
 # | mode | training | samples | time |
 # |---|---|---|---|
 # | `fast` | two toy MLPs, 1,500 steps each, then 1,500 steps of reflow | toy: 2,000 per panel; digits: 100 per point, 2 to 16 steps | 29 s under nbval on 2 idle CPU cores (2026-11-26) |
-# | `cpu` | 4,000 steps each, 4,000 of reflow | toy: 4,000; digits: 898 (the digits-FID count), 2 to 32 steps | not measured |
+# | `cpu` | 4,000 steps each, 4,000 of reflow | toy: 4,000; digits: 898 (the digits-FID count), 2 to 32 steps | 143 s on 2 idle CPU cores (executed with nbclient, 2026-11-26) |
 # | `full` | 8,000 steps each, 8,000 of reflow | toy: 4,000; digits: 898, 2 to 50 steps | not measured |
 #
 # The digit models are the shipped checkpoints `digits-class` (DDPM) and `digits-class-flow` (flow
