@@ -30,8 +30,8 @@ from torch import nn
 
 from . import distributed
 from ._validation import check_choice, check_positive_int
-from .distributed import ALL
 from .checkpoints import load_checkpoint, save_checkpoint
+from .distributed import ALL
 from .reverse import PREDICTION_TYPES
 from .schedules import NoiseSchedule
 
