@@ -40,7 +40,7 @@ from course_utils.schedules import get_schedule  # noqa: E402
 from course_utils.training import TIMED_AFTER, TrainConfig, train  # noqa: E402
 
 # A 32x32 RGB network of about 9M parameters (4 levels, attention at 16x16): the size where a GPU
-# stops being launch-bound, beside the course's 8x8 digits presets.
+# stops being launch-bound, beside the course's 16x16 digits presets.
 EXTRA_PRESETS = {"bench-32": UNetConfig(sample_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 2, 2),
                                         num_res_blocks=2, attention_levels=(1,))}
 SETTINGS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "bf16+compile": ("bf16", True)}
@@ -57,12 +57,13 @@ def preset_config(name: str) -> UNetConfig:
 
 
 def training_data(cfg: UNetConfig, n: int = 2048) -> torch.Tensor:
-    """Real digits at 8x8 for the digits presets; uniform noise in [-1, 1] otherwise (speed does not
-    depend on what the pixels show)."""
-    if (cfg.sample_size, cfg.in_channels) == (8, 1):
-        from course_utils.data import load_digits
+    """The real digits (1 x 16 x 16) for the digits presets; uniform noise in [-1, 1] otherwise
+    (speed does not depend on what the pixels show)."""
+    from course_utils.data import load_digits
 
-        return load_digits()[0]
+    digits = load_digits()[0]
+    if (cfg.in_channels, cfg.sample_size, cfg.sample_size) == tuple(digits.shape[1:]):
+        return digits
     g = torch.Generator().manual_seed(0)
     return torch.rand(n, cfg.in_channels, cfg.sample_size, cfg.sample_size, generator=g) * 2 - 1
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
@@ -81,3 +82,14 @@ def test_the_gpu_check_fetches_what_the_machine_lacks_and_parses():
     assert not wants.keys() & {"torch", "numpy", "packaging", "safetensors"}  # the machine has these
     assert all(v[0].isdigit() for v in wants.values())  # pinned to what is installed here
     assert subprocess.run(["bash", "-n", str(BENCH / "gpu_check.sh")]).returncode == 0
+
+
+def test_training_throughput_trains_the_digits_presets_on_the_digits():
+    import training_throughput
+
+    from course_utils.data import load_digits
+
+    digits = training_throughput.training_data(training_throughput.preset_config("digits-small"))
+    assert torch.equal(digits, load_digits()[0])
+    other = training_throughput.training_data(training_throughput.preset_config("bench-32"), n=4)
+    assert other.shape == (4, 3, 32, 32) and other.abs().max() <= 1
