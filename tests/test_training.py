@@ -49,6 +49,28 @@ def test_resume_continues_the_same_run(tmp_path, digits):
     assert resumed.images_per_s == pytest.approx(20 * 32 / resumed.wall_time_s)
 
 
+def test_fused_optimizer_on_cuda_only_and_its_state_resumes(tmp_path, monkeypatch, digits):
+    import course_utils.training as training
+
+    model = UNet("digits-tiny")
+    assert not training._optimizer(model, cfg(), torch.device("cpu")).defaults["fused"]
+    assert training._optimizer(model, cfg(), torch.device("cuda")).defaults["fused"]  # built, not stepped: no GPU needed
+    # The fused optimiser's state (its step counts are tensors on the parameters' device) saves and resumes
+    # exactly; PyTorch's fused AdamW also runs on the CPU, which lets this run here.
+    plain = training._optimizer
+    monkeypatch.setattr(training, "_optimizer", lambda m, c, d: plain(m, c, torch.device("cuda")))
+    torch.manual_seed(0)
+    straight = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=12), device="cpu", progress=False)
+    torch.manual_seed(0)
+    path = tmp_path / "run.safetensors"
+    train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=6), device="cpu", progress=False,
+          checkpoint_path=path)
+    resumed = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=12), device="cpu", progress=False,
+                    checkpoint_path=path)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_bf16_autocast_path_trains(digits):
     # The precision full mode uses on CUDA, exercised here through CPU autocast.
     result = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=6, precision="bf16"), device="cpu",
