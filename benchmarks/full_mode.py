@@ -8,7 +8,11 @@ printed about what it reached (digits-FID, adherence, accuracy, images/s), plus 
 check against its quality target: digits-FID within 3x the real-vs-real floor.
 
 Meant for a GPU (``full`` mode sizes the runs for one); on a CPU it refuses unless ``--allow-cpu``
-(hours). Usage: ``python benchmarks/full_mode.py [--only 04 05] [--mode full]``
+(hours). ``--to-target`` runs notebook 04 only up to the cell that scores digits-FID: its time to
+the quality target, from a fresh kernel (imports, the short demo run, the training run, DDPM and
+DDIM samples, the score), without the ablation and comparison that follow.
+
+Usage: ``python benchmarks/full_mode.py [--only 04 05] [--mode full] [--to-target]``
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from report import device_name, row  # noqa: E402
 
 TRAINING_NOTEBOOKS = ("04", "05", "06", "07", "08", "09", "10")
 TARGET_RATIO = 3.0  # notebook 04: digits-FID at most 3x the floor (its "good model" bar)
+TARGET_CELL = r"metrics\.digits_fid\(samples\)"  # notebook 04's scoring cell: the end of --to-target
 
 
 def fid_ratio(lines: list[str]) -> float | None:
@@ -43,7 +48,11 @@ def main(argv=None) -> None:
     parser.add_argument("--mode", default="full", choices=("fast", "cpu", "full"),
                         help="full is the benchmark; fast checks the script itself in seconds")
     parser.add_argument("--allow-cpu", action="store_true", help="run full mode without a GPU (hours)")
+    parser.add_argument("--to-target", action="store_true",
+                        help="notebook 04 only, up to and including the cell that scores digits-FID")
     args = parser.parse_args(argv)
+    if args.to_target:
+        args.only = ["04"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if args.mode == "full" and device.type != "cuda" and not args.allow_cpu:
         parser.error("full mode is sized for a GPU and none is visible; pass --allow-cpu to run it anyway.")
@@ -52,9 +61,10 @@ def main(argv=None) -> None:
         parser.error(f"no solution notebook numbered {' '.join(args.only)}.")
     print(f"# Benchmark 4 ({args.mode} mode) on {device_name(device)}, torch {torch.__version__}\n")
     print("| what | value | samples | device | torch | date |\n|---|---|---|---|---|---|")
+    scope = "up to its digits-FID cell" if args.to_target else "whole notebook"
     for path in paths:
-        r = run_one(path, args.mode)
-        print(row(f"{path.stem}, {args.mode} mode, whole notebook",
+        r = run_one(path, args.mode, stop_after=TARGET_CELL if args.to_target else "")
+        print(row(f"{path.stem}, {args.mode} mode, {scope}",
                   f"{r['wall_s']:.0f} s (slowest cell #{r['slowest_cell']}: {r['slowest_cell_s']:.0f} s), "
                   f"kernel peak RSS {r['peak_mib']:.0f} MiB", "1 run", device), flush=True)
         for line in r["metric_lines"]:
@@ -63,7 +73,7 @@ def main(argv=None) -> None:
         if ratio is not None:
             verdict = "met" if ratio <= TARGET_RATIO else "missed"
             print(row(f"{path.stem}, {args.mode} mode: quality target (digits-FID <= {TARGET_RATIO:g}x floor)",
-                      f"{verdict}: {ratio:.1f}x in {r['wall_s']:.0f} s for the whole notebook", "N = 898", device),
+                      f"{verdict}: {ratio:.1f}x in {r['wall_s']:.0f} s ({scope})", "N = 898", device),
                   flush=True)
 
 

@@ -24,6 +24,9 @@ import datetime, json, re, resource, sys, time
 import nbformat
 from nbclient import NotebookClient
 nb = nbformat.read(sys.argv[1], as_version=4)
+if sys.argv[4]:  # stop after the first code cell whose source matches this pattern
+    end = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and re.search(sys.argv[4], c.source))
+    nb.cells = nb.cells[:end + 1]
 start = time.perf_counter()
 NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}}).execute()
 wall = time.perf_counter() - start
@@ -45,10 +48,14 @@ print(json.dumps({"wall_s": wall, "peak_mib": peak_kib / 1024, "slowest_cell_s":
 METRIC_PATTERN = r"FID|KID|accuracy|adherence|right|trained|images/s"
 
 
-def run_one(path: Path, mode: str) -> dict:
+def run_one(path: Path, mode: str, stop_after: str = "") -> dict:
+    """Execute ``path`` in a fresh kernel with ``COURSE_MODE=mode``; with ``stop_after`` (a regular
+    expression), only up to and including the first code cell whose source matches it."""
     env = dict(os.environ, COURSE_MODE=mode, MPLBACKEND="agg")
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(path.parent), METRIC_PATTERN], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(path.parent), METRIC_PATTERN, stop_after],
+                         env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{path.name} failed in {mode} mode:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

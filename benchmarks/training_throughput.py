@@ -16,14 +16,20 @@ times images/s; on a GPU whose dense peak is in ``PEAK_TFLOPS`` they are also sh
 it (bf16 cells against the bf16 peak, fp32 cells against TF32, which cuDNN uses for fp32
 convolutions by default). Prints Markdown rows for docs/BENCHMARKS.md.
 
+``--profile`` adds, per network and setting, what limits a step on CUDA (``torch.profiler`` with CUDA
+activity over the steps after the first ``TIMED_AFTER``): GPU kernels per step, the GPU's busy time
+per step (kernel time summed) against the step's wall time, and the costliest kernels. A busy share
+far under 100% means the GPU waits for the CPU to launch work (launch-bound).
+
 Usage: ``python benchmarks/training_throughput.py [--device cuda] [--presets digits-small bench-32]
-[--batch 128] [--steps 40] [--settings fp32 bf16 bf16+compile]``
+[--batch 128] [--steps 40] [--settings fp32 bf16 bf16+compile] [--profile]``
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -90,6 +96,51 @@ def measure(network: str, cfg: UNetConfig, setting: str, data, device, batch: in
             "final_loss": result.losses[-1][1]}
 
 
+def profile_cell(network: str, cfg: UNetConfig, setting: str, data, device, batch: int, steps: int = 20) -> dict:
+    """Kernels per step and the GPU's busy share of a step, over ``steps`` steps after the first
+    ``TIMED_AFTER`` (torch.profiler; a step ends with the optimiser's step, which the profiler marks)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    if SETTINGS[setting][1]:  # compile outside the profiler (the profiled run reuses Dynamo's and Inductor's caches)
+        measure(network, cfg, setting, data, device, batch, TIMED_AFTER + 1)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        measure(network, cfg, setting, data, device, batch, TIMED_AFTER + steps)
+    events = prof.events()
+    step_ends = sorted(e.time_range.end for e in events  # the host's op; its GPU annotation has the same name
+                       if e.name.startswith("Optimizer.step#") and e.device_type == DeviceType.CPU)
+    t0, t1 = step_ends[TIMED_AFTER - 1], step_ends[-1]  # microseconds, one clock for host and device events
+    kernels = [e for e in events if e.device_type == DeviceType.CUDA and t0 <= e.time_range.start <= t1
+               and not getattr(e, "is_user_annotation", False)]  # a record_function's span on the GPU is no kernel
+    by_name = Counter()
+    for e in kernels:
+        by_name[e.name] += e.time_range.elapsed_us()
+    n = len(step_ends) - TIMED_AFTER
+    return {"kernels": len(kernels) / n, "busy_ms": sum(by_name.values()) / n / 1e3, "wall_ms": (t1 - t0) / n / 1e3,
+            "top": by_name.most_common(3), "steps": n}
+
+
+def profile_rows(name: str, args, device: torch.device) -> None:
+    """Print one row per network and setting: what a training step spends its time on."""
+    cfg = preset_config(name)
+    data = training_data(cfg)
+    for network in ("ours", "diffusers"):
+        for setting in args.settings:
+            label = "our UNet" if network == "ours" else "diffusers UNet2DModel"
+            try:
+                p = profile_cell(network, cfg, setting, data, device, args.batch)
+            except Exception as err:  # one cell's failure (say, the profiler and CUDA graphs) spares the others
+                print(row(f"profile, {label}, {name}, {setting}", f"failed: {type(err).__name__}: {err}"[:300],
+                          "-", device), flush=True)
+                continue
+            top = "; ".join(f"{k[:60]} {v / p['steps'] / 1e3:.2f} ms" for k, v in p["top"])
+            print(row(f"profile, {label}, {name}, {setting}, batch {args.batch}",
+                      f"{p['kernels']:.0f} kernels per step; GPU busy {p['busy_ms']:.2f} ms of a {p['wall_ms']:.2f} ms "
+                      f"step under the profiler ({100 * p['busy_ms'] / p['wall_ms']:.0f}%); costliest: {top}",
+                      f"{p['steps']} profiled steps", device), flush=True)
+
+
 def training_flops_per_image(cfg: UNetConfig, network: str, batch: int = 4) -> tuple[int, int]:
     """(parameters, forward + backward FLOPs per image)."""
     model = UNet(cfg) if network == "ours" else diffusers_unet_like(cfg)
@@ -137,17 +188,23 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=40, help=f"steps per cell, the first {TIMED_AFTER} untimed")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--profile", action="store_true", help="what limits a step (CUDA only), instead of images/s")
     args = parser.parse_args(argv)
     if args.steps <= TIMED_AFTER:
         parser.error(f"--steps must be more than {TIMED_AFTER}: the first {TIMED_AFTER} steps are not timed.")
     device = get_device(args.device)
+    if args.profile and device.type != "cuda":
+        parser.error("--profile reads GPU kernel times: it needs --device cuda.")
     presets = args.presets or (["digits-small", "digits", "bench-32"] if device.type == "cuda" else ["digits-small"])
     for name in presets:
         preset_config(name)  # unknown names fail before any training
     print(f"# Benchmark 2 on {device_name(device)}, torch {torch.__version__}\n")
     print("| what | value | samples | device | torch | date |\n|---|---|---|---|---|---|")
     for name in presets:
-        run_preset(name, args, device)
+        if args.profile:
+            profile_rows(name, args, device)
+        else:
+            run_preset(name, args, device)
 
 
 if __name__ == "__main__":

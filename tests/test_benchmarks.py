@@ -36,6 +36,17 @@ def test_training_throughput_prints_every_cell_and_the_ratios():
     assert all(len(r) == 6 for r in rows)  # what | value | samples | device | torch | date
 
 
+def test_profile_counts_each_step_once():
+    import training_throughput as tt
+
+    cfg = tt.preset_config("digits-tiny")
+    p = tt.profile_cell("ours", cfg, "fp32", tt.training_data(cfg), torch.device("cpu"), 8, steps=4)
+    # Four steps after the untimed ones; on the CPU no GPU kernels, so nothing is busy.
+    assert p["steps"] == 4 and p["kernels"] == 0 and p["busy_ms"] == 0 and p["wall_ms"] > 0
+    run = _run("benchmarks/training_throughput.py", "--device", "cpu", "--profile")
+    assert run.returncode != 0 and "needs --device cuda" in run.stderr
+
+
 def test_training_throughput_refuses_bad_settings():
     run = _run("benchmarks/training_throughput.py", "--steps", "3")
     assert run.returncode != 0 and "--steps must be more than 3" in run.stderr
@@ -55,12 +66,23 @@ def test_full_mode_reports_what_notebook_04_reached(monkeypatch, capsys):
 
     printed = ["trained my digits: 4000 steps in 1.2 min (14000 images/s)",
                "digits-FID (DDIM-50, N = 898): 0.400   real-vs-real floor: 0.179   ratio 2.2x   (9 s)"]
-    monkeypatch.setattr(full_mode, "run_one", lambda path, mode: {
+    monkeypatch.setattr(full_mode, "run_one", lambda path, mode, stop_after="": {
         "wall_s": 95.0, "peak_mib": 2000.0, "slowest_cell_s": 70.0, "slowest_cell": 12, "metric_lines": printed})
     full_mode.main(["--mode", "fast", "--only", "04"])
     rows = _rows(capsys.readouterr().out)
     assert [r[1] for r in rows[1:3]] == printed
-    assert "quality target" in rows[3][0] and rows[3][1] == "met: 2.2x in 95 s for the whole notebook"
+    assert "quality target" in rows[3][0] and rows[3][1] == "met: 2.2x in 95 s (whole notebook)"
+
+
+def test_full_mode_to_target_stops_after_notebook_04s_score():
+    run = _run("benchmarks/full_mode.py", "--mode", "fast", "--to-target")
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = _rows(run.stdout)
+    assert rows[0][0] == "04_unet_training, fast mode, up to its digits-FID cell"
+    printed = [r[1] for r in rows if r[0].endswith("printed")]
+    assert any(p.startswith("digits-FID") for p in printed)
+    assert not any("final loss" in p for p in printed)  # the comparison after the score did not run
+    assert rows[-1][1].startswith(("met: ", "missed: ")) and rows[-1][1].endswith("(up to its digits-FID cell)")
 
 
 def test_full_mode_needs_a_gpu_or_permission(monkeypatch):

@@ -28,6 +28,9 @@ ON_DEVICE = {  # already on the machine (device library, KINDS.md, 2026-11-17); 
     "anyio", "h11", "httpcore", "click", "typer", "rich", "shellingham", "markdown-it-py", "mdurl", "six",
     "python-dateutil", "setuptools", "wheel", "pip",
 }
+# Left out to keep a device call under its 64 MiB (the repository is about 46 MB): ipykernel runs
+# without its debugger (debugpy, 4 MB) and ipywidgets without the classic Notebook's extension (2 MB).
+SKIPPED = {"debugpy", "widgetsnbextension"}
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64", "manylinux_2_24_x86_64", "manylinux_2_31_x86_64", "manylinux_2_34_x86_64")
 
@@ -44,7 +47,7 @@ def needed(roots=ROOTS) -> dict[str, str]:
     found, todo = {}, list(roots)
     while todo:
         name = canonical(todo.pop())
-        if name in found or name in ON_DEVICE:
+        if name in found or name in ON_DEVICE or name in SKIPPED:
             continue
         try:
             dist = metadata.distribution(name)
