@@ -28,7 +28,12 @@ if sys.argv[4]:  # stop after the first code cell whose source matches this patt
     end = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and re.search(sys.argv[4], c.source))
     nb.cells = nb.cells[:end + 1]
 start = time.perf_counter()
-NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}}).execute()
+def progress(cell, cell_index, execute_reply):  # to stderr as each cell ends: what a cut-off run still shows
+    printed = [l.strip() for out in cell.get("outputs", []) if out.get("name") == "stdout"
+               for l in out.get("text", "").splitlines() if re.search(sys.argv[3], l)]
+    print(f"  cell {cell_index} done at {time.perf_counter() - start:.0f} s", *printed, sep="  |  ", file=sys.stderr, flush=True)
+NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}},
+               on_cell_executed=progress).execute()
 wall = time.perf_counter() - start
 peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the kernel, a child of this process
 cells, lines = [], []
@@ -50,12 +55,13 @@ METRIC_PATTERN = r"FID|KID|accuracy|adherence|right|trained|images/s"
 
 def run_one(path: Path, mode: str, stop_after: str = "") -> dict:
     """Execute ``path`` in a fresh kernel with ``COURSE_MODE=mode``; with ``stop_after`` (a regular
-    expression), only up to and including the first code cell whose source matches it."""
+    expression), only up to and including the first code cell whose source matches it. Progress
+    (each cell's end time and what it printed about its results) goes to stderr as it happens."""
     env = dict(os.environ, COURSE_MODE=mode, MPLBACKEND="agg")
     out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(path.parent), METRIC_PATTERN, stop_after],
-                         env=env, capture_output=True, text=True)
+                         env=env, stdout=subprocess.PIPE, text=True)
     if out.returncode != 0:
-        raise RuntimeError(f"{path.name} failed in {mode} mode:\n{out.stderr[-4000:]}")
+        raise RuntimeError(f"{path.name} failed in {mode} mode (its error is printed above).")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -61,6 +61,22 @@ def test_full_mode_runs_a_notebook():
     assert rows[0][0] == "02_forward_process, fast mode, whole notebook" and "slowest cell #" in rows[0][1]
 
 
+def test_a_notebook_run_reports_progress_and_names_a_failure(tmp_path, capfd):
+    import nbformat
+    from notebook_runtime import run_one
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('trained: 3 steps')"),
+                                         nbformat.v4.new_code_cell("raise ValueError('broken on purpose')")])
+    path = tmp_path / "99_broken.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(RuntimeError, match="99_broken.ipynb failed in fast mode"):
+        run_one(path, "fast")
+    err = capfd.readouterr().err
+    assert "cell 0 done at" in err and "trained: 3 steps" in err  # what a cut-off run still shows
+    assert "broken on purpose" in err
+    assert run_one(path, "fast", stop_after=r"print\(")["metric_lines"] == ["trained: 3 steps"]  # stops before the error
+
+
 def test_full_mode_reports_what_notebook_04_reached(monkeypatch, capsys):
     import full_mode
 
