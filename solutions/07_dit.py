@@ -37,7 +37,7 @@
 # | mode | training | samples per model | time |
 # |---|---|---|---|
 # | `fast` | 3 steps of each DiT to prove the loop, then the shipped checkpoints and their recorded loss curves | 100 (10 per digit), DDIM-10 | 16 s on 2 idle CPU cores; several times longer while another job shares them |
-# | `cpu` | both DiT recipes, printed in section 3 | 898 (the digits-FID count), DDIM-25 | not measured end to end; the two trainings alone took 6.5 and 14.5 minutes on 2 CPU cores (the shipped runs) |
+# | `cpu` | both DiT recipes, printed in section 3 | 898 (the digits-FID count), DDIM-25 | about 22 minutes on 2 CPU cores (1,345 s measured; the two trainings 6 and 14 of them) |
 # | `full` | both DiT recipes | 898, DDIM-50 | not yet measured on a GPU |
 #
 # Three coding exercises and two questions, each with an automatic checker.

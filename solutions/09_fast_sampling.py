@@ -36,7 +36,7 @@
 # | mode | distillation | digits per sampler | time |
 # |---|---|---|---|
 # | `fast` | 3 steps to prove the loop, then the shipped student | 16 (timing is real; quality at 16 is only a rough guide) | 42 s under nbval on 2 idle CPU cores, half of it DDPM-1000 (2026-11-26) |
-# | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count | not measured end to end; the table alone took 30 minutes on 2 CPU cores (benchmark 3, 26 of them DDPM-1000) and the distillation 15 |
+# | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count | about 37 minutes on 2 CPU cores (2,208 s measured; the distillation 10 of them, the table 24) |
 # | `full` | the whole recipe | 898 | not yet measured on a GPU |
 #
 # Three coding exercises and two questions, each with an automatic checker.
