@@ -8,7 +8,9 @@ Each setting is a cell:
 - ``fp32``: eager, float32;
 - ``bf16``: eager under bf16 autocast;
 - ``bf16+compile``: ``torch.compile`` with fixed shapes; on CUDA with CUDA graphs
-  (``mode="reduce-overhead"``), which is the course's ``TrainConfig(compile=True)``.
+  (``mode="reduce-overhead"``), which is the course's ``TrainConfig(compile=True)``;
+- ``fp32+graph``, ``bf16+graph`` (CUDA only): the whole eager step (draws, forward, backward,
+  clipping, AdamW, EMA) recorded once as one CUDA graph and replayed, ``TrainConfig(cuda_graph=True)``.
 
 Images/s leave out the first ``training.TIMED_AFTER`` steps (compiling, graph capture). TFLOP/s
 are the counted training FLOPs per image (forward + backward, ``profiling.count_training_flops``)
@@ -22,7 +24,8 @@ per step (kernel time summed) against the step's wall time, and the costliest ke
 far under 100% means the GPU waits for the CPU to launch work (launch-bound).
 
 Usage: ``python benchmarks/training_throughput.py [--device cuda] [--presets digits-small bench-32]
-[--batch 128] [--steps 40] [--settings fp32 bf16 bf16+compile] [--profile]``
+[--batch 128] [--steps 40] [--settings fp32 bf16 bf16+compile] [--profile]``; the default settings
+are the first three on a CPU, all five on CUDA.
 """
 
 from __future__ import annotations
@@ -43,13 +46,14 @@ from course_utils.models.diffusers_unet import diffusers_unet_like  # noqa: E402
 from course_utils.models.unet import UNET_PRESETS, UNetConfig, get_unet_config  # noqa: E402
 from course_utils.profiling import count_training_flops  # noqa: E402
 from course_utils.schedules import get_schedule  # noqa: E402
-from course_utils.training import TIMED_AFTER, TrainConfig, train  # noqa: E402
+from course_utils.training import STEP_MARK, TIMED_AFTER, TrainConfig, train  # noqa: E402
 
 # A 32x32 RGB network of about 9M parameters (4 levels, attention at 16x16): the size where a GPU
 # stops being launch-bound, beside the course's 16x16 digits presets.
 EXTRA_PRESETS = {"bench-32": UNetConfig(sample_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 2, 2),
                                         num_res_blocks=2, attention_levels=(1,))}
-SETTINGS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "bf16+compile": ("bf16", True)}
+SETTINGS = {"fp32": ("fp32", {}), "bf16": ("bf16", {}), "bf16+compile": ("bf16", {"compile": True}),
+            "fp32+graph": ("fp32", {"cuda_graph": True}), "bf16+graph": ("bf16", {"cuda_graph": True})}
 # Dense (no sparsity) peaks from NVIDIA's data sheets, TFLOP/s: (TF32, BF16).
 PEAK_TFLOPS = {"H100 PCIe": (378.0, 756.0), "H100": (494.7, 989.4), "H200": (494.7, 989.4), "A100": (156.0, 312.0)}
 
@@ -86,11 +90,11 @@ def peak(device: torch.device, precision: str) -> float | None:
 
 def measure(network: str, cfg: UNetConfig, setting: str, data, device, batch: int, steps: int) -> dict:
     """One cell: images/s of the course's loop after its first steps."""
-    precision, compile_ = SETTINGS[setting]
+    precision, switches = SETTINGS[setting]
     torch.manual_seed(0)
     model = UNet(cfg) if network == "ours" else diffusers_unet_like(cfg)
     config = TrainConfig(steps=steps, batch_size=batch, lr=2e-4, warmup_steps=1, log_every=steps,
-                         precision=precision, compile=compile_)
+                         precision=precision, **switches)
     result = train(model, data, get_schedule("cosine"), config, device=device, progress=False)
     return {"images_per_s": result.steady_images_per_s, "warmup_s": result.warmup_s,
             "final_loss": result.losses[-1][1]}
@@ -98,25 +102,29 @@ def measure(network: str, cfg: UNetConfig, setting: str, data, device, batch: in
 
 def profile_cell(network: str, cfg: UNetConfig, setting: str, data, device, batch: int, steps: int = 20) -> dict:
     """Kernels per step and the GPU's busy share of a step, over ``steps`` steps after the first
-    ``TIMED_AFTER`` (torch.profiler; a step ends with the optimiser's step, which the profiler marks)."""
+    ``TIMED_AFTER`` (torch.profiler). The window opens where the loop's ``training.STEP_MARK`` range
+    of step ``TIMED_AFTER`` begins (the loop has just synchronised: the GPU is idle) and closes when
+    the last kernel ends, so a host that runs ahead of the GPU (a replayed CUDA graph) is timed right."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    if SETTINGS[setting][1]:  # compile outside the profiler (the profiled run reuses Dynamo's and Inductor's caches)
+    if SETTINGS[setting][1].get("compile"):  # compile outside the profiler (the profiled run reuses Dynamo's and Inductor's caches)
         measure(network, cfg, setting, data, device, batch, TIMED_AFTER + 1)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         measure(network, cfg, setting, data, device, batch, TIMED_AFTER + steps)
     events = prof.events()
-    step_ends = sorted(e.time_range.end for e in events  # the host's op; its GPU annotation has the same name
-                       if e.name.startswith("Optimizer.step#") and e.device_type == DeviceType.CPU)
-    t0, t1 = step_ends[TIMED_AFTER - 1], step_ends[-1]  # microseconds, one clock for host and device events
-    kernels = [e for e in events if e.device_type == DeviceType.CUDA and t0 <= e.time_range.start <= t1
+    starts = sorted(e.time_range.start for e in events if e.name == STEP_MARK and e.device_type == DeviceType.CPU)
+    t0 = starts[TIMED_AFTER]  # microseconds, one clock for host and device events
+    kernels = [e for e in events if e.device_type == DeviceType.CUDA and e.time_range.start >= t0
                and not getattr(e, "is_user_annotation", False)]  # a record_function's span on the GPU is no kernel
+    t1 = max([e.time_range.end for e in kernels], default=0)
+    if not kernels:  # no GPU: the host's last step ends the window
+        t1 = max(e.time_range.end for e in events if e.name == STEP_MARK and e.device_type == DeviceType.CPU)
     by_name = Counter()
     for e in kernels:
         by_name[e.name] += e.time_range.elapsed_us()
-    n = len(step_ends) - TIMED_AFTER
+    n = len(starts) - TIMED_AFTER
     return {"kernels": len(kernels) / n, "busy_ms": sum(by_name.values()) / n / 1e3, "wall_ms": (t1 - t0) / n / 1e3,
             "top": by_name.most_common(3), "steps": n}
 
@@ -187,7 +195,8 @@ def main(argv=None) -> None:
                         "the CPU; digits-small, digits and bench-32 on CUDA)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=40, help=f"steps per cell, the first {TIMED_AFTER} untimed")
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS),
+                        help="default: every setting on CUDA; fp32, bf16 and bf16+compile on a CPU")
     parser.add_argument("--profile", action="store_true", help="what limits a step (CUDA only), instead of images/s")
     args = parser.parse_args(argv)
     if args.steps <= TIMED_AFTER:
@@ -195,6 +204,11 @@ def main(argv=None) -> None:
     device = get_device(args.device)
     if args.profile and device.type != "cuda":
         parser.error("--profile reads GPU kernel times: it needs --device cuda.")
+    on_cpu = [s for s in SETTINGS if not SETTINGS[s][1].get("cuda_graph")]
+    args.settings = args.settings or (list(SETTINGS) if device.type == "cuda" else on_cpu)
+    if device.type != "cuda" and set(args.settings) - set(on_cpu):
+        parser.error(f"{sorted(set(args.settings) - set(on_cpu))} record CUDA graphs: they need --device cuda "
+                     f"(on a CPU choose from {on_cpu}).")
     presets = args.presets or (["digits-small", "digits", "bench-32"] if device.type == "cuda" else ["digits-small"])
     for name in presets:
         preset_config(name)  # unknown names fail before any training

@@ -9,7 +9,7 @@ and distils consistency students from a frozen teacher (``objective="consistency
 
 Around it: AdamW with a linear warm-up, gradient clipping, an exponential moving average (EMA)
 of the weights, bf16 autocast on CUDA, optional ``torch.compile`` (CUDA graphs on CUDA; eager if
-compiling fails), a clear stop when the loss turns NaN/Inf, periodic atomic checkpoints
+compiling fails) or a CUDA graph of the whole step (``cuda_graph=True``), a clear stop when the loss turns NaN/Inf, periodic atomic checkpoints
 (safetensors) and exact resume. Data sets here are small, so they live on the device as one
 tensor: no DataLoader, fixed batch shapes. Started by ``torchrun``, the same loop trains
 data-parallel with DDP (``course_utils.distributed``).
@@ -17,6 +17,7 @@ data-parallel with DDP (``course_utils.distributed``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -61,6 +62,8 @@ class TrainConfig:
     label_dropout: float = 0.0  # probability of the null label (classifier-free guidance training)
     precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 elsewhere
     compile: bool = False  # torch.compile the model (CUDA graphs on CUDA); falls back to eager on failure
+    cuda_graph: bool = False  # CUDA only: record the whole step (draws, forward, backward, clipping, AdamW, EMA)
+    # as one CUDA graph after TIMED_AFTER eager steps and replay it: no compiling; eager if recording fails
     log_every: int = 50
     checkpoint_every: int = 0  # 0: only at the end (when a checkpoint path is given)
     seed: int = 0
@@ -79,6 +82,10 @@ class TrainConfig:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}.")
         if not 0 <= self.label_dropout < 1:
             raise ValueError(f"label_dropout must lie in [0, 1), got {self.label_dropout}.")
+        if self.compile and self.cuda_graph:
+            raise ValueError("compile=True and cuda_graph=True are two ways to remove launch overhead; choose one "
+                             "(compile: Inductor's fused kernels, a cold start of about a minute; cuda_graph: "
+                             "the eager kernels, recorded in a second).")
         if self.warmup_steps < 0 or self.checkpoint_every < 0 or self.grad_clip < 0:
             raise ValueError("warmup_steps, checkpoint_every and grad_clip must be >= 0.")
 
@@ -180,9 +187,13 @@ def consistency_loss(model, target, teacher, x0, alphas_cumprod, generator, conf
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, list]:
+    """The optimiser's state as flat tensors, and its param groups as JSON-ready dicts (a CUDA
+    graph's learning-rate tensor as a number, ``capturable`` off: a resumed run sets its own)."""
     sd = opt.state_dict()
     flat = {f"optim.{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items()}
-    return flat, sd["param_groups"]
+    groups = [{k: (v.item() if torch.is_tensor(v) else v) for k, v in g.items()} | {"capturable": False}
+              for g in sd["param_groups"]]
+    return flat, groups
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict, groups: list, device) -> None:
@@ -297,6 +308,17 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
     if step == 0 and step_fn is not model:
         ema.model.load_state_dict(model.state_dict())  # a fresh EMA starts from the broadcast weights
     compiled = _compile(step_fn, device) if config.compile else None  # tried at the first step
+    graph, capture_at, side = None, None, None  # config.cuda_graph: the recorded step, when to record it, its stream
+    if config.cuda_graph:
+        if device.type != "cuda":
+            raise ValueError(f"cuda_graph=True needs a CUDA device, got {device}; set cuda_graph=False there "
+                             "(or compile=True, which works on any device).")
+        if step_fn is not model:
+            warnings.warn("cuda_graph=True is not used under DDP (its gradient hooks run outside one graph); "
+                          "training in eager mode.", stacklevel=2)
+        else:  # eager steps first, on the stream that records (lazy cuBLAS/cuDNN set-up, optimiser state)
+            capture_at, side = step + TIMED_AFTER - 1, torch.cuda.Stream(device)  # recorded within the untimed steps
+            side.wait_stream(torch.cuda.current_stream(device))
 
     def forward_backward(fn, idx: torch.Tensor) -> torch.Tensor:
         """The loss of the batch ``data[idx]`` (this process's shard of it), and its gradients."""
@@ -314,6 +336,21 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
         loss.backward()
         return loss
 
+    def draw() -> torch.Tensor:
+        """The rows of this step's batch, drawn on the device."""
+        return torch.randint(0, len(data), (config.batch_size,), device=device, generator=gen)
+
+    def update(loss: torch.Tensor) -> None:
+        """After ``forward_backward``: clip, step AdamW, update the EMA, add the loss to the running sum."""
+        global_loss = distributed.mean(loss.detach())  # the whole batch's loss (this shard's in one process)
+        if check_every_step and not math.isfinite(global_loss.item()):
+            _diverged(step, config)
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        opt.step()
+        ema.update(model)
+        running.add_(global_loss)
+
     def checkpoint():
         if checkpoint_path is not None and distributed.is_main():
             save_training_state(checkpoint_path, model, ema, opt, gen, step, config, losses,
@@ -325,47 +362,49 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
     steady_from, steady_start = None, 0.0  # timing after the first steps (compilation, CUDA-graph capture)
     bar = tqdm(total=config.steps, initial=step, disable=not (progress and distributed.is_main()), desc="training",
                leave=False)
-    interrupted = False
+    interrupted, lr_now = False, None
     try:
-        while step < config.steps:
-            if step == first_step + TIMED_AFTER:
-                _sync(device)
-                steady_from, steady_start = step, time.perf_counter()
-            for group in opt.param_groups:  # linear warm-up, then constant
-                group["lr"] = config.lr * min(1.0, (step + 1) / warm)
-            idx = torch.randint(0, len(data), (config.batch_size,), device=device, generator=gen)
-            if compiled is not None:  # the first step: compile, or fall back to eager
-                step_fn, loss = _first_compiled_step(compiled, step_fn, forward_backward, idx, gen)
-                compiled = None
-            else:
-                if config.compile and device.type == "cuda":
-                    torch.compiler.cudagraph_mark_step_begin()
-                loss = forward_backward(step_fn, idx)
-            global_loss = distributed.mean(loss.detach())  # the whole batch's loss (this shard's in one process)
-            if check_every_step and not math.isfinite(global_loss.item()):
-                _diverged(step, config)
-            if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            ema.update(model)
-            running += global_loss
-            n_running += 1
-            step += 1
-            if step % config.log_every == 0 or step == config.steps:
-                mean = (running / n_running).item()
-                if not math.isfinite(mean):
-                    _diverged(step, config)
-                losses.append((step, mean))
-                running.zero_()
-                n_running = 0
-                bar.set_postfix(loss=f"{mean:.4f}")
-            bar.update(1)
-            if config.checkpoint_every and step % config.checkpoint_every == 0:
-                checkpoint()
+        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():  # the recording's stream
+            while step < config.steps:
+                if step == first_step + TIMED_AFTER:
+                    _sync(device)
+                    steady_from, steady_start = step, time.perf_counter()
+                with torch.profiler.record_function(STEP_MARK):  # where benchmarks/training_throughput.py --profile cuts steps
+                    lr = config.lr * min(1.0, (step + 1) / warm)  # linear warm-up, then constant
+                    if lr != lr_now:
+                        _set_lr(opt, lr)
+                        lr_now = lr
+                    if capture_at is not None and step >= capture_at:  # record once; None if recording failed
+                        graph, capture_at = _record_step(lambda: update(forward_backward(step_fn, draw())), opt, gen, side), None
+                    if graph is not None:
+                        graph.replay()
+                    elif compiled is not None:  # the first step: compile, or fall back to eager
+                        step_fn, loss = _first_compiled_step(compiled, step_fn, forward_backward, draw(), gen)
+                        compiled = None
+                        update(loss)
+                    else:
+                        if config.compile and device.type == "cuda":
+                            torch.compiler.cudagraph_mark_step_begin()
+                        update(forward_backward(step_fn, draw()))
+                n_running += 1
+                step += 1
+                if step % config.log_every == 0 or step == config.steps:
+                    mean = (running / n_running).item()
+                    if not math.isfinite(mean):
+                        _diverged(step, config)
+                    losses.append((step, mean))
+                    running.zero_()
+                    n_running = 0
+                    bar.set_postfix(loss=f"{mean:.4f}")
+                bar.update(1)
+                if config.checkpoint_every and step % config.checkpoint_every == 0:
+                    checkpoint()
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
+    if side is not None:
+        torch.cuda.current_stream(device).wait_stream(side)
     _sync(device)
     end = time.perf_counter()
     checkpoint()
@@ -376,7 +415,45 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
                        interrupted, (steady_start if steady_from is not None else end) - start, steady)
 
 
+STEP_MARK = "train.step"  # the profiler's name for one pass of the loop (a host-side range)
 TIMED_AFTER = 3  # steps left out of steady_images_per_s: compiling, CUDA-graph capture, allocator warm-up
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's learning rate; a recorded step's tensor is filled in place (its kernels read
+    it): one small kernel, so the loop calls this only when the rate changes."""
+    for group in opt.param_groups:
+        if torch.is_tensor(group["lr"]):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
+
+
+def _record_step(step, opt: torch.optim.Optimizer, gen: torch.Generator, stream):
+    """Record ``step()`` (one whole training step, no host sync in it) as a CUDA graph on ``stream``.
+
+    Recording runs no kernel: the step happens at the first ``replay()``. AdamW must be fused and
+    becomes ``capturable`` with its learning rate in a device tensor (``_set_lr``); ``gen``'s draws
+    advance on each replay (``register_generator_state``). Returns the graph, or None with a
+    warning if recording fails (the run then stays eager; parameters are untouched, as nothing ran).
+    """
+    groups = [(g, g["lr"], g["capturable"]) for g in opt.param_groups]
+    for g, lr, _ in groups:
+        g["capturable"], g["lr"] = True, torch.tensor(float(lr), device=gen.device)
+    graph = torch.cuda.CUDAGraph()
+    try:
+        graph.register_generator_state(gen)
+        stream.synchronize()
+        with torch.cuda.graph(graph, stream=stream):
+            step()
+    except Exception as err:  # an operation that cannot be recorded: the same step runs eagerly
+        for g, lr, capturable in groups:
+            g["lr"], g["capturable"] = lr, capturable
+        warnings.warn(f"recording the training step as a CUDA graph failed ({type(err).__name__}: "
+                      f"{str(err).splitlines()[0][:200] if str(err) else ''}); training continues in eager mode "
+                      "(set cuda_graph=False to skip the attempt).", stacklevel=3)
+        return None
+    return graph
 
 
 def _sync(device: torch.device) -> None:

@@ -188,7 +188,8 @@ nb04.check_sample_timesteps(sample_timesteps)
 # The course's loop, `course_utils.training.train`, does exactly this with a few additions a real
 # run needs: AdamW with a short learning-rate warm-up, gradient clipping, an **exponential moving
 # average (EMA)** of the weights (sampling from the average gives cleaner images than the last
-# noisy step of the optimiser), bf16 and optional `torch.compile` on a GPU, a clear stop if the
+# noisy step of the optimiser), on a GPU bf16 and one CUDA graph for the whole step (recorded once,
+# then replayed: the GPU no longer waits for Python to launch each small kernel), a clear stop if the
 # loss turns NaN, and checkpoints you can resume from. Stopping the cell (■) ends training
 # cleanly and keeps the model trained so far.
 #
@@ -198,7 +199,7 @@ nb04.check_sample_timesteps(sample_timesteps)
 schedule = get_schedule("cosine")
 quick = train(UNet("digits-tiny"), images, schedule,
               TrainConfig(steps=config.by_mode(fast=40, cpu=300, full=300), batch_size=64, lr=1e-3,
-                          warmup_steps=10, log_every=10),
+                          warmup_steps=10, log_every=10, cuda_graph=DEVICE.type == "cuda"),
               device=DEVICE)
 print(f"{quick.step} steps, {quick.images_per_s:.0f} images/s, loss {quick.losses[0][1]:.3f} -> {quick.losses[-1][1]:.3f}")
 assert quick.losses[-1][1] < quick.losses[0][1], "the loss should fall within the first steps"
@@ -220,7 +221,7 @@ else:
     run = train(UNet(preset), images, schedule,
                 TrainConfig(steps=config.by_mode(fast=0, cpu=2000, full=4000),
                             batch_size=config.by_mode(fast=0, cpu=128, full=256), lr=5e-4, warmup_steps=200,
-                            compile=MODE == "full"),  # on a GPU: torch.compile + CUDA graphs (eager if it fails)
+                            cuda_graph=DEVICE.type == "cuda"),  # the whole step as one CUDA graph (eager if it fails)
                 device=DEVICE, checkpoint_path=f"runs/04_{preset}.safetensors")
     model = DiffusionModel(run.ema_model, schedule, info={"name": f"my {preset}"})
     losses = run.losses

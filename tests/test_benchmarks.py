@@ -52,6 +52,8 @@ def test_training_throughput_refuses_bad_settings():
     assert run.returncode != 0 and "--steps must be more than 3" in run.stderr
     run = _run("benchmarks/training_throughput.py", "--presets", "digits-huge", "--steps", "5")
     assert run.returncode != 0 and "digits-small" in run.stderr  # the error lists the accepted presets
+    run = _run("benchmarks/training_throughput.py", "--device", "cpu", "--settings", "fp32", "bf16+graph")
+    assert run.returncode != 0 and "['bf16+graph'] record CUDA graphs: they need --device cuda" in run.stderr
 
 
 def test_full_mode_runs_a_notebook():

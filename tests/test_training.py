@@ -245,3 +245,27 @@ def test_steady_throughput_leaves_out_the_first_steps(digits):
     long = train(_TinyDenoiser(), digits, get_schedule("linear"), cfg(steps=TIMED_AFTER + 5), device="cpu",
                  progress=False)
     assert long.steady_images_per_s > 0 and 0 < long.warmup_s < long.wall_time_s
+
+
+def test_cuda_graph_and_compile_are_exclusive_and_cuda_graph_needs_cuda(digits):
+    with pytest.raises(ValueError, match="choose one"):
+        cfg(compile=True, cuda_graph=True)
+    with pytest.raises(ValueError, match="cuda_graph=True needs a CUDA device, got cpu.*cuda_graph=False"):
+        train(_TinyDenoiser(), digits, get_schedule("linear"), cfg(steps=2, cuda_graph=True), device="cpu",
+              progress=False)
+
+
+def test_a_recorded_steps_learning_rate_tensor_is_saved_as_a_number(tmp_path, digits):
+    """A CUDA graph's AdamW holds its learning rate in a tensor and is capturable; the checkpoint
+    stores a plain number and capturable off, so any run (eager or recorded) resumes from it."""
+    from course_utils.training import _optimizer_tensors, _set_lr
+
+    model = _TinyDenoiser()
+    opt = torch.optim.AdamW(model.parameters(), lr=torch.tensor(1e-3), foreach=False)
+    opt.param_groups[0]["capturable"] = False  # as the recording leaves it, but on a CPU
+    _set_lr(opt, 2e-3)
+    assert torch.is_tensor(opt.param_groups[0]["lr"]) and opt.param_groups[0]["lr"].item() == pytest.approx(2e-3)
+    _, groups = _optimizer_tensors(opt)
+    assert groups[0]["lr"] == pytest.approx(2e-3) and isinstance(groups[0]["lr"], float)
+    assert groups[0]["capturable"] is False
+    save_checkpoint(tmp_path / "opt.safetensors", {"x": torch.zeros(1)}, {"param_groups": groups})  # JSON-ready

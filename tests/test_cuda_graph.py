@@ -1,0 +1,56 @@
+"""Training with the whole step recorded as one CUDA graph (``TrainConfig(cuda_graph=True)``).
+
+These run only where CUDA is present (the GPU check, ``benchmarks/gpu_check.sh``); on a CPU they
+are skipped, and ``test_training`` covers what can be checked there (the errors, the checkpoint).
+"""
+
+import pytest
+import torch
+
+from course_utils.data import load_digits
+from course_utils.models import UNet
+from course_utils.schedules import get_schedule
+from course_utils.training import TrainConfig, train
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def _cfg(**kw):
+    base = dict(steps=30, batch_size=64, lr=2e-3, warmup_steps=10, log_every=1, seed=0, precision="fp32")
+    return TrainConfig(**(base | kw))
+
+
+def _run(cuda_graph, **kw):
+    torch.manual_seed(0)
+    return train(UNet("digits-tiny"), load_digits()[0][:512], get_schedule("cosine"), _cfg(cuda_graph=cuda_graph, **kw),
+                 device="cuda", progress=False)
+
+
+def test_a_recorded_step_trains_like_the_eager_one():
+    """Same seed, same draws (the generator is registered with the graph), same kernels: the loss
+    trajectories agree, warm-up (a changing learning rate) included."""
+    eager, graphed = _run(False), _run(True)
+    a = torch.tensor([loss for _, loss in eager.losses])
+    b = torch.tensor([loss for _, loss in graphed.losses])
+    torch.testing.assert_close(b, a, rtol=2e-3, atol=1e-5)
+    for p, q in zip(eager.ema_model.parameters(), graphed.ema_model.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-5)
+
+
+def test_a_recorded_run_resumes_exactly(tmp_path):
+    straight = _run(True)
+    path = tmp_path / "run.safetensors"
+    torch.manual_seed(0)
+    train(UNet("digits-tiny"), load_digits()[0][:512], get_schedule("cosine"), _cfg(cuda_graph=True, steps=15),
+          device="cuda", progress=False, checkpoint_path=path)
+    torch.manual_seed(0)
+    resumed = train(UNet("digits-tiny"), load_digits()[0][:512], get_schedule("cosine"), _cfg(cuda_graph=True),
+                    device="cuda", progress=False, checkpoint_path=path)
+    torch.testing.assert_close(torch.tensor([v for _, v in resumed.losses]),
+                               torch.tensor([v for _, v in straight.losses]), rtol=2e-3, atol=1e-5)
+
+
+def test_bf16_recorded_training_learns():
+    run = _run(True, precision="bf16", steps=200, log_every=50)
+    assert run.losses[-1][1] < 0.5 * run.losses[0][1], run.losses
+    assert run.steady_images_per_s > 0
