@@ -62,8 +62,15 @@ def main(argv=None) -> None:
     print(f"# Benchmark 4 ({args.mode} mode) on {device_name(device)}, torch {torch.__version__}\n")
     print("| what | value | samples | device | torch | date |\n|---|---|---|---|---|---|")
     scope = "up to its digits-FID cell" if args.to_target else "whole notebook"
+    failed = []
     for path in paths:
-        r = run_one(path, args.mode, stop_after=TARGET_CELL if args.to_target else "")
+        try:
+            r = run_one(path, args.mode, stop_after=TARGET_CELL if args.to_target else "")
+        except RuntimeError as err:  # one notebook's failure is reported, and the others still run
+            failed.append(path.stem)
+            reason = str(err).splitlines()[0][:300].replace("|", "/") if str(err) else type(err).__name__
+            print(row(f"{path.stem}, {args.mode} mode, {scope}", f"failed: {reason}", "1 run", device), flush=True)
+            continue
         print(row(f"{path.stem}, {args.mode} mode, {scope}",
                   f"{r['wall_s']:.0f} s (slowest cell #{r['slowest_cell']}: {r['slowest_cell_s']:.0f} s), "
                   f"kernel peak RSS {r['peak_mib']:.0f} MiB", "1 run", device), flush=True)
@@ -75,6 +82,8 @@ def main(argv=None) -> None:
             print(row(f"{path.stem}, {args.mode} mode: quality target (digits-FID <= {TARGET_RATIO:g}x floor)",
                       f"{verdict}: {ratio:.1f}x in {r['wall_s']:.0f} s ({scope})", "N = 898", device),
                   flush=True)
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@
 #      UNet2DModel, eager and with the whole step as one CUDA graph, fp32 and bf16 (bf16+compile was
 #      measured on 2026-11-26 and costs a minute of compiling per network);
 #   3. what limits a recorded step (torch.profiler with CUDA activity);
-#   4. benchmark 2 on `bench-32` (9.0M parameters, 32x32), the size where a GPU stops being launch-bound.
+#   4. benchmark 2 on `bench-32` (9.0M parameters, 32x32), the size where a GPU stops being launch-bound;
+#   5. benchmark 4: notebooks 05-10 and 04 whole in full mode (what time is left).
+# GPU_CHECK_ONLY="tests notebooks" runs only those phases (names: tests to_target throughput profile
+# bench32 notebooks).
 #
 # Here, once (fetches diffusers and the notebook runner as wheels for the machine's Python 3.12):
 #   .venv/bin/python tools/gpu_wheels.py
@@ -42,10 +45,17 @@ phase() {  # phase SECONDS FILE COMMAND...: run with at most SECONDS (and never 
 BENCH2=(python3 benchmarks/training_throughput.py --device "$DEVICE" --batch "$BATCH")
 GRAPHS=(fp32+graph bf16+graph)
 [ "$DEVICE" = cuda ] || GRAPHS=()  # the dry run on a CPU: no CUDA graphs
-phase 90 cuda_graph_tests.md python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py
-grep -Eq "[0-9]+ (failed|error)" "$OUT/cuda_graph_tests.md" && { echo "stopped: the CUDA-graph tests failed"; exit 1; }
-phase 220 to_target.md python3 benchmarks/full_mode.py --to-target --mode "$MODE"
-phase 100 throughput_digits.md "${BENCH2[@]}" --presets digits --steps 100 --settings fp32 bf16 "${GRAPHS[@]}"
-[ "$DEVICE" = cuda ] && phase 60 profile_digits.md "${BENCH2[@]}" --presets digits --settings "${GRAPHS[@]}" --profile
-phase 60 throughput_bench32.md "${BENCH2[@]}" --presets bench-32 --steps 60 --settings fp32 "${GRAPHS[@]}"
+ONLY=" ${GPU_CHECK_ONLY:-tests to_target throughput profile bench32 notebooks} "  # a rerun may pick phases
+on() { [[ "$ONLY" == *" $1 "* ]]; }
+if on tests; then
+    phase 90 cuda_graph_tests.md python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py
+    grep -Eq "[0-9]+ (failed|error)" "$OUT/cuda_graph_tests.md" && { echo "stopped: the CUDA-graph tests failed"; exit 1; }
+fi
+on to_target && phase 220 to_target.md python3 benchmarks/full_mode.py --to-target --mode "$MODE"
+on throughput && phase 100 throughput_digits.md "${BENCH2[@]}" --presets digits --steps 100 --settings fp32 bf16 "${GRAPHS[@]}"
+on profile && [ "$DEVICE" = cuda ] && phase 60 profile_digits.md "${BENCH2[@]}" --presets digits --settings "${GRAPHS[@]}" --profile
+on bench32 && phase 60 throughput_bench32.md "${BENCH2[@]}" --presets bench-32 --steps 60 --settings fp32 "${GRAPHS[@]}"
+# 5. benchmark 4: the other training notebooks end to end in full mode, then notebook 04 whole (each
+#    row is printed as its notebook ends, so a phase cut short still reports the ones that finished)
+on notebooks && phase 600 full_mode.md python3 benchmarks/full_mode.py --mode "$MODE" --only 05 06 07 08 09 10 04
 exit 0

@@ -79,8 +79,10 @@ def consistency_distillation_loss(student, target, teacher, x0: torch.Tensor, al
         shard: the rows this process trains on (data parallel); the draws are made for all ``B``.
             ``model_kwargs`` tensors must already be cut to the shard.
     """
-    grid = torch.as_tensor(solver_timesteps(len(alphas_cumprod), original_inference_steps), device=x0.device)
+    solver_timesteps(len(alphas_cumprod), original_inference_steps)  # checks N
     k = len(alphas_cumprod) // original_inference_steps
+    grid = torch.arange(1, original_inference_steps + 1, device=x0.device) * k - 1  # that grid, made on the device:
+    # no copy from the host, which a CUDA graph could not record
     b = x0.shape[0]
     t = grid[torch.randint(0, len(grid), (b,), device=x0.device, generator=generator)][shard]  # (B',) t_{n+1}
     s = (t - k).clamp_min(0)  # (B',) t_n; 0 below the grid, where f is the identity

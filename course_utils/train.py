@@ -290,12 +290,18 @@ def main(argv=None) -> None:
     parser.add_argument("--install", action="store_true", help="copy into the package and update the manifest")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--log-every", type=int, help="record the mean loss every this many steps (recipe: 50)")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="CUDA, one process: record each training step as one CUDA graph (TrainConfig.cuda_graph)")
     parser.add_argument("--skip-eval", action="store_true",
                         help="train and save only: the card records no quality metric (diffusion recipes)")
     args = parser.parse_args(argv)
 
     recipe = get_recipe(args.name)
     overrides = {k: v for k, v in (("steps", args.steps), ("log_every", args.log_every)) if v is not None}
+    overrides |= {"cuda_graph": True} if args.cuda_graph else {}
+    if args.cuda_graph and recipe.kind != "diffusion":
+        parser.error(f"--cuda-graph records the diffusion loop's step; {recipe.name!r} is a {recipe.kind} with its own "
+                     f"loop (diffusion recipes: {', '.join(n for n, r in sorted(RECIPES.items()) if r.kind == 'diffusion')}).")
     recipe = replace(recipe, train=replace(recipe.train, **overrides))
     if distributed.launched():
         if recipe.kind != "diffusion":

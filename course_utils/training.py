@@ -440,8 +440,8 @@ def _record_step(step, opt: torch.optim.Optimizer, gen: torch.Generator, stream)
     groups = [(g, g["lr"], g["capturable"]) for g in opt.param_groups]
     for g, lr, _ in groups:
         g["capturable"], g["lr"] = True, torch.tensor(float(lr), device=gen.device)
-    graph = torch.cuda.CUDAGraph()
     try:
+        graph = torch.cuda.CUDAGraph()
         graph.register_generator_state(gen)
         stream.synchronize()
         with torch.cuda.graph(graph, stream=stream):

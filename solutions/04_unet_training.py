@@ -331,7 +331,8 @@ for skips in (True, False):
     torch.manual_seed(0)
     net = UNet(get_unet_config("digits-tiny", skip_connections=skips))
     res = train(net, images, schedule, TrainConfig(steps=ablation_steps, batch_size=64, lr=1e-3, warmup_steps=10,
-                                                   log_every=max(1, ablation_steps // 10)),
+                                                   log_every=max(1, ablation_steps // 10),
+                                                   cuda_graph=DEVICE.type == "cuda"),
                 device=DEVICE, progress=False)
     rows.append((skips, net.num_parameters(), loss_at(res.model, 0, 100), loss_at(res.model, 500, 1000)))
 print(f"after {ablation_steps} steps each:")
@@ -361,7 +362,7 @@ theirs = diffusers_unet_like("digits-small")
 print(f"ours: {UNet('digits-small').num_parameters():,} parameters   diffusers: {theirs.num_parameters():,}")
 steps_cmp = config.by_mode(fast=10, cpu=600, full=4000)
 cmp_cfg = TrainConfig(steps=steps_cmp, batch_size=64, lr=5e-4, warmup_steps=min(200, steps_cmp),
-                      log_every=max(1, steps_cmp // 10))
+                      log_every=max(1, steps_cmp // 10), cuda_graph=DEVICE.type == "cuda")
 torch.manual_seed(0)
 ours_run = train(UNet("digits-small"), images, schedule, cmp_cfg, device=DEVICE, progress=False)
 torch.manual_seed(0)

@@ -162,6 +162,7 @@ unet = UNet(recipe.arch)
 before = unet.class_embedding.weight.detach().clone()  # (11, 128)
 run_config = config.by_mode(fast=replace(tc, steps=20, batch_size=32, warmup_steps=5, log_every=5),
                             cpu=tc, full=tc)
+run_config = replace(run_config, cuda_graph=DEVICE.type == "cuda")  # on a GPU: each step one CUDA graph
 run = train(unet, images, schedule, run_config, labels=labels, device=DEVICE,
             checkpoint_path=None if MODE == "fast" else "runs/05_digits-class.safetensors")
 moved = (run.model.class_embedding.weight.detach().cpu() - before).abs().amax(1)  # (11,) per label

@@ -300,6 +300,7 @@ for name, recipe in recipes.items():
           f"label dropout {tc.label_dropout:.0%}")
     run_config = config.by_mode(fast=replace(tc, steps=3, batch_size=16, warmup_steps=1, log_every=1),
                                 cpu=tc, full=tc)
+    run_config = replace(run_config, cuda_graph=DEVICE.type == "cuda")  # on a GPU: each step one CUDA graph
     runs[name] = train(DiT(recipe.arch), images, get_schedule(recipe.schedule), run_config, labels=labels,
                        device=DEVICE, checkpoint_path=None if MODE == "fast" else f"runs/07_{name}.safetensors")
     r = runs[name]

@@ -298,6 +298,7 @@ print(f"{recipe.name}: {tc.steps} steps of batch {tc.batch_size}, lr {tc.lr:g}, 
 images, _ = load_digits()
 student_net = copy.deepcopy(teacher.unet)  # the student starts as the teacher
 run_config = config.by_mode(fast=replace(tc, steps=3, batch_size=8, warmup_steps=1, log_every=1), cpu=tc, full=tc)
+run_config = replace(run_config, cuda_graph=DEVICE.type == "cuda")  # on a GPU: each step one CUDA graph
 run = train(student_net, images, teacher.schedule, run_config, device=DEVICE, teacher=teacher.unet,
             checkpoint_path=None if MODE == "fast" else "runs/09_digits-student.safetensors")
 print(f"{run.step} steps, loss {run.losses[0][1]:.4f} -> {run.losses[-1][1]:.4f}, {run.wall_time_s:.1f} s")

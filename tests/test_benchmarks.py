@@ -133,3 +133,19 @@ def test_training_throughput_trains_the_digits_presets_on_the_digits():
     assert torch.equal(digits, load_digits()[0])
     other = training_throughput.training_data(training_throughput.preset_config("bench-32"), n=4)
     assert other.shape == (4, 3, 32, 32) and other.abs().max() <= 1
+
+
+def test_full_mode_reports_a_failed_notebook_and_runs_the_next(monkeypatch, capsys):
+    import full_mode
+
+    def run_one(path, mode, stop_after=""):
+        if path.name.startswith("05"):
+            raise RuntimeError("05_guidance.ipynb failed in cell 7: CUDA error | out of memory")
+        return {"wall_s": 30.0, "peak_mib": 900.0, "slowest_cell_s": 20.0, "slowest_cell": 3, "metric_lines": []}
+
+    monkeypatch.setattr(full_mode, "run_one", run_one)
+    with pytest.raises(SystemExit, match="failed: 05_guidance"):
+        full_mode.main(["--mode", "fast", "--only", "05", "08"])
+    rows = _rows(capsys.readouterr().out)
+    assert rows[1][1] == "failed: 05_guidance.ipynb failed in cell 7: CUDA error / out of memory"
+    assert rows[2][0] == "08_flow_matching, fast mode, whole notebook" and rows[2][1].startswith("30 s")

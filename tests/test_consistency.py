@@ -131,3 +131,23 @@ def test_a_student_samples_through_the_pipeline_with_its_own_sampler_only():
         model.sample(2, steps=60)
     with pytest.raises(ValueError, match="teacher's schedule"):
         DiffusionModel(net, None, prediction_type="flow", info={"method": "consistency"})
+
+
+def test_the_loss_draws_the_student_timesteps_on_the_solver_grid_and_the_teacher_one_step_below():
+    """The grid is built on the data's device (no host copy, so a CUDA graph can record the loss);
+    it must still be ``solver_timesteps``: student at t_{n+1}, target at t_n = t_{n+1} - k (or 0)."""
+    seen = {"student": [], "target": []}
+
+    def recorder(name):
+        def model(x, t, **_):
+            seen[name].append(t.clone())
+            return torch.zeros_like(x)
+        return model
+
+    data = torch.zeros(256, 1, 4, 4)
+    consistency_distillation_loss(recorder("student"), recorder("target"), lambda x, t, **_: torch.zeros_like(x),
+                                  data, AB, torch.Generator().manual_seed(0), original_inference_steps=20)
+    grid = set(solver_timesteps(1000, 20).tolist())
+    t, s = seen["student"][0], seen["target"][0]
+    assert set(t.tolist()) <= grid and len(set(t.tolist())) > 10
+    assert torch.equal(s, (t - 50).clamp_min(0))

@@ -77,3 +77,9 @@ def test_one_process_is_not_wrapped():
     value = torch.tensor(3.0)
     assert distributed.mean(value) is value
     assert distributed.is_main() and distributed.world_size() == 1
+
+
+def test_cuda_graph_is_refused_for_a_recipe_with_its_own_loop(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.main(["digit-classifier", "--cuda-graph", "--out", str(tmp_path)])
+    assert "--cuda-graph records the diffusion loop's step; 'digit-classifier' is a classifier" in capsys.readouterr().err

@@ -269,3 +269,19 @@ def test_a_recorded_steps_learning_rate_tensor_is_saved_as_a_number(tmp_path, di
     assert groups[0]["lr"] == pytest.approx(2e-3) and isinstance(groups[0]["lr"], float)
     assert groups[0]["capturable"] is False
     save_checkpoint(tmp_path / "opt.safetensors", {"x": torch.zeros(1)}, {"param_groups": groups})  # JSON-ready
+
+
+def test_a_failed_recording_restores_the_optimiser_and_warns():
+    """Where recording fails (here: no CUDA at all), the step stays eager: AdamW gets back its plain
+    learning rate and capturable flag, nothing ran, and the warning says how to skip the attempt."""
+    from course_utils.training import _record_step
+
+    model = _TinyDenoiser()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    before = [p.detach().clone() for p in model.parameters()]
+    ran = []
+    with pytest.warns(UserWarning, match="recording the training step as a CUDA graph failed.*cuda_graph=False"):
+        graph = _record_step(lambda: ran.append(1), opt, torch.Generator(), stream=None)
+    assert graph is None and not ran
+    assert opt.param_groups[0]["lr"] == 1e-3 and opt.param_groups[0]["capturable"] is False
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
