@@ -147,5 +147,5 @@ def test_full_mode_reports_a_failed_notebook_and_runs_the_next(monkeypatch, caps
     with pytest.raises(SystemExit, match="failed: 05_guidance"):
         full_mode.main(["--mode", "fast", "--only", "05", "08"])
     rows = _rows(capsys.readouterr().out)
-    assert rows[1][1] == "failed: 05_guidance.ipynb failed in cell 7: CUDA error / out of memory"
-    assert rows[2][0] == "08_flow_matching, fast mode, whole notebook" and rows[2][1].startswith("30 s")
+    assert rows[0][1] == "failed: 05_guidance.ipynb failed in cell 7: CUDA error / out of memory"
+    assert rows[1][0] == "08_flow_matching, fast mode, whole notebook" and rows[1][1].startswith("30 s")
