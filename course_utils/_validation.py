@@ -7,6 +7,13 @@ from collections.abc import Iterable, Sequence
 import torch
 
 
+def recording_cuda_graph() -> bool:
+    """True while a CUDA graph is being recorded (``TrainConfig(cuda_graph=True)``). Checks that read
+    a tensor's values on the host (a range check) would break the recording, so they skip it: the
+    recorded step's inputs come from data that ``train`` checked, and its eager steps before it."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
 def check_choice(name: str, value: str, accepted: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``accepted``; else raise a ``ValueError`` naming them."""
     accepted = list(accepted)

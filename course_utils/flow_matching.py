@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._validation import broadcast_to_sample, check_positive_int, check_same_shape
+from ._validation import broadcast_to_sample, check_positive_int, check_same_shape, recording_cuda_graph
 
 NUM_TRAIN_TIMESTEPS = 1000
 
@@ -29,7 +29,7 @@ NUM_TRAIN_TIMESTEPS = 1000
 def _expand(sigma, x: torch.Tensor) -> torch.Tensor:
     """``sigma`` (a number or ``(B,)``) checked to lie in [0, 1] and shaped to multiply ``x``."""
     s = broadcast_to_sample(sigma, x, name="sigma")
-    if s.numel() and (s.min() < 0 or s.max() > 1):
+    if s.numel() and not recording_cuda_graph() and (s.min() < 0 or s.max() > 1):
         raise ValueError("sigma must lie in [0, 1] (0: data, 1: noise).")
     return s
 

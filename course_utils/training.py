@@ -273,6 +273,9 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
     data = images.to(device, torch.float32)
     label_data = labels.to(device) if labels is not None else None
     null_label = getattr(getattr(model, "config", None), "num_classes", None)
+    if labels is not None and null_label and (labels.is_floating_point() or labels.min() < 0 or labels.max() > null_label):
+        raise ValueError(f"labels must be integers in [0, {null_label - 1}] (or {null_label}, the null label), got "
+                         f"{labels.min().item()} to {labels.max().item()}.")  # checked once: a recorded step cannot
     if config.label_dropout > 0 and null_label is None:
         raise ValueError("label_dropout needs a class-conditional model (config.num_classes set).")
     if config.objective == "diffusion" and schedule is None:
@@ -449,11 +452,25 @@ def _record_step(step, opt: torch.optim.Optimizer, gen: torch.Generator, stream)
     except Exception as err:  # an operation that cannot be recorded: the same step runs eagerly
         for g, lr, capturable in groups:
             g["lr"], g["capturable"] = lr, capturable
+        _end_recording(gen, stream)
         warnings.warn(f"recording the training step as a CUDA graph failed ({type(err).__name__}: "
                       f"{str(err).splitlines()[0][:200] if str(err) else ''}); training continues in eager mode "
                       "(set cuda_graph=False to skip the attempt).", stacklevel=3)
         return None
     return graph
+
+
+def _end_recording(gen: torch.Generator, stream) -> None:
+    """After a failed recording, ``gen`` and CUDA's default generator can stay marked as recording
+    (torch skips their epilogue) and refuse every later draw; one small recording that succeeds
+    clears the mark. Their states are as before: a recording draws nothing."""
+    try:
+        graph = torch.cuda.CUDAGraph()
+        graph.register_generator_state(gen)
+        with torch.cuda.graph(graph, stream=stream):
+            torch.zeros(1, device=gen.device).add_(1)
+    except Exception:  # no CUDA (a test on the CPU), or nothing to clear
+        pass
 
 
 def _sync(device: torch.device) -> None:

@@ -285,3 +285,12 @@ def test_a_failed_recording_restores_the_optimiser_and_warns():
     assert graph is None and not ran
     assert opt.param_groups[0]["lr"] == 1e-3 and opt.param_groups[0]["capturable"] is False
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_labels_outside_the_models_classes_are_refused_before_training(digits):
+    from course_utils.models.unet import get_unet_config
+
+    net = UNet(get_unet_config("digits-tiny", num_classes=10))
+    labels = torch.arange(len(digits)) % 12  # 10 and 11: beyond the null label 10
+    with pytest.raises(ValueError, match=r"labels must be integers in \[0, 9\] \(or 10, the null label\), got 0 to 11"):
+        train(net, digits, get_schedule("linear"), cfg(steps=1), labels=labels, device="cpu", progress=False)

@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from .._validation import recording_cuda_graph
+
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Embed timesteps as ``[cos(t * f_0), ..., cos(t * f_{d/2-1}), sin(t * f_0), ...]``.
@@ -58,6 +60,6 @@ def add_class_embedding(emb: torch.Tensor, table: torch.nn.Embedding | None, num
     class_labels = torch.as_tensor(class_labels, device=emb.device)
     if class_labels.shape != (b,) or class_labels.is_floating_point():
         raise ValueError(f"class_labels must be a (B,) integer tensor, got shape {tuple(class_labels.shape)}.")
-    if int(class_labels.min()) < 0 or int(class_labels.max()) > num_classes:
+    if not recording_cuda_graph() and (int(class_labels.min()) < 0 or int(class_labels.max()) > num_classes):
         raise ValueError(f"class_labels must lie in [0, {num_classes - 1}] (or {num_classes} for the null label).")
     return emb + table(class_labels)  # (B, D)
