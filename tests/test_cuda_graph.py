@@ -65,11 +65,11 @@ def test_a_recorded_step_trains_like_the_eager_one(objective):
     b = torch.tensor([loss for _, loss in graphed.losses])
     # Recorded kernels may round differently (cuBLAS picks its algorithms under capture); the
     # consistency loss magnifies that, its teacher step dividing by sqrt(alpha_bar) ~ 0.003 at t = 999
-    # (on an H100: 3 of 30 losses 0.1-1% apart by step 30).
+    # (on an H100: 3 of 30 losses 0.1-1% apart by step 30, one weight of 2,304 2e-4 apart).
     rtol = 2e-2 if objective == "consistency" else 2e-3
     torch.testing.assert_close(b, a, rtol=rtol, atol=1e-5)
     for p, q in zip(eager.ema_model.parameters(), graphed.ema_model.parameters()):
-        torch.testing.assert_close(q, p, rtol=10 * rtol, atol=1e-4 if objective == "consistency" else 1e-5)
+        torch.testing.assert_close(q, p, rtol=10 * rtol, atol=1e-3 if objective == "consistency" else 1e-5)
 
 
 class _Peeking(torch.nn.Module):
@@ -94,8 +94,10 @@ def test_a_step_that_cannot_be_recorded_trains_on_eagerly_with_the_same_draws():
                          device="cuda", progress=False)
     assert fallback.step == 30
     torch.randn(4, device="cuda")  # CUDA's default generator still draws after the failed recording
+    # Two eager runs on a GPU are not bitwise equal (atomic adds in the backward); other draws would
+    # move each loss by several percent, these agree within 2e-4 (H100).
     torch.testing.assert_close(torch.tensor([v for _, v in fallback.losses]), torch.tensor([v for _, v in eager.losses]),
-                               rtol=1e-5, atol=1e-7)
+                               rtol=2e-3, atol=1e-5)
 
 
 def test_a_recorded_run_resumes_exactly(tmp_path):
