@@ -32,8 +32,8 @@
 # | mode | training | time |
 # |---|---|---|
 # | `fast` | a few dozen steps to prove the loop, then the shipped checkpoint | about a minute on 2 CPU cores |
-# | `cpu` | a 1.1M-parameter U-Net, 2,000 steps | about 10 minutes on a laptop CPU |
-# | `full` | a 6.8M-parameter U-Net, 4,000 steps in bf16 with CUDA graphs | over 3.5 minutes to the FID score on one H200 (a minute of it compiling, once); the whole notebook not timed yet |
+# | `cpu` | a 1.1M-parameter U-Net, 2,000 steps | about 21 minutes on 2 CPU cores (12 of them training) |
+# | `full` | a 6.8M-parameter U-Net, 4,000 steps in bf16, each step one CUDA graph | 100 s to the FID score on one H100 (about 1 minute of it training); 160 s for the whole notebook |
 #
 # Three coding exercises and one question, each with an automatic checker.
 
