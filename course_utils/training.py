@@ -9,8 +9,9 @@ and distils consistency students from a frozen teacher (``objective="consistency
 
 Around it: AdamW with a linear warm-up, gradient clipping, an exponential moving average (EMA)
 of the weights, bf16 autocast on CUDA, optional ``torch.compile`` (CUDA graphs on CUDA; eager if
-compiling fails) or a CUDA graph of the whole step (``cuda_graph=True``), a clear stop when the loss turns NaN/Inf, periodic atomic checkpoints
-(safetensors) and exact resume. Data sets here are small, so they live on the device as one
+compiling fails) or one CUDA graph for the whole step (``cuda_graph=True``; eager if recording
+fails), a clear stop when the loss turns NaN/Inf, periodic atomic checkpoints (safetensors) and
+exact resume. Data sets here are small, so they live on the device as one
 tensor: no DataLoader, fixed batch shapes. Started by ``torchrun``, the same loop trains
 data-parallel with DDP (``course_utils.distributed``).
 """
@@ -63,7 +64,7 @@ class TrainConfig:
     precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 elsewhere
     compile: bool = False  # torch.compile the model (CUDA graphs on CUDA); falls back to eager on failure
     cuda_graph: bool = False  # CUDA only: record the whole step (draws, forward, backward, clipping, AdamW, EMA)
-    # as one CUDA graph after TIMED_AFTER eager steps and replay it: no compiling; eager if recording fails
+    # as one CUDA graph after two eager steps and replay it: no compiling; eager if recording fails
     log_every: int = 50
     checkpoint_every: int = 0  # 0: only at the end (when a checkpoint path is given)
     seed: int = 0
@@ -275,7 +276,7 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
     null_label = getattr(getattr(model, "config", None), "num_classes", None)
     if labels is not None and null_label and (labels.is_floating_point() or labels.min() < 0 or labels.max() > null_label):
         raise ValueError(f"labels must be integers in [0, {null_label - 1}] (or {null_label}, the null label), got "
-                         f"{labels.min().item()} to {labels.max().item()}.")  # checked once: a recorded step cannot
+                         f"{labels.min().item()} to {labels.max().item()}.")  # here, once: a recorded step reads no values
     if config.label_dropout > 0 and null_label is None:
         raise ValueError("label_dropout needs a class-conditional model (config.num_classes set).")
     if config.objective == "diffusion" and schedule is None:
