@@ -10,7 +10,8 @@
 #      measured on 2026-11-26 and costs a minute of compiling per network);
 #   3. what limits a recorded step (torch.profiler with CUDA activity);
 #   4. benchmark 2 on `bench-32` (9.0M parameters, 32x32), the size where a GPU stops being launch-bound;
-#   5. benchmark 4: notebooks 05-10 and 04 whole in full mode (what time is left).
+#   5. benchmark 4: the training notebooks whole in full mode, in the order of GPU_CHECK_NOTEBOOKS
+#      (default: 06-10, which have no GPU figure yet, then 04 and 05), as time allows.
 # GPU_CHECK_ONLY="tests notebooks" runs only those phases (names: tests to_target throughput profile
 # bench32 notebooks).
 #
@@ -57,5 +58,6 @@ on profile && [ "$DEVICE" = cuda ] && phase 60 profile_digits.md "${BENCH2[@]}" 
 on bench32 && phase 60 throughput_bench32.md "${BENCH2[@]}" --presets bench-32 --steps 60 --settings fp32 "${GRAPHS[@]}"
 # 5. benchmark 4: the other training notebooks end to end in full mode, then notebook 04 whole (each
 #    row is printed as its notebook ends, so a phase cut short still reports the ones that finished)
-on notebooks && phase 600 full_mode.md python3 benchmarks/full_mode.py --mode "$MODE" --only 05 06 07 08 09 10 04
+# GPU_CHECK_NOTEBOOKS: which, in order (default: those with no full-mode figure yet first)
+on notebooks && phase 600 full_mode.md python3 benchmarks/full_mode.py --mode "$MODE" --only ${GPU_CHECK_NOTEBOOKS:-06 07 08 09 10 04 05}
 exit 0

@@ -149,3 +149,6 @@ def test_full_mode_reports_a_failed_notebook_and_runs_the_next(monkeypatch, caps
     rows = _rows(capsys.readouterr().out)
     assert rows[0][1] == "failed: 05_guidance.ipynb failed in cell 7: CUDA error / out of memory"
     assert rows[1][0] == "08_flow_matching, fast mode, whole notebook" and rows[1][1].startswith("30 s")
+    with pytest.raises(SystemExit):  # in the order asked for
+        full_mode.main(["--mode", "fast", "--only", "08", "05"])
+    assert [r[0][:2] for r in _rows(capsys.readouterr().out)] == ["08", "05"]
