@@ -49,9 +49,10 @@ def train_vae(images: torch.Tensor, config: VAEConfig | str = "shapes-vae", step
     model = VAE(config).to(device).train()
     data = images.to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0,
+                            fused=True if device.type == "cuda" else None)  # as training._optimizer
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
-    rows, acc, start, interrupted = [], torch.zeros(3), time.perf_counter(), False
+    rows, acc, start, interrupted = [], torch.zeros(3, device=device), time.perf_counter(), False
     bar = tqdm(range(steps), disable=not progress, desc="training the VAE", leave=False)
     try:
         for step in bar:
@@ -62,10 +63,10 @@ def train_vae(images: torch.Tensor, config: VAEConfig | str = "shapes-vae", step
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-            acc += torch.stack([parts[k].detach().cpu() for k in ("loss", "recon", "kl")])
-            if (step + 1) % log_every == 0 or step + 1 == steps:
+            acc += torch.stack([parts[k].detach() for k in ("loss", "recon", "kl")])  # on the device: read
+            if (step + 1) % log_every == 0 or step + 1 == steps:  # only here, so a GPU never waits per step
                 n = (step % log_every) + 1
-                rows.append((step + 1, *(round(float(v) / n, 6) for v in acc)))
+                rows.append((step + 1, *(round(v / n, 6) for v in acc.tolist())))
                 acc.zero_()
                 bar.set_postfix(recon=f"{rows[-1][2]:.4f}")
     except KeyboardInterrupt:
