@@ -2,7 +2,7 @@
 # Issue #9's GPU checks in one run on the lent device machine (about 8 minutes of its time, leaving
 # room for a rerun), most important first, each phase with its own time limit so that one slow phase
 # cannot starve the rest (the later phases get what is left):
-#   0. tests/test_cuda_graph.py: the whole-step CUDA graph trains like eager and resumes exactly
+#   0. tests/test_cuda_graph.py: the whole-step CUDA graph trains like eager and resumes where it stopped
 #      (if they fail, the script stops: the rest would measure a fallback);
 #   1. notebook 04 in full mode up to its digits-FID cell, from a cold start (time to the quality target);
 #   2. benchmark 2 on the `digits` preset (notebook 04's full-mode network): our U-Net vs diffusers'
@@ -56,8 +56,6 @@ on to_target && phase 220 to_target.md python3 benchmarks/full_mode.py --to-targ
 on throughput && phase 100 throughput_digits.md "${BENCH2[@]}" --presets digits --steps 100 --settings fp32 bf16 "${GRAPHS[@]}"
 on profile && [ "$DEVICE" = cuda ] && phase 60 profile_digits.md "${BENCH2[@]}" --presets digits --settings "${GRAPHS[@]}" --profile
 on bench32 && phase 60 throughput_bench32.md "${BENCH2[@]}" --presets bench-32 --steps 60 --settings fp32 "${GRAPHS[@]}"
-# 5. benchmark 4: the other training notebooks end to end in full mode, then notebook 04 whole (each
-#    row is printed as its notebook ends, so a phase cut short still reports the ones that finished)
-# GPU_CHECK_NOTEBOOKS: which, in order (default: those with no full-mode figure yet first)
+# Phase 5 prints each notebook's rows as it ends, so a phase cut short still reports those that finished.
 on notebooks && phase 600 full_mode.md python3 benchmarks/full_mode.py --mode "$MODE" --only ${GPU_CHECK_NOTEBOOKS:-06 07 08 09 10 04 05}
 exit 0

@@ -118,9 +118,8 @@ def profile_cell(network: str, cfg: UNetConfig, setting: str, data, device, batc
     t0 = starts[TIMED_AFTER]  # microseconds, one clock for host and device events
     kernels = [e for e in events if e.device_type == DeviceType.CUDA and e.time_range.start >= t0
                and not getattr(e, "is_user_annotation", False)]  # a record_function's span on the GPU is no kernel
-    t1 = max([e.time_range.end for e in kernels], default=0)
-    if not kernels:  # no GPU: the host's last step ends the window
-        t1 = max(e.time_range.end for e in events if e.name == STEP_MARK and e.device_type == DeviceType.CPU)
+    t1 = max([e.time_range.end for e in kernels]  # no GPU: the host's last step ends the window
+             or [e.time_range.end for e in events if e.name == STEP_MARK and e.device_type == DeviceType.CPU])
     by_name = Counter()
     for e in kernels:
         by_name[e.name] += e.time_range.elapsed_us()
