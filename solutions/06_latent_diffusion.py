@@ -35,7 +35,7 @@
 #
 # | mode | training | samples | time |
 # |---|---|---|---|
-# | `fast` | 20 VAE steps to prove the loop, then the shipped `shapes-vae` and `shapes-latent` | 18 captions, DDIM-10 | 35 s on 2 CPU cores |
+# | `fast` | 20 VAE steps to prove the loop, then the shipped `shapes-vae` and `shapes-latent` | 18 captions, DDIM-10 | 41 s on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `cpu` | the shipped VAE recipe (2,500 steps), printed in section 3 | all 90 captions, DDIM-25 | 566 s (9.4 minutes) on 2 idle CPU cores, executed with nbclient (2026-11-26) |
 # | `full` | the shipped VAE recipe | 90 captions x 4, DDIM-50 | not yet measured on a GPU |
 #
@@ -181,9 +181,9 @@ with torch.no_grad():
 print("an untrained VAE on 16 images: " + ", ".join(f"{k} {float(v):.4f}" for k, v in parts.items()))
 
 steps = config.by_mode(fast=20, cpu=tc.steps, full=tc.steps)
-run = train_vae(config.by_mode(fast=x, cpu=make_shapes(20000, seed=0).images, full=make_shapes(20000, seed=0).images),
-                steps=steps, batch_size=tc.batch_size, lr=tc.lr, seed=tc.seed, log_every=config.by_mode(fast=5, cpu=50, full=50),
-                device=DEVICE)
+train_images = x if MODE == "fast" else make_shapes(20000, seed=0).images  # the recipe's 20,000 shapes
+run = train_vae(train_images, steps=steps, batch_size=tc.batch_size, lr=tc.lr, seed=tc.seed,
+                log_every=config.by_mode(fast=5, cpu=50, full=50), device=DEVICE)
 print(f"{steps} steps in {run.wall_time_s:.0f} s: reconstruction error {run.losses[0][2]:.4f} -> {run.losses[-1][2]:.4f}")
 
 if MODE == "fast":
