@@ -35,7 +35,7 @@
 #
 # | mode | distillation | digits per sampler | time |
 # |---|---|---|---|
-# | `fast` | 3 steps to prove the loop, then the shipped student | 16 (timing is real; quality at 16 is only a rough guide) | 42 s under nbval on 2 idle CPU cores, half of it DDPM-1000 (2026-11-26) |
+# | `fast` | 3 steps to prove the loop, then the shipped student | 8 (timing is real; quality at 8 is only a rough guide) | 58 s on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count | about 37 minutes on 2 CPU cores (2,208 s measured; the distillation 10 of them, the table 24) |
 # | `full` | the whole recipe | 898 | not yet measured on a GPU |
 #
@@ -61,7 +61,7 @@ from course_utils.viz import show_images
 from course_utils.widgets import SamplerExplorer
 
 MODE, DEVICE = config.get_mode(), config.get_device()
-N_LIVE = config.by_mode(fast=16, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
+N_LIVE = config.by_mode(fast=8, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
 print(config.describe())
 print(f"{N_LIVE} digits per sampler in this run")
 
@@ -342,7 +342,7 @@ print()
 print(speed.markdown_table(live, reference="DDPM-1000"))
 
 # %% [markdown]
-# At 16 digits per row (`fast` mode) FID is strongly biased and KID is noisy: read the timing columns,
+# At 8 digits per row (`fast` mode) FID is strongly biased and KID is noisy: read the timing columns,
 # not the quality ones. The **reference run** below is `benchmarks/fast_sampling.py` at the
 # digits-FID count, N = 898, recorded on the machine it names; `cpu` and `full` mode reproduce it here.
 
@@ -416,19 +416,22 @@ for b in batches:
     per_image[b] = 1000 * time_call(lambda: teacher.unet(xb, t_probe), repeats=3, device=DEVICE) / b
     print(f"batch {b:4d}: {per_image[b]:7.3f} ms per image per call")
 
-x128 = torch.randn(128, 1, 16, 16, device=DEVICE)
+# fast mode compares precisions at batch 16: on a CPU without bf16 instructions one bf16 call at batch
+# 128 takes about 10 s (20x fp32, on a 2-core AMD EPYC), and the comparison says the same at 16
+B_PREC = config.by_mode(fast=16, cpu=128, full=128)
+x_prec = torch.randn(B_PREC, 1, 16, 16, device=DEVICE)
 
 
 def bf16_call():
     with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
-        return teacher.unet(x128, t_probe)
+        return teacher.unet(x_prec, t_probe)
 
 
-fp32_ms = 1000 * time_call(lambda: teacher.unet(x128, t_probe), repeats=3, device=DEVICE)
+fp32_ms = 1000 * time_call(lambda: teacher.unet(x_prec, t_probe), repeats=3, device=DEVICE)
 bf16_ms = 1000 * time_call(bf16_call, repeats=3, device=DEVICE)
 with torch.no_grad():
-    diff = (bf16_call().float() - teacher.unet(x128, t_probe)).abs().max().item()
-print(f"batch 128, fp32: {fp32_ms:.1f} ms; bf16 autocast: {bf16_ms:.1f} ms ({fp32_ms / bf16_ms:.2f}x); "
+    diff = (bf16_call().float() - teacher.unet(x_prec, t_probe)).abs().max().item()
+print(f"batch {B_PREC}, fp32: {fp32_ms:.1f} ms; bf16 autocast: {bf16_ms:.1f} ms ({fp32_ms / bf16_ms:.2f}x); "
       f"largest output difference {diff:.3f}")
 
 # %%
@@ -457,9 +460,9 @@ if MODE == "fast":
         print(f"reference run: torch.compile not measured ({notes.get('compile_error', 'no record')})")
 else:
     compiled = torch.compile(teacher.unet)
-    first = time_call(lambda: compiled(x128, t_probe), repeats=1, warmup=0, device=DEVICE)
-    compiled_ms = 1000 * time_call(lambda: compiled(x128, t_probe), repeats=3, device=DEVICE)
-    print(f"batch 128: eager {fp32_ms:.1f} ms, compiled {compiled_ms:.1f} ms ({fp32_ms / compiled_ms:.2f}x); "
+    first = time_call(lambda: compiled(x_prec, t_probe), repeats=1, warmup=0, device=DEVICE)
+    compiled_ms = 1000 * time_call(lambda: compiled(x_prec, t_probe), repeats=3, device=DEVICE)
+    print(f"batch {B_PREC}: eager {fp32_ms:.1f} ms, compiled {compiled_ms:.1f} ms ({fp32_ms / compiled_ms:.2f}x); "
           f"first call (compiling) {first:.1f} s")
 
 # %% [markdown]
