@@ -69,3 +69,16 @@ def test_colab_badge_becomes_a_text_link_that_needs_no_network():
             '<img alt="Open In Colab" src="https://colab.research.google.com/assets/colab-badge.svg"/></a>')
     out = bb.offline_badges(page)
     assert "<img" not in out and "Open in Colab" in out and "colab.research.google.com/github/o/n" in out
+
+
+def test_parallel_kernels_share_the_cpus_out():
+    assert bb.kernel_threads(1, cpus=2) == 2
+    assert bb.kernel_threads(2, cpus=2) == 1
+    assert bb.kernel_threads(3, cpus=2) == 1  # never zero threads
+    assert bb.kernel_threads(2, cpus=16) == 8
+
+
+def test_jobs_below_one_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        bb.main(["--jobs", "0", "--only", "none"])
+    assert "--jobs must be 1 or more, got 0" in capsys.readouterr().err

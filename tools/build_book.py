@@ -7,7 +7,10 @@ in the pages, so they read without a kernel or a server; links between notebooks
 rendered pages. The landing page lists the whole series in order, from the README's table (the
 one list of notebooks), with the notebooks not written yet marked as such.
 
-Usage: ``python tools/build_book.py [--out build/book] [--mode fast|cpu|full] [--only 02 03]``
+With ``--jobs N`` N notebooks run at once (the Makefile passes ``JOBS``), each kernel's torch on
+its share of the CPUs.
+
+Usage: ``python tools/build_book.py [--out build/book] [--mode fast|cpu|full] [--only 02 03] [--jobs 2]``
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import html
+import multiprocessing
 import os
 import platform
 import re
@@ -22,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,6 +208,25 @@ torch {torch.__version__}, {when}. Times are wall-clock seconds per notebook.</p
 """
 
 
+def kernel_threads(jobs: int, cpus: int | None = None) -> int:
+    """Threads each kernel's torch may use when ``jobs`` notebooks run at once: the CPUs shared out."""
+    return max(1, (cpus or os.cpu_count() or 1) // jobs)
+
+
+def build_page(folder: str, entry: Entry, series: list[Entry], out: Path, mode: str, timeout: int | None,
+               mathjax_url: str | None) -> float:
+    """Execute one notebook, write its page atomically, and return the seconds it took to run."""
+    nb, seconds = execute(ROOT / folder / f"{entry.stem}.ipynb", mode, timeout)
+    page = render(nb, f"{entry.number} · {entry.stem} ({FOLDERS[folder]})", nav_bar(entry, folder, series),
+                  mathjax_url)
+    target = out / folder / f"{entry.stem}.html"
+    tmp = target.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(target)
+    print(f"{folder}/{entry.stem}: {seconds:.1f} s", flush=True)
+    return seconds
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "book")
@@ -210,25 +234,28 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="notebook numbers to render (default: all)")
     parser.add_argument("--timeout", type=int, default=None,
                         help="seconds a cell may take (default: 600 in fast mode, 3600 otherwise)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="notebooks executed at once, each kernel on its share of the CPUs (default: 1)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be 1 or more, got {args.jobs}")
 
     series = read_series((ROOT / "README.md").read_text())
-    timings: dict[tuple[str, str], float] = {}
     mathjax_url = install_mathjax(args.out)
+    # Later notebooks train and sample more: start them first so no worker is left with a long one at the end.
+    tasks = [(folder, entry) for entry in reversed(series) for folder in FOLDERS
+             if entry.exists(folder) and (args.only is None or entry.number in args.only)]
     for folder in FOLDERS:
         (args.out / folder).mkdir(parents=True, exist_ok=True)
-        for entry in series:
-            if not entry.exists(folder) or (args.only is not None and entry.number not in args.only):
-                continue
-            nb, seconds = execute(ROOT / folder / f"{entry.stem}.ipynb", args.mode, args.timeout)
-            page = render(nb, f"{entry.number} · {entry.stem} ({FOLDERS[folder]})", nav_bar(entry, folder, series),
-                          mathjax_url)
-            target = args.out / folder / f"{entry.stem}.html"
-            tmp = target.with_suffix(".html.tmp")
-            tmp.write_text(page, encoding="utf-8")
-            tmp.replace(target)
-            timings[folder, entry.stem] = seconds
-            print(f"{folder}/{entry.stem}: {seconds:.1f} s", flush=True)
+    if args.jobs > 1:  # the kernels inherit this; two kernels with all the CPUs each would fight over them
+        os.environ.setdefault("OMP_NUM_THREADS", str(kernel_threads(args.jobs)))
+    common = (series, args.out, args.mode, args.timeout, mathjax_url)
+    if args.jobs == 1:
+        seconds = [build_page(folder, entry, *common) for folder, entry in tasks]
+    else:
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            seconds = list(pool.map(build_page, *zip(*[(folder, entry, *common) for folder, entry in tasks])))
+    timings = {(folder, entry.stem): s for (folder, entry), s in zip(tasks, seconds)}
     (args.out / "index.html").write_text(landing_page(series, timings, args.mode), encoding="utf-8")
     print(f"wrote {args.out / 'index.html'} ({len(timings)} pages)")
     return 0
