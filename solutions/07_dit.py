@@ -36,7 +36,7 @@
 #
 # | mode | training | samples per model | time |
 # |---|---|---|---|
-# | `fast` | 3 steps of each DiT to prove the loop, then the shipped checkpoints and their recorded loss curves | 100 (10 per digit), DDIM-10 | 16 s on 2 idle CPU cores; several times longer while another job shares them |
+# | `fast` | 3 steps of each DiT to prove the loop, then the shipped checkpoints and their recorded loss curves | 50 (5 per digit), DDIM-10 | 16 s on 2 idle CPU cores; several times longer while another job shares them |
 # | `cpu` | both DiT recipes, printed in section 3 | 898 (the digits-FID count), DDIM-25 | about 22 minutes on 2 CPU cores (1,345 s measured; the two trainings 6 and 14 of them) |
 # | `full` | both DiT recipes | 898, DDIM-50 | not yet measured on a GPU |
 #
@@ -338,7 +338,7 @@ else:
 # The U-Net of notebook 05, `digits-class`, is measured the same way; section 4 needs it.
 
 # %%
-N_SAMPLES = config.by_mode(fast=100, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
+N_SAMPLES = config.by_mode(fast=50, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
 SAMPLE_STEPS = config.by_mode(fast=10, cpu=25, full=50)
 W = 3.0
 wanted = torch.arange(N_SAMPLES) % 10  # (N,): 0, 1, ..., 9, 0, 1, ...

@@ -429,7 +429,7 @@ for k in DIGIT_STEPS:
 # neighbouring points are within the noise of the measurement; run in `cpu` mode for the 898-sample
 # version.
 #
-# So the two-paragraph answer# So the two-paragraph answer to the course text's question is, in our words: *an ODE solver errs in
+# So the two-paragraph answer to the course text's question is, in our words: *an ODE solver errs in
 # proportion to how much the path bends within a step, so straight paths need fewer steps, and at the
 # limit one. Flow matching trains on straight conditional paths, but the field it learns averages
 # over all the pairs that cross each point, and its sampling paths bend where the data has several
