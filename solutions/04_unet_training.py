@@ -245,7 +245,7 @@ plt.show()
 # and adds fresh noise at each; DDIM jumps through 50 of them deterministically.
 
 # %%
-n_ddpm, n_ddim = config.by_mode(fast=(4, 32), cpu=(16, 64), full=(16, 64))  # fast mode: fewer keep CI quick
+n_ddpm, n_ddim = config.by_mode(fast=(4, 32), cpu=(16, 64), full=(16, 64))  # fast mode: fewer digits keep CI quick
 t0 = time.perf_counter()
 ddpm_samples = sample_loop(model.unet, DDPMSampler(model.schedule), (n_ddpm, 1, 16, 16),
                            generator=torch.Generator().manual_seed(0), device=DEVICE)

@@ -440,7 +440,7 @@ assert sum(trends.values()) >= 2, "the larger DiT should beat the smaller one on
 # them FID. The small DiT also follows its label a little less reliably (the adherence column).
 #
 # **How much this shows.** Two tiny models, 1,797 training images, one seed, one recipe, and in
-# `fast` mode a hundred samples per model. A line through two points always looks like a law. The
+# `fast` mode fifty samples per model. A line through two points always looks like a law. The
 # paper's claim rests on four sizes times three patch sizes on ImageNet, hundreds of thousands of
 # steps each; ours can agree with it or not, but it cannot confirm it. Read the plot as a trend on
 # this data, not as a scaling law. To test it properly you would add sizes, repeat every run with
