@@ -87,26 +87,36 @@ class ClassifierFreeGuidance(nn.Module):
             null_mask = self.null_mask.to(mask.device).expand(b, *self.null_mask.shape[1:])
         return null, null_mask
 
+    def _unconditional(self, cond: dict) -> dict:
+        """The null condition's keyword arguments for the model, for the given condition's."""
+        null = {}
+        if cond["class_labels"] is not None:
+            null["class_labels"] = self._null_labels(cond["class_labels"])  # (B,)
+        if cond["encoder_hidden_states"] is not None:
+            context, null_mask = self._null_text(cond["encoder_hidden_states"], cond["encoder_attention_mask"])
+            null["encoder_hidden_states"] = context  # (B, L, D)
+            if null_mask is not None:
+                null["encoder_attention_mask"] = null_mask  # (B, L)
+        return null
+
     def forward(self, x: torch.Tensor, t, class_labels=None, encoder_hidden_states=None,
                 encoder_attention_mask=None) -> torch.Tensor:
         if class_labels is None and encoder_hidden_states is None:
             raise ValueError("classifier-free guidance needs a condition: class_labels or encoder_hidden_states.")
+        if class_labels is not None:
+            class_labels = torch.as_tensor(class_labels, device=x.device)
+        cond = {"class_labels": class_labels, "encoder_hidden_states": encoder_hidden_states,
+                "encoder_attention_mask": encoder_attention_mask}
         w = self.guidance_scale
         if w == 1.0:  # exactly the conditional model: skip the unconditional pass
-            return self.model(x, t, class_labels=class_labels, encoder_hidden_states=encoder_hidden_states,
-                              encoder_attention_mask=encoder_attention_mask)
+            return self.model(x, t, **cond)
+        uncond = self._unconditional(cond)
+        if w == 0.0:  # exactly the unconditional model: skip the conditional pass
+            return self.model(x, t, **uncond)
         b = x.shape[0]
         t = torch.as_tensor(t, device=x.device)
         t2 = torch.cat([t.expand(b), t.expand(b)]) if t.ndim <= 1 else t
-        kwargs = {}
-        if class_labels is not None:
-            labels = torch.as_tensor(class_labels, device=x.device)
-            kwargs["class_labels"] = torch.cat([labels, self._null_labels(labels)])  # (2B,)
-        if encoder_hidden_states is not None:
-            null, null_mask = self._null_text(encoder_hidden_states, encoder_attention_mask)
-            kwargs["encoder_hidden_states"] = torch.cat([encoder_hidden_states, null])  # (2B, L, D)
-            if encoder_attention_mask is not None:
-                kwargs["encoder_attention_mask"] = torch.cat([encoder_attention_mask, null_mask])  # (2B, L)
-        out = self.model(torch.cat([x, x]), t2, **kwargs)  # (2B, C, H, W)
+        both = {k: torch.cat([cond[k], v]) for k, v in uncond.items()}  # each (2B, ...): conditional first
+        out = self.model(torch.cat([x, x]), t2, **both)  # (2B, C, H, W)
         eps_cond, eps_uncond = out[:b], out[b:]
         return guide(eps_uncond, eps_cond, w)

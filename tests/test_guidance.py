@@ -54,6 +54,40 @@ def test_scale_zero_is_unconditional_and_one_is_conditional(class_unet):
                                class_unet(x, t, class_labels=labels), atol=0, rtol=0)
 
 
+class CountingCalls(torch.nn.Module):
+    """The wrapped network, recording the batch size and keyword arguments of every call."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.calls = net, []
+
+    @property
+    def config(self):
+        return self.net.config
+
+    def forward(self, x, t, **kwargs):
+        self.calls.append((x.shape[0], kwargs))
+        return self.net(x, t, **kwargs)
+
+
+@torch.no_grad()
+def test_scales_zero_and_one_run_one_pass_of_the_batch(class_unet, text_unet):
+    x, t = inputs()
+    counted = CountingCalls(class_unet)
+    ClassifierFreeGuidance(counted, 0.0)(x, t, class_labels=torch.tensor([1, 2, 3]))
+    ClassifierFreeGuidance(counted, 1.0)(x, t, class_labels=torch.tensor([1, 2, 3]))
+    ClassifierFreeGuidance(counted, 2.0)(x, t, class_labels=torch.tensor([1, 2, 3]))
+    assert [b for b, _ in counted.calls] == [3, 3, 6]
+    assert counted.calls[0][1]["class_labels"].tolist() == [10, 10, 10]  # w = 0: only the null label
+    g = torch.Generator().manual_seed(4)
+    ctx, null = torch.randn(3, 5, 12, generator=g), torch.randn(1, 5, 12, generator=g)
+    mask, null_mask = torch.ones(3, 5, dtype=torch.bool), torch.tensor([[1, 1, 0, 0, 0]], dtype=torch.bool)
+    got = ClassifierFreeGuidance(text_unet, 0.0, null_context=null, null_mask=null_mask)(
+        x, t, encoder_hidden_states=ctx, encoder_attention_mask=mask)
+    want = text_unet(x, t, encoder_hidden_states=null.expand(3, 5, 12), encoder_attention_mask=null_mask.expand(3, 5))
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+
+
 @torch.no_grad()
 def test_text_guidance_uses_the_null_context_and_masks(text_unet):
     x, t = inputs(2)
