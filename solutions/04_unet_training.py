@@ -245,7 +245,7 @@ plt.show()
 # and adds fresh noise at each; DDIM jumps through 50 of them deterministically.
 
 # %%
-n_ddpm, n_ddim = config.by_mode(fast=(4, 32), cpu=(16, 64), full=(16, 64))  # fast mode: fewer digits keep CI quick
+n_ddpm, n_ddim = config.by_mode(fast=(2, 32), cpu=(16, 64), full=(16, 64))  # fast mode: fewer digits keep CI quick
 t0 = time.perf_counter()
 ddpm_samples = sample_loop(model.unet, DDPMSampler(model.schedule), (n_ddpm, 1, 16, 16),
                            generator=torch.Generator().manual_seed(0), device=DEVICE)
@@ -361,8 +361,9 @@ nb04.skip_question()
 theirs = diffusers_unet_like("digits-small")
 print(f"ours: {UNet('digits-small').num_parameters():,} parameters   diffusers: {theirs.num_parameters():,}")
 steps_cmp = config.by_mode(fast=10, cpu=600, full=4000)
-cmp_cfg = TrainConfig(steps=steps_cmp, batch_size=64, lr=5e-4, warmup_steps=min(200, steps_cmp),
-                      log_every=max(1, steps_cmp // 10), cuda_graph=DEVICE.type == "cuda")
+cmp_cfg = TrainConfig(steps=steps_cmp, batch_size=config.by_mode(fast=32, cpu=64, full=64), lr=5e-4,
+                      warmup_steps=min(200, steps_cmp), log_every=max(1, steps_cmp // 10),
+                      cuda_graph=DEVICE.type == "cuda")
 torch.manual_seed(0)
 ours_run = train(UNet("digits-small"), images, schedule, cmp_cfg, device=DEVICE, progress=False)
 torch.manual_seed(0)
@@ -371,7 +372,8 @@ for name, r in (("ours", ours_run), ("diffusers", theirs_run)):
     print(f"{name:>10}: {r.step} steps, final loss {r.losses[-1][1]:.4f}, {r.images_per_s:.0f} images/s")
 
 # %%
-their_samples = sample_loop(theirs_run.ema_model.eval(), DDIMSampler(schedule), (32, 1, 16, 16), 50,
+n_theirs = config.by_mode(fast=16, cpu=32, full=32)  # fast mode: its samples are still noise
+their_samples = sample_loop(theirs_run.ema_model.eval(), DDIMSampler(schedule), (n_theirs, 1, 16, 16), 50,
                             generator=torch.Generator().manual_seed(2), device=DEVICE)
 show_images(their_samples.cpu(), nrow=16, title=f"diffusers UNet2DModel after {steps_cmp} steps (DDIM-50)")
 plt.show()

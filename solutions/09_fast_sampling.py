@@ -35,7 +35,7 @@
 #
 # | mode | distillation | digits per sampler | time |
 # |---|---|---|---|
-# | `fast` | 3 steps to prove the loop, then the shipped student | 8 (timing is real; quality at 8 is only a rough guide) | 58 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `fast` | 3 steps to prove the loop, then the shipped student | 8 per picture, 4 per row of the speed table (timing is real; quality that small is only a rough guide) | 58 s on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count | about 37 minutes on 2 CPU cores (2,208 s measured; the distillation 10 of them, the table 24) |
 # | `full` | the whole recipe | 898 | not yet measured on a GPU |
 #
@@ -62,8 +62,10 @@ from course_utils.widgets import SamplerExplorer
 
 MODE, DEVICE = config.get_mode(), config.get_device()
 N_LIVE = config.by_mode(fast=8, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
+# fast mode times the speed table on 4 digits per row: its DDPM-1000 row alone takes 40 s at 8 on one core
+N_TABLE = config.by_mode(fast=4, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
 print(config.describe())
-print(f"{N_LIVE} digits per sampler in this run")
+print(f"{N_LIVE} digits per sampler in this run's pictures, {N_TABLE} per row of its speed table")
 
 
 
@@ -86,15 +88,15 @@ print(teacher, flow, sep="\n")
 # $$\text{time} \approx \text{NFE} \times \text{time of one network call},$$
 #
 # where NFE, the *number of function evaluations*, is the number of network calls per image. Let us
-# time one call of our digits U-Net for a batch of the size this run uses.
+# time one call of our digits U-Net for a batch of the size this run's speed table (section 5) uses.
 
 # %%
-x_probe = torch.randn(N_LIVE, 1, 16, 16, device=DEVICE)
+x_probe = torch.randn(N_TABLE, 1, 16, 16, device=DEVICE)
 t_probe = torch.tensor(500, device=DEVICE)
 call_s = time_call(lambda: teacher.unet(x_probe, t_probe), repeats=5, device=DEVICE)
-print(f"one U-Net call on {N_LIVE} digits: {1000 * call_s:.1f} ms (median of 5)")
+print(f"one U-Net call on {N_TABLE} digits: {1000 * call_s:.1f} ms (median of 5)")
 for name, nfe in (("DDPM-1000", 1000), ("DDIM-50", 50), ("DPM-Solver++-20", 20), ("student-2", 2)):
-    print(f"  {name:16s} {nfe:5d} calls -> about {nfe * call_s:6.2f} s for {N_LIVE} digits")
+    print(f"  {name:16s} {nfe:5d} calls -> about {nfe * call_s:6.2f} s for {N_TABLE} digits")
 
 # %% [markdown]
 # The course text lists the shortcuts used in practice (step counts as usually quoted for Stable
@@ -336,13 +338,13 @@ plt.show()
 # rows use `digits-class-flow`, notebook 08's model with the same network, data and budget.
 
 # %%
-live = speed.measure(speed.TABLE, n=N_LIVE, device=DEVICE,
+live = speed.measure(speed.TABLE, n=N_TABLE, device=DEVICE,
                      progress=lambda i, s: print(f"[{i + 1}/{len(speed.TABLE)}] {s.label}", end="  "))
 print()
 print(speed.markdown_table(live, reference="DDPM-1000"))
 
 # %% [markdown]
-# At 8 digits per row (`fast` mode) FID is strongly biased and KID is noisy: read the timing columns,
+# At 4 digits per row (`fast` mode) FID is strongly biased and KID is noisy: read the timing columns,
 # not the quality ones. The **reference run** below is `benchmarks/fast_sampling.py` at the
 # digits-FID count, N = 898, recorded on the machine it names; `cpu` and `full` mode reproduce it here.
 
@@ -361,8 +363,8 @@ for label, factor in (("DDIM-50", 1.15), ("DPM-Solver++-20", 1.10), ("flow Euler
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(14, 4.8))
 speed.plot(live, ax=axes[0], key="kid")
-axes[0].set_title(f"This run: {N_LIVE} digits per sampler"
-                  + (" (read the times; KID this small is noise)" if N_LIVE < 100 else ""))
+axes[0].set_title(f"This run: {N_TABLE} digits per sampler"
+                  + (" (read the times; KID this small is noise)" if N_TABLE < 100 else ""))
 speed.plot(ref_rows, ax=axes[1], key="fid")
 axes[1].set_title(f"Reference run: {reference['n']} digits per sampler ({reference['device']})")
 plt.show()

@@ -31,7 +31,7 @@
 #
 # | mode | digits scored | prompts | fine-tuning | time |
 # |---|---|---|---|---|
-# | `fast` | 400 (FID curve), 120 (failure rows) | 30 | 60 steps, two runs | 99 s on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
+# | `fast` | 200 (FID curve), 120 (failure rows) | 30 | 60 steps, two runs | 99 s on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
 # | `cpu` | 898, the digits-FID count | all 90 captions | 300 steps, two runs | 3 minutes (181 s, executed with nbclient) on 2 idle CPU cores (2026-11-26) |
 # | `full` | 898 | 90 | 300 steps | not yet measured on a GPU |
 #
@@ -55,8 +55,8 @@ from course_utils.schedules import get_schedule
 from course_utils.viz import show_images
 
 MODE, DEVICE = config.get_mode(), config.get_device()
-N_EVAL = config.by_mode(fast=400, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
-COUNTS = config.by_mode(fast=(25, 50, 100, 200, 400), cpu=(50, 100, 200, 400, 898), full=(50, 100, 200, 400, 898))
+N_EVAL = config.by_mode(fast=200, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
+COUNTS = config.by_mode(fast=(25, 50, 100, 200), cpu=(50, 100, 200, 400, 898), full=(50, 100, 200, 400, 898))
 N_ROW = config.by_mode(fast=120, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
 N_PROMPTS = config.by_mode(fast=30, cpu=90, full=90)
 FINETUNE = config.by_mode(fast={"checkpoints": (0, 30, 60), "lr": 1.5e-3, "n": 32},
@@ -346,10 +346,10 @@ nb10.check_seeded_draw(my_draw)
 # stays in float32, which is how diffusers' pipelines use reduced precision.
 
 # %%
-# fast mode: fewer digits and steps, as bf16 runs slowly on a CPU without bf16 instructions (185 s for
+# fast mode: 16 digits x 4 steps, as bf16 runs slowly on a CPU without bf16 instructions (185 s for
 # 200 digits x 20 steps on a 2-core AMD EPYC without AVX-512)
-n_precision = config.by_mode(fast=32, cpu=N_ROW, full=N_ROW)
-precision_demo = failures.demo_precision(n=n_precision, steps=config.by_mode(fast=8, cpu=20, full=20),
+n_precision = config.by_mode(fast=16, cpu=N_ROW, full=N_ROW)
+precision_demo = failures.demo_precision(n=n_precision, steps=config.by_mode(fast=4, cpu=20, full=20),
                                          precision="bf16", device=DEVICE)
 print(f"digits-FID at N = {n_precision}: U-Net in bf16 {precision_demo.broken:.3f}, in fp32 {precision_demo.fixed:.3f}; "
       f"largest pixel difference {precision_demo.details['largest pixel difference']:.3f}")
@@ -377,9 +377,9 @@ display(Markdown(failures.failure_table(demos)))
 
 # %%
 digits_class = pretrained.load("digits-class", device=DEVICE)
-# fast mode stops at batch 32: on a CPU without bf16 instructions one bf16 call at batch 128 takes about
+# fast mode stops at batch 16: on a CPU without bf16 instructions one bf16 call at batch 128 takes about
 # 10 s (20x fp32, on a 2-core AMD EPYC)
-BATCHES = config.by_mode(fast=(1, 8, 32), cpu=(1, 16, 128), full=(1, 16, 128))
+BATCHES = config.by_mode(fast=(1, 4, 16), cpu=(1, 16, 128), full=(1, 16, 128))
 costs = production.step_costs(digits_class, batches=BATCHES, precisions=("fp32", "bf16"), repeats=3)
 print(f"one digits-class U-Net call on {DEVICE.type}:")
 for r in costs:
