@@ -15,7 +15,8 @@ WIDGETS7 := .cache/ipywidgets7
 OFFLINE := tools/offline
 # `make test` executes JOBS notebooks at once (nbval through pytest-xdist, the book through a process
 # pool), and each kernel's torch gets its share of the CPUs: on 2 cores, 2 kernels of 1 thread each
-# finish the series about 1.5x sooner than 1 kernel of 2 threads. `make test JOBS=1` runs them in turn.
+# finish the series about 1.5x sooner than 1 kernel of 2 threads. The unit tests run the same way, a
+# test file per worker (its module fixtures built once). `make test JOBS=1` runs everything in turn.
 JOBS ?= 2
 THREADS := $(shell n=$$(nproc 2>/dev/null || echo 2); t=$$((n / $(JOBS))); [ $$t -ge 1 ] && echo $$t || echo 1)
 
@@ -36,7 +37,7 @@ lab: setup
 
 unit: setup
 	$(VENV)/bin/ruff check course_utils tests tools benchmarks solutions
-	$(OFFLINE) $(PY) -m pytest -m "not browser" tests
+	OMP_NUM_THREADS=$(THREADS) $(OFFLINE) $(PY) -m pytest -n $(JOBS) --dist loadfile -m "not browser" tests
 
 # Every learner and solution notebook, top to bottom, in fast mode. COURSE_STRICT_CHECKS turns an
 # exercise checker's "incorrect" into an error, so a wrong reference answer fails the run.

@@ -217,6 +217,6 @@ def test_the_linear_schedule_twin_draws_worse_digits_than_digits_class():
 
     linear, cosine = pretrained.load("digits-class-linear", device="cpu"), pretrained.load("digits-class", device="cpu")
     assert linear.schedule.name == "linear" and cosine.schedule.name == "cosine"
-    fids = [metrics.digits_fid(m.sample(898, steps=20, generator=torch.Generator().manual_seed(0), batch_size=898))
+    fids = [metrics.digits_fid(m.sample(898, steps=20, generator=torch.Generator().manual_seed(0), batch_size=128))
             for m in (linear, cosine)]
     assert fids[0] > 1.15 * fids[1], fids  # measured: 2.14 against 1.67
