@@ -43,6 +43,7 @@ import logging
 import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullLocator
 
 from course_utils import config, evaluation, failures, metrics, pretrained, production, speed
 from course_utils.data import load_digits
@@ -397,7 +398,10 @@ ax2.set(xscale="log", yscale="log", xlabel="batch size", ylabel="peak activation
         title="Memory grows with the batch")
 for ax in (ax1, ax2):
     ax.set_xticks(BATCHES, [str(b) for b in BATCHES])
-    ax.minorticks_off()
+    ax.xaxis.set_minor_locator(NullLocator())  # only the batch sizes measured
+    ax.yaxis.set_minor_locator(LogLocator(subs=(2, 5)))  # 1, 2, 5, 10, 20, ...: labels on a span under 10x
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.legend()
 fig.tight_layout()
 plt.show()
