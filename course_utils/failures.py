@@ -20,7 +20,9 @@ docs/BENCHMARKS.md. ``failure_table`` prints the rows side by side.
 from __future__ import annotations
 
 import copy
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -65,13 +67,15 @@ def finetune_set(target: torch.Tensor, regularization: torch.Tensor | None = Non
 
 
 def finetune(model, images: torch.Tensor, steps: int, lr: float = 5e-4, batch_size: int = 32,
-             label: int | None = None, seed: int = 0, progress: bool = False):
+             label: int | None = None, seed: int = 0, progress: bool = False, checkpoint_path=None):
     """A fine-tuned copy of ``model`` (a ``DiffusionModel``; the original is left untouched).
 
-    Continues the diffusion loss on ``images`` ``(K, C, H, W)`` in [-1, 1] for ``steps`` updates
+    Continues the diffusion loss on ``images`` ``(K, C, H, W)`` in [-1, 1] up to ``steps`` updates
     (Adam, constant ``lr`` after 10 warm-up steps, no EMA: the weights as trained). For a
     class-conditional model pass the ``label`` every image belongs to (no label dropout, as a
-    DreamBooth run fine-tunes with its prompt).
+    DreamBooth run fine-tunes with its prompt). With ``checkpoint_path`` the run's state (weights,
+    optimiser, random state) is saved there at the end, and a later call with the same path and a
+    larger ``steps`` resumes it: one continuous run, looked at in between.
     """
     check_positive_int("steps", steps)
     if model.schedule is None:
@@ -87,7 +91,7 @@ def finetune(model, images: torch.Tensor, steps: int, lr: float = 5e-4, batch_si
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=10, ema_decay=0.0,
                          log_every=max(1, min(50, steps)), seed=seed, precision="fp32")
     result = train(tuned.unet, images, model.schedule, config, labels=labels, device=model.device,
-                   progress=progress)
+                   checkpoint_path=checkpoint_path, progress=progress)
     tuned.unet = result.model.eval().requires_grad_(False)
     return tuned
 
@@ -202,19 +206,24 @@ def finetune_curve(model, targets: torch.Tensor, label: int, real: torch.Tensor,
                    lr: float = 5e-4, batch_size: int = 32, n: int = 64, sample_steps: int = 10, seed: int = 0):
     """Fine-tune ``model`` on ``targets`` (class ``label``) and measure the collapse at each step count.
 
-    ``checkpoints``: increasing step counts; the run trains in segments up to each (a fresh optimiser
-    per segment) and draws ``n`` digits of ``label`` (w = 3, DDIM-``sample_steps``, seed ``seed``)
-    after each. With ``regularization`` images the set mixes them half and half with the targets.
-    Returns ``([{"steps", **collapse_report}], last samples)``.
+    ``checkpoints``: increasing step counts. One run (one optimiser, one random stream) trains up to
+    each in turn, resuming from its own checkpoint in a temporary folder, and ``n`` digits of ``label``
+    (w = 3, DDIM-``sample_steps``, seed ``seed``) are drawn at each. With ``regularization`` images
+    the set mixes them half and half with the targets. Returns ``([{"steps", **collapse_report}],
+    last samples)``.
     """
+    if list(checkpoints) != sorted(set(checkpoints)) or min(checkpoints, default=-1) < 0:
+        raise ValueError(f"checkpoints must be increasing step counts >= 0, got {tuple(checkpoints)}.")
     data = finetune_set(targets, regularization)
-    rows, tuned, done, samples = [], model, 0, None
-    for stop in checkpoints:
-        if stop > done:
-            tuned = finetune(tuned, data, stop - done, lr=lr, batch_size=batch_size, label=label, seed=seed + done)
-            done = stop
-        samples = tuned.sample(n, steps=sample_steps, labels=label, guidance_scale=3.0, generator=_gen(seed))
-        rows.append({"steps": stop, **collapse_report(samples, targets, real)})
+    rows, tuned, samples = [], model, None
+    with tempfile.TemporaryDirectory() as folder:
+        state = Path(folder) / "finetune.safetensors"
+        for stop in checkpoints:
+            if stop > 0:
+                tuned = finetune(model, data, stop, lr=lr, batch_size=batch_size, label=label, seed=seed,
+                                 checkpoint_path=state)
+            samples = tuned.sample(n, steps=sample_steps, labels=label, guidance_scale=3.0, generator=_gen(seed))
+            rows.append({"steps": stop, **collapse_report(samples, targets, real)})
     return rows, samples
 
 

@@ -93,3 +93,23 @@ def test_latency_breakdown_names_every_knob_largest_first():
         production.latency_breakdown(pretrained.load("digits-class", device="cpu"), steps=3, fast_steps=1)
     with pytest.raises(ValueError, match="fast_steps"):
         production.latency_breakdown(model, steps=3, fast_steps=3)
+
+
+def test_finetune_resumed_from_its_checkpoint_is_one_continuous_run(tmp_path):
+    model, images = pretrained.load("digits-class", device="cpu"), _digits(4)
+    state = tmp_path / "finetune.safetensors"
+    failures.finetune(model, images, steps=2, batch_size=4, label=3, checkpoint_path=state)
+    resumed = failures.finetune(model, images, steps=3, batch_size=4, label=3, checkpoint_path=state)
+    straight = failures.finetune(model, images, steps=3, batch_size=4, label=3)
+    assert all(torch.equal(v, straight.unet.state_dict()[k]) for k, v in resumed.unet.state_dict().items())
+
+
+def test_finetune_curve_looks_at_one_run_at_each_checkpoint():
+    model, targets, real = pretrained.load("digits-class", device="cpu"), _digits(4), _digits(64, 5)
+    rows, last = failures.finetune_curve(model, targets, 3, real, (0, 1, 3), batch_size=4, n=2, sample_steps=2)
+    assert [r["steps"] for r in rows] == [0, 1, 3]
+    straight = failures.finetune(model, targets, steps=3, batch_size=4, label=3)
+    expected = straight.sample(2, steps=2, labels=3, guidance_scale=3.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(last, expected)
+    with pytest.raises(ValueError, match="increasing"):
+        failures.finetune_curve(model, targets, 3, real, (0, 3, 1), batch_size=4, n=2, sample_steps=2)
