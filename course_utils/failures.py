@@ -202,6 +202,11 @@ def demo_guidance(prompts, steps: int = 15, seed: int = 0, low: float = 1.0, goo
     return ignored, burnt
 
 
+def _check_checkpoints(checkpoints) -> None:
+    if not checkpoints or list(checkpoints) != sorted(set(checkpoints)) or checkpoints[0] < 0:
+        raise ValueError(f"checkpoints must be increasing step counts >= 0, got {tuple(checkpoints)}.")
+
+
 def finetune_curve(model, targets: torch.Tensor, label: int, real: torch.Tensor, checkpoints, regularization=None,
                    lr: float = 5e-4, batch_size: int = 32, n: int = 64, sample_steps: int = 10, seed: int = 0):
     """Fine-tune ``model`` on ``targets`` (class ``label``) and measure the collapse at each step count.
@@ -212,8 +217,7 @@ def finetune_curve(model, targets: torch.Tensor, label: int, real: torch.Tensor,
     the set mixes them half and half with the targets. Returns ``([{"steps", **collapse_report}],
     last samples)``.
     """
-    if list(checkpoints) != sorted(set(checkpoints)) or min(checkpoints, default=-1) < 0:
-        raise ValueError(f"checkpoints must be increasing step counts >= 0, got {tuple(checkpoints)}.")
+    _check_checkpoints(checkpoints)
     data = finetune_set(targets, regularization)
     rows, tuned, samples = [], model, None
     with tempfile.TemporaryDirectory() as folder:
@@ -238,12 +242,19 @@ def demo_finetune(checkpoints=(0, 40, 80, 120), k: int = 4, label: int = 3, lr: 
     """
     from .data import load_digits
 
+    checkpoints = tuple(checkpoints)
+    _check_checkpoints(checkpoints)
     model = _load("digits-class", device)
     real, labels = load_digits(split="train")
     targets = real[labels == label][:k]
     reg = model.sample(64, steps=sample_steps, labels=label, guidance_scale=3.0, generator=_gen(seed + 1))
     plain, plain_x = finetune_curve(model, targets, label, real, checkpoints, None, lr, batch_size, n, sample_steps, seed)
-    regd, reg_x = finetune_curve(model, targets, label, real, checkpoints, reg, lr, batch_size, n, sample_steps, seed)
+    shared = 1 if checkpoints[0] == 0 else 0  # at 0 steps both runs are the model as shipped: drawn once
+    regd, reg_x = plain[:shared], plain_x
+    if len(checkpoints) > shared:
+        rest, reg_x = finetune_curve(model, targets, label, real, checkpoints[shared:], reg, lr, batch_size, n,
+                                     sample_steps, seed)
+        regd += rest
     return Demo("Fine-tune collapse", f"{checkpoints[-1]} steps on {k} images, no regularisation",
                 "regularisation images (or stopping early)", "samples that copy a fine-tuning image", "lower",
                 plain[-1]["copy_share"], regd[-1]["copy_share"],

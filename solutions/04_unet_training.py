@@ -198,7 +198,8 @@ nb04.check_sample_timesteps(sample_timesteps)
 # %%
 schedule = get_schedule("cosine")
 quick = train(UNet("digits-tiny"), images, schedule,
-              TrainConfig(steps=config.by_mode(fast=40, cpu=300, full=300), batch_size=64, lr=1e-3,
+              TrainConfig(steps=config.by_mode(fast=40, cpu=300, full=300),
+                          batch_size=config.by_mode(fast=32, cpu=64, full=64), lr=1e-3,  # fast: half the time
                           warmup_steps=10, log_every=10, cuda_graph=DEVICE.type == "cuda"),
               device=DEVICE)
 print(f"{quick.step} steps, {quick.images_per_s:.0f} images/s, loss {quick.losses[0][1]:.3f} -> {quick.losses[-1][1]:.3f}")
@@ -245,7 +246,7 @@ plt.show()
 # and adds fresh noise at each; DDIM jumps through 50 of them deterministically.
 
 # %%
-n_ddpm, n_ddim = config.by_mode(fast=(2, 32), cpu=(16, 64), full=(16, 64))  # fast mode: fewer digits keep CI quick
+n_ddpm, n_ddim = config.by_mode(fast=(2, 16), cpu=(16, 64), full=(16, 64))  # fast mode: fewer digits keep CI quick
 t0 = time.perf_counter()
 ddpm_samples = sample_loop(model.unet, DDPMSampler(model.schedule), (n_ddpm, 1, 16, 16),
                            generator=torch.Generator().manual_seed(0), device=DEVICE)
@@ -326,12 +327,13 @@ def loss_at(net, t_lo, t_hi, n=512, seed=123):
 
 
 ablation_steps = config.by_mode(fast=30, cpu=800, full=3000)
+ablation_batch = config.by_mode(fast=32, cpu=64, full=64)  # fast mode: half the batch, half the time
 rows = []
 for skips in (True, False):
     torch.manual_seed(0)
     net = UNet(get_unet_config("digits-tiny", skip_connections=skips))
-    res = train(net, images, schedule, TrainConfig(steps=ablation_steps, batch_size=64, lr=1e-3, warmup_steps=10,
-                                                   log_every=max(1, ablation_steps // 10),
+    res = train(net, images, schedule, TrainConfig(steps=ablation_steps, batch_size=ablation_batch, lr=1e-3,
+                                                   warmup_steps=10, log_every=max(1, ablation_steps // 10),
                                                    cuda_graph=DEVICE.type == "cuda"),
                 device=DEVICE, progress=False)
     rows.append((skips, net.num_parameters(), loss_at(res.model, 0, 100), loss_at(res.model, 500, 1000)))

@@ -113,3 +113,14 @@ def test_finetune_curve_looks_at_one_run_at_each_checkpoint():
     assert torch.equal(last, expected)
     with pytest.raises(ValueError, match="increasing"):
         failures.finetune_curve(model, targets, 3, real, (0, 3, 1), batch_size=4, n=2, sample_steps=2)
+
+
+def test_finetune_demo_draws_the_shared_start_once_and_checks_its_checkpoints():
+    demo = failures.demo_finetune((0, 2), n=2, batch_size=4, sample_steps=2)
+    plain, regularized = demo.details["plain"], demo.details["regularized"]
+    assert [r["steps"] for r in plain] == [r["steps"] for r in regularized] == [0, 2]
+    assert regularized[0] == plain[0]  # 0 steps: the shipped model in both runs, same seed
+    assert not torch.equal(demo.images["broken"], demo.images["fixed"])
+    for bad in ((), (2, 1), (-1, 2), (0, 0, 2)):
+        with pytest.raises(ValueError, match="increasing step counts"):
+            failures.demo_finetune(bad, n=2)
