@@ -67,7 +67,8 @@ def finetune_set(target: torch.Tensor, regularization: torch.Tensor | None = Non
 
 
 def finetune(model, images: torch.Tensor, steps: int, lr: float = 5e-4, batch_size: int = 32,
-             label: int | None = None, seed: int = 0, progress: bool = False, checkpoint_path=None):
+             label: int | None = None, seed: int = 0, progress: bool = False,
+             checkpoint_path: str | Path | None = None):
     """A fine-tuned copy of ``model`` (a ``DiffusionModel``; the original is left untouched).
 
     Continues the diffusion loss on ``images`` ``(K, C, H, W)`` in [-1, 1] up to ``steps`` updates
@@ -217,6 +218,7 @@ def finetune_curve(model, targets: torch.Tensor, label: int, real: torch.Tensor,
     the set mixes them half and half with the targets. Returns ``([{"steps", **collapse_report}],
     last samples)``.
     """
+    checkpoints = tuple(checkpoints)
     _check_checkpoints(checkpoints)
     data = finetune_set(targets, regularization)
     rows, tuned, samples = [], model, None
