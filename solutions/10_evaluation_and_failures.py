@@ -31,7 +31,7 @@
 #
 # | mode | digits scored | prompts | fine-tuning | time |
 # |---|---|---|---|---|
-# | `fast` | 200 (FID curve), 120 (failure rows) | 30 | 50 steps, two runs | 88 s on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
+# | `fast` | 200 (FID curve), 120 (failure rows) | 30 | 50 steps, two runs | 79 s on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
 # | `cpu` | 898, the digits-FID count | all 90 captions | 300 steps, two runs | 3 minutes (181 s, executed with nbclient) on 2 idle CPU cores (2026-11-26) |
 # | `full` | 898 | 90 | 300 steps | not yet measured on a GPU |
 #
