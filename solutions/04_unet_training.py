@@ -197,9 +197,9 @@ nb04.check_sample_timesteps(sample_timesteps)
 
 # %%
 schedule = get_schedule("cosine")
+demo_batch = config.by_mode(fast=32, cpu=64, full=64)  # the short runs of this notebook; fast: half the time
 quick = train(UNet("digits-tiny"), images, schedule,
-              TrainConfig(steps=config.by_mode(fast=40, cpu=300, full=300),
-                          batch_size=config.by_mode(fast=32, cpu=64, full=64), lr=1e-3,  # fast: half the time
+              TrainConfig(steps=config.by_mode(fast=40, cpu=300, full=300), batch_size=demo_batch, lr=1e-3,
                           warmup_steps=10, log_every=10, cuda_graph=DEVICE.type == "cuda"),
               device=DEVICE)
 print(f"{quick.step} steps, {quick.images_per_s:.0f} images/s, loss {quick.losses[0][1]:.3f} -> {quick.losses[-1][1]:.3f}")
@@ -327,12 +327,11 @@ def loss_at(net, t_lo, t_hi, n=512, seed=123):
 
 
 ablation_steps = config.by_mode(fast=30, cpu=800, full=3000)
-ablation_batch = config.by_mode(fast=32, cpu=64, full=64)  # fast mode: half the batch, half the time
 rows = []
 for skips in (True, False):
     torch.manual_seed(0)
     net = UNet(get_unet_config("digits-tiny", skip_connections=skips))
-    res = train(net, images, schedule, TrainConfig(steps=ablation_steps, batch_size=ablation_batch, lr=1e-3,
+    res = train(net, images, schedule, TrainConfig(steps=ablation_steps, batch_size=demo_batch, lr=1e-3,
                                                    warmup_steps=10, log_every=max(1, ablation_steps // 10),
                                                    cuda_graph=DEVICE.type == "cuda"),
                 device=DEVICE, progress=False)
@@ -363,7 +362,7 @@ nb04.skip_question()
 theirs = diffusers_unet_like("digits-small")
 print(f"ours: {UNet('digits-small').num_parameters():,} parameters   diffusers: {theirs.num_parameters():,}")
 steps_cmp = config.by_mode(fast=10, cpu=600, full=4000)
-cmp_cfg = TrainConfig(steps=steps_cmp, batch_size=config.by_mode(fast=32, cpu=64, full=64), lr=5e-4,
+cmp_cfg = TrainConfig(steps=steps_cmp, batch_size=demo_batch, lr=5e-4,
                       warmup_steps=min(200, steps_cmp), log_every=max(1, steps_cmp // 10),
                       cuda_graph=DEVICE.type == "cuda")
 torch.manual_seed(0)
