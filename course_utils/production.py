@@ -6,6 +6,8 @@ the same quantities on our own models, on whatever device they live on:
 - ``peak_memory``: the most memory a call holds at once (CUDA: the caching allocator's peak; CPU:
   the allocations PyTorch's profiler records, replayed in time order).
 - ``step_costs``: time and peak memory of one network call for each precision and batch size.
+- ``precision_slowdown``: how many times as long a call takes in reduced precision as in fp32 (on a
+  CPU without bf16 instructions, 8-20x: worth knowing before sampling hundreds of images in bf16).
 - ``latency_breakdown``: for a latent text-to-image model, the latency each production knob controls
   (sampling steps, resolution, precision, VAE decode, text encode), largest first: the text's
   "latency bottleneck order", measured rather than quoted.
@@ -83,6 +85,22 @@ def step_costs(model, batches=(1, 16, 128), precisions=("fp32", "bf16"), repeats
     return rows
 
 
+def precision_slowdown(model, precision: str = "bf16", batch: int = 4, repeats: int = 3) -> float:
+    """How many times as long one network call takes under ``precision`` autocast as in fp32.
+
+    Above 1 means slower. On a GPU bf16 is about as fast as fp32 or faster; on a CPU without bf16
+    instructions PyTorch emulates it: digits-class took 8-9x as long at batch 4 and 16x at batch 16
+    on a 2-core AMD EPYC without AVX-512 (docs/BENCHMARKS.md). Notebook 10 measures this before it
+    sizes its reduced-precision demo.
+    """
+    check_choice("precision", precision, PRECISIONS)
+    call = network_call(model, check_positive_int("batch", batch))
+    fp32 = time_call(call, repeats, device=model.device)
+    with autocast(model.device, precision):
+        low = time_call(call, repeats, device=model.device)
+    return low / fp32
+
+
 def latency_breakdown(model, steps: int = 25, fast_steps: int = 4, batch: int = 1, repeats: int = 5,
                       prompt: str = "a red circle on a blue background") -> list[dict]:
     """How much of one image's latency each production knob controls, largest first.
@@ -130,4 +148,4 @@ def latency_breakdown(model, steps: int = 25, fast_steps: int = 4, batch: int = 
     return sorted(rows, key=lambda r: r["ms"], reverse=True)
 
 
-__all__ = ["PRECISIONS", "autocast", "latency_breakdown", "peak_memory", "step_costs"]
+__all__ = ["PRECISIONS", "autocast", "latency_breakdown", "peak_memory", "precision_slowdown", "step_costs"]

@@ -32,7 +32,7 @@
 # | mode | digits scored | prompts | fine-tuning | time |
 # |---|---|---|---|---|
 # | `fast` | 200 (FID curve), 120 (failure rows) | 30 | 50 steps, two runs | 79 s on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
-# | `cpu` | 898, the digits-FID count | all 90 captions | 300 steps, two runs | 3 minutes (181 s, executed with nbclient) on 2 idle CPU cores (2026-11-26) |
+# | `cpu` | 898, the digits-FID count (the bf16 row: 100 where the CPU emulates bf16) | all 90 captions | 300 steps, two runs | 8.4 minutes (504 s) on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
 # | `full` | 898 | 90 | 300 steps | not yet measured on a GPU |
 #
 # Three coding exercises and two questions, each with an automatic checker.
@@ -348,9 +348,14 @@ nb10.check_seeded_draw(my_draw)
 # stays in float32, which is how diffusers' pipelines use reduced precision.
 
 # %%
-# fast mode: 16 digits x 4 steps, as bf16 runs slowly on a CPU without bf16 instructions (185 s for
-# 200 digits x 20 steps on a 2-core AMD EPYC without AVX-512)
-n_precision = config.by_mode(fast=16, cpu=N_ROW, full=N_ROW)
+# A CPU without bf16 instructions emulates bf16: on a 2-core AMD EPYC without AVX-512 one U-Net call
+# takes 8x (batch 4) to over 20x (batch 128) as long as in fp32, and 898 digits x 20 steps took 14.5
+# minutes. So measure first, and compare 100 digits where bf16 is slow: both runs share their noise
+# and sampler, so the gap between them is the precision's at any N. Fast mode: 16 digits x 4 steps.
+slowdown = production.precision_slowdown(pretrained.load("digits-class", device=DEVICE), "bf16")
+n_precision = config.by_mode(fast=16, cpu=N_ROW if slowdown < 3 else 100, full=N_ROW)
+print(f"one U-Net call takes {slowdown:.1f}x as long in bf16 as in fp32 on this {DEVICE.type}: "
+      f"comparing {n_precision} digits")
 precision_demo = failures.demo_precision(n=n_precision, steps=config.by_mode(fast=4, cpu=20, full=20),
                                          precision="bf16", device=DEVICE)
 print(f"digits-FID at N = {n_precision}: U-Net in bf16 {precision_demo.broken:.3f}, in fp32 {precision_demo.fixed:.3f}; "

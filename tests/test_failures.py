@@ -83,6 +83,24 @@ def test_step_costs_cover_every_precision_and_batch():
         production.autocast(torch.device("cpu"), "fp8")
 
 
+def test_precision_slowdown_is_the_autocast_time_over_the_fp32_time(monkeypatch):
+    model = pretrained.load("digits-class", device="cpu")
+    seen = []
+
+    def fake_time_call(fn, repeats, device=None):  # 2 s for a call under bf16 autocast, 0.5 s otherwise
+        fn()
+        seen.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        return 2.0 if seen[-1] else 0.5
+
+    monkeypatch.setattr(production, "time_call", fake_time_call)
+    assert production.precision_slowdown(model, "bf16", batch=2, repeats=1) == pytest.approx(4.0)
+    assert seen == [False, True]
+    with pytest.raises(ValueError, match="fp32.*bf16.*fp16"):
+        production.precision_slowdown(model, "int8")
+    with pytest.raises(ValueError, match="batch"):
+        production.precision_slowdown(model, batch=0)
+
+
 def test_latency_breakdown_names_every_knob_largest_first():
     model = pretrained.load("shapes-latent", device="cpu")
     rows = production.latency_breakdown(model, steps=3, fast_steps=1, repeats=1)
