@@ -33,8 +33,8 @@
 #
 # | mode | training | guidance sweep | time |
 # |---|---|---|---|
-# | `fast` | 20 steps to prove the loop, then the shipped checkpoints | 6 digits per class and scale, DDIM-10 | 25 s on 2 CPU cores |
-# | `cpu` | the shipped recipe, printed in section 4 | 30 per class and scale, DDIM-25 | 7.5 minutes on 2 CPU cores, 4.5 of them training |
+# | `fast` | 20 steps to prove the loop, then the shipped checkpoints | 6 digits per class and scale, DDIM-10 | 44 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `cpu` | the shipped recipe, printed in section 4 | 30 per class and scale, DDIM-25 | 17 minutes (1,028 s) on 2 idle cores of an AMD EPYC, 11 of them training (2026-11-27) |
 # | `full` | the shipped recipe, each step one CUDA graph | 100 per class and scale, DDIM-50 | 30 s on one H100 (its training cell 14 s) |
 #
 # Two coding exercises and two questions, each with an automatic checker.

@@ -36,7 +36,7 @@
 # | mode | training | samples | time |
 # |---|---|---|---|
 # | `fast` | 20 VAE steps to prove the loop, then the shipped `shapes-vae` and `shapes-latent` | 18 captions, DDIM-10 | 37 s on 2 idle cores of an AMD EPYC (2026-11-27) |
-# | `cpu` | the shipped VAE recipe (2,500 steps), printed in section 3 | all 90 captions, DDIM-25 | 566 s (9.4 minutes) on 2 idle CPU cores, executed with nbclient (2026-11-26) |
+# | `cpu` | the shipped VAE recipe (2,500 steps), printed in section 3 | all 90 captions, DDIM-25 | 21 minutes (1,267 s) on 2 idle cores of an AMD EPYC, 19 of them training the VAE (2026-11-27) |
 # | `full` | the shipped VAE recipe | 90 captions x 4, DDIM-50 | not yet measured on a GPU |
 #
 # Three coding exercises and three questions, each with an automatic checker.

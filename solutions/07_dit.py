@@ -36,8 +36,8 @@
 #
 # | mode | training | samples per model | time |
 # |---|---|---|---|
-# | `fast` | 3 steps of each DiT to prove the loop, then the shipped checkpoints and their recorded loss curves | 50 (5 per digit), DDIM-10 | 20 s on 2 idle cores of an AMD EPYC (2026-11-27); several times longer while another job shares them |
-# | `cpu` | both DiT recipes, printed in section 3 | 898 (the digits-FID count), DDIM-25 | about 22 minutes on 2 CPU cores (1,345 s measured; the two trainings 6 and 14 of them) |
+# | `fast` | 3 steps of each DiT to prove the loop, then the shipped checkpoints and their recorded loss curves | 50 (5 per digit), DDIM-10 | 24 s on 2 idle cores of an AMD EPYC (2026-11-27); several times longer while another job shares them |
+# | `cpu` | both DiT recipes, printed in section 3 | 898 (the digits-FID count), DDIM-25 | about 22 minutes on 2 CPU cores (1,345 s measured; the two trainings 6 and 14 of them; 2026-11-26, on a 2-core machine about twice as fast as the AMD EPYC above) |
 # | `full` | both DiT recipes | 898, DDIM-50 | not yet measured on a GPU |
 #
 # Three coding exercises and two questions, each with an automatic checker.
