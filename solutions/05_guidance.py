@@ -33,7 +33,7 @@
 #
 # | mode | training | guidance sweep | time |
 # |---|---|---|---|
-# | `fast` | 20 steps to prove the loop, then the shipped checkpoints | 6 digits per class and scale, DDIM-10 | 44 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `fast` | 10 steps to prove the loop, then the shipped checkpoints | 4 digits per class and scale, DDIM-10 | 44 s on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `cpu` | the shipped recipe, printed in section 4 | 30 per class and scale, DDIM-25 | 17 minutes (1,028 s) on 2 idle cores of an AMD EPYC, 11 of them training (2026-11-27) |
 # | `full` | the shipped recipe, each step one CUDA graph | 100 per class and scale, DDIM-50 | 30 s on one H100 (its training cell 14 s) |
 #
@@ -149,7 +149,7 @@ nb05.check_label_dropout(drop_labels)
 # cheaper, but at a small learning rate the network kept ignoring the labels: after 800 steps
 # the classifier read the digit asked for in 12% of samples, chance level.)
 #
-# In `fast` mode we run 20 steps of the recipe to prove the loop works, then load the shipped
+# In `fast` mode we run 10 steps of the recipe to prove the loop works, then load the shipped
 # model; in `cpu` and `full` mode you run the whole recipe here.
 
 # %%
@@ -160,7 +160,7 @@ print(f"recipe: from scratch, {tc.steps} steps of batch {tc.batch_size}, lr {tc.
 schedule = get_schedule(recipe.schedule)
 unet = UNet(recipe.arch)
 before = unet.class_embedding.weight.detach().clone()  # (11, 128)
-run_config = config.by_mode(fast=replace(tc, steps=20, batch_size=32, warmup_steps=5, log_every=5),
+run_config = config.by_mode(fast=replace(tc, steps=10, batch_size=32, warmup_steps=5, log_every=5),
                             cpu=tc, full=tc)
 run_config = replace(run_config, cuda_graph=DEVICE.type == "cuda")  # on a GPU: each step one CUDA graph
 run = train(unet, images, schedule, run_config, labels=labels, device=DEVICE,
@@ -261,7 +261,7 @@ nb05.w_question()
 
 # %%
 SCALES = (0.0, 1.0, 3.0, 7.0, 12.0, 20.0)
-per_class = config.by_mode(fast=6, cpu=30, full=100)
+per_class = config.by_mode(fast=4, cpu=30, full=100)  # fast mode: 40 digits per scale keep CI quick
 sweep_steps = config.by_mode(fast=10, cpu=25, full=50)
 sweep_labels = torch.arange(10).repeat_interleave(per_class)  # (10 * per_class,)
 sweep = {}

@@ -35,7 +35,7 @@
 #
 # | mode | training | samples | time |
 # |---|---|---|---|
-# | `fast` | 20 VAE steps to prove the loop, then the shipped `shapes-vae` and `shapes-latent` | 18 captions, DDIM-10 | 37 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `fast` | 10 VAE steps to prove the loop, then the shipped `shapes-vae` and `shapes-latent` | 18 captions, DDIM-10 | 37 s on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `cpu` | the shipped VAE recipe (2,500 steps), printed in section 3 | all 90 captions, DDIM-25 | 21 minutes (1,267 s) on 2 idle cores of an AMD EPYC, 19 of them training the VAE (2026-11-27) |
 # | `full` | the shipped VAE recipe | 90 captions x 4, DDIM-50 | not yet measured on a GPU |
 #
@@ -168,7 +168,7 @@ nb06.check_kl(kl_to_standard_normal)
 # ## 3. Training the VAE
 #
 # `train_vae` runs `vae_loss` (the package's version of the two exercises) with AdamW. The shipped
-# `shapes-vae` was trained by the recipe printed below; in `fast` mode we run 20 steps to prove the
+# `shapes-vae` was trained by the recipe printed below; in `fast` mode we run 10 steps to prove the
 # loop, then load it. One batch through the loss first, to see its parts:
 
 # %%
@@ -180,7 +180,7 @@ with torch.no_grad():
     parts = vae_loss(VAE("shapes-vae"), x[:16], generator=torch.Generator().manual_seed(0))
 print("an untrained VAE on 16 images: " + ", ".join(f"{k} {float(v):.4f}" for k, v in parts.items()))
 
-steps = config.by_mode(fast=20, cpu=tc.steps, full=tc.steps)
+steps = config.by_mode(fast=10, cpu=tc.steps, full=tc.steps)
 train_images = x if MODE == "fast" else make_shapes(20000, seed=0).images  # the recipe's 20,000 shapes
 batch_size = config.by_mode(fast=32, cpu=tc.batch_size, full=tc.batch_size)  # fast mode: half the recipe's 64
 run = train_vae(train_images, steps=steps, batch_size=batch_size, lr=tc.lr, seed=tc.seed,

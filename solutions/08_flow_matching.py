@@ -37,7 +37,7 @@
 #
 # | mode | training | samples | time |
 # |---|---|---|---|
-# | `fast` | two toy MLPs, 1,500 steps each, then 1,500 steps of reflow | toy: 2,000 per panel; digits: 100 per point, 2 to 16 steps | 47-56 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `fast` | two toy MLPs, 1,500 steps each, then 1,500 steps of reflow | toy: 2,000 per panel; digits: 64 per point, 2 to 16 steps | 47-56 s on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `cpu` | 4,000 steps each, 4,000 of reflow | toy: 4,000; digits: 898 (the digits-FID count), 2 to 32 steps | 333 s (5.6 minutes) on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `full` | 8,000 steps each, 8,000 of reflow | toy: 4,000; digits: 898, 2 to 50 steps | not measured |
 #
@@ -345,13 +345,13 @@ nb08.one_step_question()
 #
 # Quality is measured as in notebook 05: **digits-FID** and **KID** of the samples against real
 # digits, in the feature space of the course's digit classifier (lower is better). FID is defined
-# at N = 898 samples, the count of its real-vs-real floor; in `fast` mode we draw only 100, so the
+# at N = 898 samples, the count of its real-vs-real floor; in `fast` mode we draw only 64, so the
 # FIDs printed there are computed with `require_n=False`, run high, and are **not comparable** with
 # the floor or with the reference figures below. KID has no such bias, so it is the number to read
 # at small N.
 
 # %%
-N_DIGITS = config.by_mode(fast=100, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
+N_DIGITS = config.by_mode(fast=64, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
 DIGIT_STEPS = config.by_mode(fast=(2, 4, 8, 16), cpu=(2, 4, 8, 16, 32), full=(2, 4, 8, 10, 16, 20, 32, 50))
 digit_models = {"DDIM (digits-class)": (pretrained.load("digits-class", device=DEVICE), "ddim"),
                 "flow Euler (digits-class-flow)": (pretrained.load("digits-class-flow", device=DEVICE), "euler")}
@@ -425,7 +425,7 @@ for k in DIGIT_STEPS:
 # the same blurry average digit, the mean of the data, as Question A predicts. DDIM-2 is merely noisy. From 4 to 16 steps the two are close; in our `fast` run the flow had the lower KID at
 # 4, 8 and 16 steps (your run's comparison is printed above). In the reference figures at N = 898, flow Euler at 8 steps (2.16) is about as good
 # as DDIM at 10 (2.21), and at 16 steps (1.68) about as good as DDIM at 20 (1.67): a saving of a step
-# in five, not an order of magnitude. With a hundred samples (`fast` mode) the differences between
+# in five, not an order of magnitude. With 64 samples (`fast` mode) the differences between
 # neighbouring points are within the noise of the measurement; run in `cpu` mode for the 898-sample
 # version.
 #

@@ -35,7 +35,7 @@
 #
 # | mode | distillation | digits per sampler | time |
 # |---|---|---|---|
-# | `fast` | 3 steps to prove the loop, then the shipped student | 8 per picture, 4 per row of the speed table (timing is real; quality that small is only a rough guide) | 53 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `fast` | 3 steps to prove the loop, then the shipped student | 8 per picture, 2 per row of the speed table (timing is real; quality that small is only a rough guide) | 53 s on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count | about 37 minutes on 2 CPU cores (2,208 s measured; the distillation 10 of them, the table 24; 2026-11-26, on a 2-core machine about twice as fast as the AMD EPYC above) |
 # | `full` | the whole recipe | 898 | not yet measured on a GPU |
 #
@@ -62,8 +62,8 @@ from course_utils.widgets import SamplerExplorer
 
 MODE, DEVICE = config.get_mode(), config.get_device()
 N_LIVE = config.by_mode(fast=8, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
-# fast mode times the speed table on 4 digits per row: its DDPM-1000 row alone takes 40 s at 8 on one core
-N_TABLE = config.by_mode(fast=4, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
+# fast mode times the speed table on 2 digits per row: its DDPM-1000 row alone takes 40 s at 8 on one core
+N_TABLE = config.by_mode(fast=2, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
 print(config.describe())
 print(f"{N_LIVE} digits per sampler in this run's pictures, {N_TABLE} per row of its speed table")
 
@@ -344,7 +344,7 @@ print()
 print(speed.markdown_table(live, reference="DDPM-1000"))
 
 # %% [markdown]
-# At 4 digits per row (`fast` mode) FID is strongly biased and KID is noisy: read the timing columns,
+# At 2 digits per row (`fast` mode) FID is strongly biased and KID is noisy: read the timing columns,
 # not the quality ones. The **reference run** below is `benchmarks/fast_sampling.py` at the
 # digits-FID count, N = 898, recorded on the machine it names; `cpu` and `full` mode reproduce it here.
 
