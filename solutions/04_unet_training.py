@@ -377,7 +377,7 @@ for name, r in (("ours", ours_run), ("diffusers", theirs_run)):
     print(f"{name:>10}: {r.step} steps, final loss {r.losses[-1][1]:.4f}, {r.images_per_s:.0f} images/s")
 
 # %%
-n_theirs = config.by_mode(fast=16, cpu=32, full=32)  # fast mode: its samples are still noise
+n_theirs = config.by_mode(fast=8, cpu=32, full=32)  # fast mode: its samples are still noise
 their_samples = sample_loop(theirs_run.ema_model.eval(), DDIMSampler(schedule), (n_theirs, 1, 16, 16), 50,
                             generator=torch.Generator().manual_seed(2), device=DEVICE)
 show_images(their_samples.cpu(), nrow=16, title=f"diffusers UNet2DModel after {steps_cmp} steps (DDIM-50)")
