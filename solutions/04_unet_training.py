@@ -31,7 +31,7 @@
 #
 # | mode | training | time |
 # |---|---|---|
-# | `fast` | a few dozen steps to prove the loop, then the shipped checkpoint | about 1.5 minutes on 2 CPU cores (78 s on a 2-core AMD EPYC, 2026-11-27) |
+# | `fast` | a few dozen steps to prove the loop, then the shipped checkpoint | about 1 minute on 2 CPU cores (66-68 s on a 2-core AMD EPYC, 2026-11-27) |
 # | `cpu` | a 1.1M-parameter U-Net, 2,000 steps | about 21 minutes on 2 CPU cores (12 of them training; 2026-11-26, on a 2-core machine about twice as fast as the AMD EPYC above) |
 # | `full` | a 6.8M-parameter U-Net, 4,000 steps in bf16, each step one CUDA graph | 100 s to the FID score on one H100 (about 1 minute of it training); 160 s for the whole notebook |
 #

@@ -33,7 +33,7 @@
 #
 # | mode | training | guidance sweep | time |
 # |---|---|---|---|
-# | `fast` | 10 steps to prove the loop, then the shipped checkpoints | 4 digits per class and scale, DDIM-10 | 44 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `fast` | 10 steps to prove the loop, then the shipped checkpoints | 4 digits per class and scale, DDIM-10 | 38-39 s on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `cpu` | the shipped recipe, printed in section 4 | 30 per class and scale, DDIM-25 | 17 minutes (1,028 s) on 2 idle cores of an AMD EPYC, 11 of them training (2026-11-27) |
 # | `full` | the shipped recipe, each step one CUDA graph | 100 per class and scale, DDIM-50 | 30 s on one H100 (its training cell 14 s) |
 #

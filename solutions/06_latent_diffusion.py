@@ -35,7 +35,7 @@
 #
 # | mode | training | samples | time |
 # |---|---|---|---|
-# | `fast` | 10 VAE steps to prove the loop, then the shipped `shapes-vae` and `shapes-latent` | 18 captions, DDIM-10 | 37 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `fast` | 10 VAE steps to prove the loop, then the shipped `shapes-vae` and `shapes-latent` | 18 captions, DDIM-10 | 33-36 s on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `cpu` | the shipped VAE recipe (2,500 steps), printed in section 3 | all 90 captions, DDIM-25 | 21 minutes (1,267 s) on 2 idle cores of an AMD EPYC, 19 of them training the VAE (2026-11-27) |
 # | `full` | the shipped VAE recipe | 90 captions x 4, DDIM-50 | not yet measured on a GPU |
 #

@@ -37,7 +37,7 @@
 #
 # | mode | training | samples | time |
 # |---|---|---|---|
-# | `fast` | two toy MLPs, 1,500 steps each, then 1,500 steps of reflow | toy: 2,000 per panel; digits: 64 per point, 2 to 16 steps | 47-56 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `fast` | two toy MLPs, 1,500 steps each, then 1,500 steps of reflow | toy: 2,000 per panel; digits: 64 per point, 2 to 16 steps | 50-52 s on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `cpu` | 4,000 steps each, 4,000 of reflow | toy: 4,000; digits: 898 (the digits-FID count), 2 to 32 steps | 333 s (5.6 minutes) on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `full` | 8,000 steps each, 8,000 of reflow | toy: 4,000; digits: 898, 2 to 50 steps | not measured |
 #
