@@ -7,7 +7,12 @@ order of ``shapes-latent`` (``production.latency_breakdown``); and the nearest-n
 on every shipped digits model. Prints Markdown rows for
 docs/BENCHMARKS.md.
 
-Usage: ``python benchmarks/failure_modes.py [--device cpu] [--skip-failures] [--skip-memorization] [--skip-production]``
+``--write-finetune`` runs only the fine-tuning demo and stores it with the package
+(``course_utils/pretrained/finetune_collapse.safetensors``): notebook 10 shows that run in ``fast``
+mode, where it fine-tunes only a few steps itself.
+
+Usage: ``python benchmarks/failure_modes.py [--device cpu] [--skip-failures] [--skip-memorization] [--skip-production]
+[--write-finetune]``
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from course_utils import evaluation, failures, pretrained, production
 from course_utils.config import get_device
 from course_utils.data import load_digits
 from course_utils.data.shapes import BACKGROUNDS, COLORS, SHAPES, caption
-from report import row
+from report import device_name, row
 
 FINETUNE_CHECKPOINTS = (0, 40, 80, 120, 200, 300)
 
@@ -45,13 +50,29 @@ def failure_rows(device: torch.device) -> list[str]:
     guidance = demos[1].details
     out.append(row("failure-fix: shapes-latent guidance sweep, adherence (all four heads) at w = 1 / 3 / 20",
                    " / ".join(f"{v:.1%}" for v in guidance["adherence"].values()), demos[1].samples, device))
-    collapse = next(d for d in demos if d.failure == "Fine-tune collapse").details
-    for name, curve in collapse.items():
-        out.append(row(f"fine-tune collapse, {name}: samples copying one of the 4 images after "
-                       + " / ".join(str(r["steps"]) for r in curve) + " steps",
-                       " / ".join(f"{r['copy_share']:.1%}" for r in curve),
-                       "64 digits of class 3 per point, w = 3, DDIM-10, seed 0; lr 1e-3, batch 32", device))
-    return out
+    return out + collapse_rows(next(d for d in demos if d.failure == "Fine-tune collapse"), device)
+
+
+def collapse_rows(demo: failures.Demo, device: torch.device) -> list[str]:
+    s = demo.details["settings"]
+    return [row(f"fine-tune collapse, {name}: samples copying one of the {s['k']} images after "
+                + " / ".join(str(r["steps"]) for r in demo.details[name]) + " steps",
+                " / ".join(f"{r['copy_share']:.1%}" for r in demo.details[name]),
+                f"{s['n']} digits of class {s['label']} per point, w = 3, DDIM-{s['sample_steps']}, seed {s['seed']}; "
+                f"lr {s['lr']:g}, batch {s['batch_size']}", device)
+            for name in ("plain", "regularized")]
+
+
+def write_finetune(device: torch.device) -> list[str]:
+    """Run the fine-tuning demo at cpu mode's size and store it for notebook 10's fast mode."""
+    start = time.perf_counter()
+    demo = failures.demo_finetune(FINETUNE_CHECKPOINTS, device=device)
+    seconds = time.perf_counter() - start
+    path = failures.write_recorded_finetune(demo, device_name(device), seconds)
+    print(f"wrote {path} ({seconds:.0f} s)", flush=True)
+    return [row(f"fine-tune collapse, both curves ({seconds:.1f} s, {torch.get_num_threads()} threads), stored for "
+                "notebook 10's fast mode", f"{demo.broken:.1%} / {demo.fixed:.1%} after {FINETUNE_CHECKPOINTS[-1]} "
+                "steps, plain / regularised", demo.samples, device)] + collapse_rows(demo, device)
 
 
 def memorization_rows(device: torch.device) -> list[str]:
@@ -93,8 +114,12 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-failures", action="store_true")
     parser.add_argument("--skip-production", action="store_true")
     parser.add_argument("--skip-memorization", action="store_true")
+    parser.add_argument("--write-finetune", action="store_true", help="only store the fine-tuning run (see above)")
     args = parser.parse_args(argv)
     device = get_device(args.device)
+    if args.write_finetune:
+        print("\n".join(write_finetune(device)))
+        return
     lines = ([] if args.skip_failures else failure_rows(device)) + \
             ([] if args.skip_memorization else memorization_rows(device)) + \
             ([] if args.skip_production else production_rows(device))

@@ -14,7 +14,9 @@ parts that do:
 Each ``demo_*`` function reproduces one row of the table on the shipped models and returns a
 ``Demo``: the metric with the failure and with its fix, and the images behind both. Notebook 10
 runs them at its mode's size; ``benchmarks/failure_modes.py`` runs them at full size for
-docs/BENCHMARKS.md. ``failure_table`` prints the rows side by side.
+docs/BENCHMARKS.md. ``failure_table`` prints the rows side by side. The fine-tuning run is the one
+too long for CI: ``write_recorded_finetune`` stores a full-size run with the package, and
+``recorded_finetune`` reads it back for ``fast`` mode.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import copy
 import tempfile
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import torch
@@ -233,6 +236,9 @@ def finetune_curve(model, targets: torch.Tensor, label: int, real: torch.Tensor,
     return rows, samples
 
 
+RECORDED_FINETUNE = Path(__file__).parent / "pretrained" / "finetune_collapse.safetensors"
+
+
 def demo_finetune(checkpoints=(0, 40, 80, 120), k: int = 4, label: int = 3, lr: float = 1e-3, batch_size: int = 32,
                   n: int = 64, sample_steps: int = 10, seed: int = 0, device=None) -> Demo:
     """Fine-tune collapse: digits-class fine-tuned on ``k`` training digits of one class.
@@ -240,7 +246,8 @@ def demo_finetune(checkpoints=(0, 40, 80, 120), k: int = 4, label: int = 3, lr: 
     Plain fine-tuning against fine-tuning with regularisation images (64 digits of the same class
     drawn from the model before fine-tuning, DreamBooth's prior preservation), same steps and seed.
     Metric: the share of ``n`` samples that are copies of a fine-tuning image. The plain run's
-    curve (``details["plain"]``) also shows the other fix, stopping early.
+    curve (``details["plain"]``) also shows the other fix, stopping early; ``details["settings"]``
+    holds the arguments.
     """
     from .data import load_digits
 
@@ -257,11 +264,52 @@ def demo_finetune(checkpoints=(0, 40, 80, 120), k: int = 4, label: int = 3, lr: 
         rest, reg_x = finetune_curve(model, targets, label, real, checkpoints[shared:], reg, lr, batch_size, n,
                                      sample_steps, seed)
         regd += rest
-    return Demo("Fine-tune collapse", f"{checkpoints[-1]} steps on {k} images, no regularisation",
+    settings = {"checkpoints": list(checkpoints), "k": k, "label": label, "lr": lr, "batch_size": batch_size, "n": n,
+                "sample_steps": sample_steps, "seed": seed}
+    return _finetune_demo(plain, regd, {"broken": plain_x, "fixed": reg_x, "targets": targets}, settings)
+
+
+def _finetune_demo(plain: list, regd: list, images: dict, settings: dict, recorded: dict | None = None) -> Demo:
+    s = settings
+    samples = f"{s['n']} digits of class {s['label']}, DDIM-{s['sample_steps']}, seed {s['seed']}"
+    details = {"plain": plain, "regularized": regd, "settings": s}
+    if recorded is not None:
+        samples += f"; recorded on {recorded['device']}, {recorded['date']}"
+        details["recorded"] = recorded
+    return Demo("Fine-tune collapse", f"{plain[-1]['steps']} steps on {s['k']} images, no regularisation",
                 "regularisation images (or stopping early)", "samples that copy a fine-tuning image", "lower",
-                plain[-1]["copy_share"], regd[-1]["copy_share"],
-                f"{n} digits of class {label}, DDIM-{sample_steps}, seed {seed}",
-                {"broken": plain_x, "fixed": reg_x, "targets": targets}, {"plain": plain, "regularized": regd})
+                plain[-1]["copy_share"], regd[-1]["copy_share"], samples, images, details)
+
+
+def write_recorded_finetune(demo: Demo, device: str, seconds: float | None = None,
+                            path: str | Path = RECORDED_FINETUNE) -> Path:
+    """Store a ``demo_finetune`` run (both curves, the last samples, the four images) atomically.
+
+    ``device`` names the machine it ran on. ``benchmarks/failure_modes.py --write-finetune`` writes
+    the shipped one, at ``COURSE_MODE=cpu``'s size; ``recorded_finetune`` reads it back.
+    """
+    if demo.failure != "Fine-tune collapse" or "settings" not in demo.details:
+        raise ValueError("write_recorded_finetune stores what demo_finetune returns.")
+    from .checkpoints import save_checkpoint
+
+    recorded = {"device": device, "torch": torch.__version__, "date": str(date.today()), "seconds": seconds}
+    meta = {"plain": demo.details["plain"], "regularized": demo.details["regularized"],
+            "settings": demo.details["settings"], "recorded": recorded}
+    return save_checkpoint(path, {k: demo.images[k] for k in ("broken", "fixed", "targets")}, meta)
+
+
+def recorded_finetune(path: str | Path = RECORDED_FINETUNE) -> Demo:
+    """The stored ``demo_finetune`` run as a ``Demo``; ``details["recorded"]`` says where and when it ran.
+
+    ``fast`` mode shows this run (300 steps, 64 digits per checkpoint) and fine-tunes only a few
+    steps itself, to prove the loop.
+    """
+    from .checkpoints import load_checkpoint
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} is missing; run `python benchmarks/failure_modes.py --write-finetune`.")
+    images, meta = load_checkpoint(path)
+    return _finetune_demo(meta["plain"], meta["regularized"], images, meta["settings"], meta["recorded"])
 
 
 def demo_seed(n: int = 8, steps: int = 10, seed: int = 0, device=None) -> Demo:
@@ -307,5 +355,6 @@ def failure_table(demos) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Demo", "collapse_report", "demo_finetune", "demo_guidance", "demo_precision", "demo_schedule", "demo_seed",
-           "failure_table", "finetune", "finetune_curve", "finetune_set", "pairwise_diversity"]
+__all__ = ["RECORDED_FINETUNE", "Demo", "collapse_report", "demo_finetune", "demo_guidance", "demo_precision",
+           "demo_schedule", "demo_seed", "failure_table", "finetune", "finetune_curve", "finetune_set",
+           "pairwise_diversity", "recorded_finetune", "write_recorded_finetune"]

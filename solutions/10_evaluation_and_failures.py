@@ -31,7 +31,7 @@
 #
 # | mode | digits scored | prompts | fine-tuning | time |
 # |---|---|---|---|---|
-# | `fast` | 200 (FID curve), 64 (failure rows) | 30 | 50 steps, two runs | 80-82 s on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
+# | `fast` | 200 (FID curve), 64 (failure rows) | 30 | 10 steps, two runs (shows the stored 300-step runs) | 80-82 s on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
 # | `cpu` | 898, the digits-FID count (the bf16 row: 100 where the CPU emulates bf16) | all 90 captions | 300 steps, two runs | 8.4 minutes (504 s) on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
 # | `full` | 898 | 90 | 300 steps | not yet measured on a GPU |
 #
@@ -60,7 +60,7 @@ N_EVAL = config.by_mode(fast=200, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMP
 COUNTS = config.by_mode(fast=(25, 50, 100, 200), cpu=(50, 100, 200, 400, 898), full=(50, 100, 200, 400, 898))
 N_ROW = config.by_mode(fast=64, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
 N_PROMPTS = config.by_mode(fast=30, cpu=90, full=90)
-FINETUNE = config.by_mode(fast={"checkpoints": (0, 25, 50), "lr": 1.5e-3, "n": 32},
+FINETUNE = config.by_mode(fast={"checkpoints": (0, 10), "lr": 1e-3, "n": 16},  # proves the loop; see 2.4
                           cpu={"checkpoints": (0, 40, 80, 120, 200, 300), "lr": 1e-3},
                           full={"checkpoints": (0, 40, 80, 120, 200, 300), "lr": 1e-3})
 print(config.describe())
@@ -279,27 +279,45 @@ nb10.check_saturation(my_saturation)
 # training 3s, twice with the same steps and seed: once plainly, once with **regularisation
 # images** mixed in half and half (64 3s drawn from the model *before* fine-tuning: DreamBooth's
 # prior preservation). Each run is one continuous fine-tuning; at a few checkpoints along it we
-# draw 64 3s (32 in `fast` mode) and count how many are copies of the four (closer to one than 99%
-# of real digits are to their nearest neighbour).
+# draw 64 3s and count how many are copies of the four (closer to one than 99% of real digits are
+# to their nearest neighbour).
+#
+# The two runs take about 3.5 minutes on two CPU cores, too long for `fast` mode. There the notebook
+# fine-tunes 10 steps of each run, which proves the loop, and then shows the **stored run**: the same
+# call at `cpu` mode's size, recorded by `benchmarks/failure_modes.py --write-finetune` on the
+# machine it names. The plot marks this run's own points on the stored curves. `cpu` and `full` mode
+# run all 300 steps live.
 
 # %%
 collapse = failures.demo_finetune(**FINETUNE, device=DEVICE)
+live, stored = collapse, MODE == "fast"
+if stored:
+    collapse = failures.recorded_finetune()
+    print(f"stored run: {collapse.samples}, torch {collapse.details['recorded']['torch']}")
 curve = {"plain": collapse.details["plain"], "with regularisation images": collapse.details["regularized"]}
 
 fig, axes = plt.subplots(1, 4, figsize=(16, 3.2), gridspec_kw={"width_ratios": [0.6, 1, 1, 1.2]})
 show_images(collapse.images["targets"], nrow=2, ax=axes[0], title="the 4 images")
-steps = FINETUNE["checkpoints"][-1]
-show_images(collapse.images["broken"][:32], nrow=8, ax=axes[1], title=f"plain, {steps} steps")
-show_images(collapse.images["fixed"][:32], nrow=8, ax=axes[2], title=f"regularised, {steps} steps")
-for name, c in curve.items():
-    axes[3].plot([r["steps"] for r in c], [100 * r["copy_share"] for r in c], "o-", label=name)
+steps = collapse.details["settings"]["checkpoints"][-1]
+tag = "stored run: " if stored else ""
+show_images(collapse.images["broken"][:32], nrow=8, ax=axes[1], title=f"{tag}plain, {steps} steps")
+show_images(collapse.images["fixed"][:32], nrow=8, ax=axes[2], title=f"{tag}regularised, {steps} steps")
+for (name, c), key in zip(curve.items(), ("plain", "regularized")):
+    line, = axes[3].plot([r["steps"] for r in c], [100 * r["copy_share"] for r in c], "o-", label=name)
+    if stored:
+        axes[3].plot([r["steps"] for r in live.details[key]], [100 * r["copy_share"] for r in live.details[key]],
+                     "x", ms=10, mew=2, color=line.get_color(), label=f"{name}: this run")
 axes[3].set(xlabel="fine-tuning steps", ylabel="% of samples that copy one of the 4",
-            title="Collapse grows with training")
-axes[3].legend()
+            title="Collapse grows with training" + (" (stored run)" if stored else ""))
+axes[3].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 for name, c in curve.items():
     print(f"{name:28s} " + ", ".join(f"{r['steps']} steps: {r['copy_share']:.0%}" for r in c))
+if stored:
+    for key in ("plain", "regularized"):
+        print(f"this run, {key:19s} " + ", ".join(f"{r['steps']} steps: {r['copy_share']:.0%}" for r in live.details[key])
+              + f" ({live.details['settings']['n']} digits per point)")
 
 # %% [markdown]
 # Plain fine-tuning turns a growing share of the samples into copies of the four images; the curve

@@ -133,12 +133,40 @@ def test_finetune_curve_looks_at_one_run_at_each_checkpoint():
         failures.finetune_curve(model, targets, 3, real, (0, 3, 1), batch_size=4, n=2, sample_steps=2)
 
 
-def test_finetune_demo_draws_the_shared_start_once_and_checks_its_checkpoints():
+def test_finetune_demo_draws_the_shared_start_once_checks_its_checkpoints_and_round_trips(tmp_path):
     demo = failures.demo_finetune((0, 2), n=2, batch_size=4, sample_steps=2)
     plain, regularized = demo.details["plain"], demo.details["regularized"]
     assert [r["steps"] for r in plain] == [r["steps"] for r in regularized] == [0, 2]
     assert regularized[0] == plain[0]  # 0 steps: the shipped model in both runs, same seed
     assert not torch.equal(demo.images["broken"], demo.images["fixed"])
+    assert demo.details["settings"]["checkpoints"] == [0, 2] and demo.details["settings"]["n"] == 2
     for bad in ((), (2, 1), (-1, 2), (0, 0, 2)):
         with pytest.raises(ValueError, match="increasing step counts"):
             failures.demo_finetune(bad, n=2)
+
+    path = failures.write_recorded_finetune(demo, "test machine", seconds=1.5, path=tmp_path / "run.safetensors")
+    back = failures.recorded_finetune(path)
+    assert (back.broken, back.fixed, back.cause) == (demo.broken, demo.fixed, demo.cause)
+    assert back.details["plain"] == plain and back.details["regularized"] == regularized
+    assert all(torch.equal(back.images[k], demo.images[k]) for k in ("broken", "fixed", "targets"))
+    assert back.details["recorded"]["device"] == "test machine" and back.details["recorded"]["seconds"] == 1.5
+    assert back.samples.startswith(demo.samples) and "recorded on test machine" in back.samples
+    assert not list(tmp_path.glob("*.tmp"))  # written through a temporary file, renamed into place
+    with pytest.raises(ValueError, match="what demo_finetune returns"):
+        failures.write_recorded_finetune(failures.Demo("Other", "", "", "", "lower", 1.0, 0.0, ""), "x",
+                                         path=tmp_path / "other.safetensors")
+    with pytest.raises(FileNotFoundError, match="--write-finetune"):
+        failures.recorded_finetune(tmp_path / "missing.safetensors")
+
+
+def test_the_shipped_finetune_run_shows_what_notebook_10_says_about_it():
+    run = failures.recorded_finetune()
+    s, plain, regularized = run.details["settings"], run.details["plain"], run.details["regularized"]
+    assert s["checkpoints"] == [r["steps"] for r in plain] == [r["steps"] for r in regularized]
+    assert s["checkpoints"][0] == 0 and plain[0]["copy_share"] == 0.0  # the shipped model copies nothing
+    shares = [r["copy_share"] for r in plain]
+    assert shares == sorted(shares) and shares[-1] >= 0.5  # collapse grows with training
+    assert regularized[-1]["copy_share"] < shares[-1] / 2 and run.improved  # regularisation images help
+    assert run.images["broken"].shape == run.images["fixed"].shape == (s["n"], 1, 16, 16)
+    assert run.images["targets"].shape == (s["k"], 1, 16, 16)
+    assert {"device", "torch", "date"} <= set(run.details["recorded"])
