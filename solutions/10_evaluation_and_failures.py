@@ -31,7 +31,7 @@
 #
 # | mode | digits scored | prompts | fine-tuning | time |
 # |---|---|---|---|---|
-# | `fast` | 200 (FID curve), 64 (failure rows) | 30 | 10 steps, two runs (shows the stored 300-step runs) | 80-82 s on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
+# | `fast` | 200 (FID curve), 64 (failure rows) | 30 | 10 steps, two runs (shows the stored 300-step runs) | 52-53 s on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
 # | `cpu` | 898, the digits-FID count (the bf16 row: 100 where the CPU emulates bf16) | all 90 captions | 300 steps, two runs | 8.4 minutes (504 s) on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
 # | `full` | 898 | 90 | 300 steps | not yet measured on a GPU |
 #
