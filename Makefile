@@ -41,9 +41,15 @@ unit: setup
 
 # Every learner and solution notebook, top to bottom, in fast mode. COURSE_STRICT_CHECKS turns an
 # exercise checker's "incorrect" into an error, so a wrong reference answer fails the run.
+# A worker takes a whole notebook at a time, the next in line when it is free. xdist would line them
+# up by cell count, which put the longest (04) last; longest first (benchmark 1's fast-mode times in
+# docs/BENCHMARKS.md) lets the workers finish together. Notebooks not named here run after these.
+NBVAL_ORDER := 04 10 09 08 05 06 07 01 03 02
+NBVAL_FILES := $(foreach n,$(NBVAL_ORDER),$(wildcard notebooks/$(n)_*.ipynb solutions/$(n)_*.ipynb))
+NBVAL_FILES += $(filter-out $(NBVAL_FILES),$(sort $(wildcard notebooks/*.ipynb solutions/*.ipynb)))
 nbval: setup
 	COURSE_MODE=fast COURSE_STRICT_CHECKS=1 MPLBACKEND=agg OMP_NUM_THREADS=$(THREADS) $(OFFLINE) $(PY) -m pytest \
-	  -n $(JOBS) --dist loadscope --nbval-lax --nbval-cell-timeout=600 notebooks solutions
+	  -n $(JOBS) --dist loadscope --no-loadscope-reorder --nbval-lax --nbval-cell-timeout=600 $(NBVAL_FILES)
 
 # The widget tests again, against ipywidgets 7.7 (Colab) instead of .venv's 8.x (JupyterLab 4).
 $(WIDGETS7)/.installed: | $(STAMP)
