@@ -282,7 +282,7 @@ nb10.check_saturation(my_saturation)
 # draw 64 3s and count how many are copies of the four (closer to one than 99% of real digits are
 # to their nearest neighbour).
 #
-# The two runs take about 3.5 minutes on two CPU cores, too long for `fast` mode. There the notebook
+# The two runs take about 3.3 minutes on two CPU cores, too long for `fast` mode. There the notebook
 # fine-tunes 10 steps of each run, which proves the loop, and then shows the **stored run**: the same
 # call at `cpu` mode's size, recorded by `benchmarks/failure_modes.py --write-finetune` on the
 # machine it names. The plot marks this run's own points on the stored curves. `cpu` and `full` mode
@@ -294,7 +294,7 @@ live, stored = collapse, MODE == "fast"
 if stored:
     collapse = failures.recorded_finetune()
     print(f"stored run: {collapse.samples}, torch {collapse.details['recorded']['torch']}")
-curve = {"plain": collapse.details["plain"], "with regularisation images": collapse.details["regularized"]}
+runs = {"plain": "plain", "regularized": "with regularisation images"}  # the runs' keys and their labels
 
 fig, axes = plt.subplots(1, 4, figsize=(16, 3.2), gridspec_kw={"width_ratios": [0.6, 1, 1, 1.2]})
 show_images(collapse.images["targets"], nrow=2, ax=axes[0], title="the 4 images")
@@ -302,7 +302,8 @@ steps = collapse.details["settings"]["checkpoints"][-1]
 tag = "stored run: " if stored else ""
 show_images(collapse.images["broken"][:32], nrow=8, ax=axes[1], title=f"{tag}plain, {steps} steps")
 show_images(collapse.images["fixed"][:32], nrow=8, ax=axes[2], title=f"{tag}regularised, {steps} steps")
-for (name, c), key in zip(curve.items(), ("plain", "regularized")):
+for key, name in runs.items():
+    c = collapse.details[key]
     line, = axes[3].plot([r["steps"] for r in c], [100 * r["copy_share"] for r in c], "o-", label=name)
     if stored:
         axes[3].plot([r["steps"] for r in live.details[key]], [100 * r["copy_share"] for r in live.details[key]],
@@ -312,11 +313,11 @@ axes[3].set(xlabel="fine-tuning steps", ylabel="% of samples that copy one of th
 axes[3].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
-for name, c in curve.items():
-    print(f"{name:28s} " + ", ".join(f"{r['steps']} steps: {r['copy_share']:.0%}" for r in c))
+for key, name in runs.items():
+    print(f"{name:38s} " + ", ".join(f"{r['steps']} steps: {r['copy_share']:.0%}" for r in collapse.details[key]))
 if stored:
-    for key in ("plain", "regularized"):
-        print(f"this run, {key:19s} " + ", ".join(f"{r['steps']} steps: {r['copy_share']:.0%}" for r in live.details[key])
+    for key, name in runs.items():
+        print(f"{'this run, ' + name:38s} " + ", ".join(f"{r['steps']} steps: {r['copy_share']:.0%}" for r in live.details[key])
               + f" ({live.details['settings']['n']} digits per point)")
 
 # %% [markdown]
