@@ -308,9 +308,9 @@ assert fid < noise_fid / 5, "samples should be far closer to digits than noise i
 # Training length shows up here. The `cpu`-mode run (2,000 steps) scored digits-FID 2.83,
 # 15.8× the floor, on the 2-core AMD EPYC (25 minutes of training, 2026-11-27), and 2.43, 13.6×,
 # on the faster 2-core machine of 2026-11-26 (12 minutes; the same recipe and seeds on another
-# CPU): clearly digits, but blotchier than real ones. The shipped model trained three times longer (6,000 steps) and scores
-# 0.249, 1.4× the floor. If you have the time, rerun the training cell with more steps: it
-# resumes from its checkpoint in `runs/`.
+# CPU): clearly digits, but blotchier than real ones. The shipped model trained three times
+# longer (6,000 steps) and scores 0.249, 1.4× the floor. If you have the time, rerun the training
+# cell with more steps: it resumes from its checkpoint in `runs/`.
 #
 # ## 7. Why skip connections matter
 #
