@@ -104,6 +104,25 @@ def measure(specs, n: int = metrics.NUM_SAMPLES, seed: int = 0, device: str | to
     return rows
 
 
+def from_reference(labels, n: int = metrics.NUM_SAMPLES) -> list[dict]:
+    """Rows of the stored reference run (``reference_table``), marked ``"source": "reference run"``.
+
+    For rows too slow to rerun on a CPU (DDPM-1000 at N = 898 is 1,000 calls on 898 digits): their
+    quality is what the same seed gives, but their time is the reference machine's, and tables and
+    plots say so. ``n`` must be the reference run's N, so that the rows compare with live ones.
+    """
+    ref = reference_table()
+    if n != ref["n"]:
+        raise ValueError(f"the reference run drew N = {ref['n']} digits per row; live rows at n = {n} would not "
+                         f"compare with it. Measure every row live instead, or use n = {ref['n']}.")
+    by_label = {r["label"]: r for r in ref["rows"]}
+    missing = [label for label in labels if label not in by_label]
+    if missing:
+        raise ValueError(f"no reference row for {missing}; the reference run has {list(by_label)}.")
+    where = f"{ref['device']}, {ref['date']}"
+    return [dict(by_label[label], source=f"reference run ({where})") for label in labels]
+
+
 def ratios(rows: list[dict], reference: str, key: str = "fid") -> dict[str, float]:
     """``row[key] / reference_row[key]`` for every row (e.g. each FID over DDPM-1000's)."""
     ref = [r for r in rows if r["label"] == reference]
@@ -118,7 +137,8 @@ def markdown_table(rows: list[dict], reference: str | None = None) -> str:
     head = "| sampler | NFE | wall s | ms / image | digits-FID | KID x 1000 |" + (" FID / ref |" if rel else "")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        cells = [r["label"], str(r["nfe"]), f"{r['seconds']:.2f}", f"{r['ms_per_image']:.2f}",
+        cells = [r["label"] + (" †" if "source" in r else ""), str(r["nfe"]), f"{r['seconds']:.2f}",
+                 f"{r['ms_per_image']:.2f}",
                  f"{r['fid']:.2f}" + ("" if r["fid_comparable"] else "*"), f"{1000 * r['kid']:.1f}"]
         if rel:
             cells.append(f"{rel[r['label']]:.2f}x")
@@ -126,6 +146,9 @@ def markdown_table(rows: list[dict], reference: str | None = None) -> str:
     if any(not r["fid_comparable"] for r in rows):
         lines.append(f"\n\\* N = {rows[0]['n']}: below the N = {metrics.NUM_SAMPLES} of the floor, FID is biased "
                      "upwards; compare these rows with each other, and trust KID more.")
+    for source in dict.fromkeys(r["source"] for r in rows if "source" in r):
+        lines.append(f"\n† not run here: from the {source}. Its quality is what the same seed gives; its "
+                     "time is that machine's.")
     return "\n".join(lines)
 
 
@@ -142,8 +165,8 @@ def plot(rows: list[dict], ax=None, key: str = "fid"):
         rs = sorted(rs, key=lambda r: r["ms_per_image"])
         ax.plot([r["ms_per_image"] for r in rs], [r[key] for r in rs], "o-", label=family)
         for r in rs:
-            ax.annotate(str(r["steps"]), (r["ms_per_image"], r[key]), textcoords="offset points", xytext=(4, 4),
-                        fontsize=8)
+            ax.annotate(str(r["steps"]) + (" (reference run)" if "source" in r else ""), (r["ms_per_image"], r[key]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=8)
     reference = [r for r in rows if r["label"] == "DDPM-1000"]
     if reference:
         ax.axhline(reference[0][key], color="C0", ls="--", lw=0.8, label=f"DDPM-1000 ({reference[0][key]:.2f})")

@@ -76,6 +76,22 @@ def test_the_shipped_reference_holds_every_row_of_the_table():
     assert ref["n"] == 898 and all(r["fid_comparable"] for r in ref["rows"])
 
 
+def test_reference_rows_stand_in_for_slow_ones_and_say_so(rows):
+    ref = speed.reference_table()
+    (ddpm,) = speed.from_reference(["DDPM-1000"])
+    assert ddpm["fid"] == ref["rows"][0]["fid"] and ddpm["source"].startswith("reference run (")
+    assert ref["date"] in ddpm["source"]
+    table = speed.markdown_table([ddpm] + rows, reference="DDPM-1000")
+    assert "| DDPM-1000 † |" in table and "† not run here" in table and "DDIM-2 †" not in table
+    ax = speed.plot([ddpm] + rows, key="kid")
+    assert "1000 (reference run)" in [t.get_text() for t in ax.texts]
+    plt.close("all")
+    with pytest.raises(ValueError, match="drew N = 898"):
+        speed.from_reference(["DDPM-1000"], n=12)
+    with pytest.raises(ValueError, match="no reference row for"):
+        speed.from_reference(["DDPM-50"])
+
+
 def test_sampler_explorer_draws_and_reports_refusals():
     explorer = SamplerExplorer(n=4)
     explorer.family.value, explorer.steps.value = "DDIM", 3
