@@ -13,9 +13,6 @@ Usage: ``python benchmarks/guidance_sweep.py [--per-class 100] [--per-caption 2]
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 
 import torch
 
@@ -26,13 +23,14 @@ from course_utils.models.clip import all_captions
 from course_utils.pixel_search import nearest_data, real_vs_real_distance
 from course_utils.samplers import DDIMSampler, sample_loop
 
+import report  # benchmarks/report.py, next to this script
+
 DIGIT_SCALES = (0.0, 1.0, 3.0, 7.0, 12.0, 20.0)
 TEXT_SCALES = (0.0, 1.0, 3.0, 7.0)
 
 
 def row(what: str, value: str, samples: str) -> str:
-    device = f"{platform.machine()} CPU, {os.cpu_count()} cores"
-    return f"| {what} | {value} | {samples} | {device} | {torch.__version__} | {datetime.date.today()} |"
+    return report.row(what, value, samples, torch.device("cpu"))
 
 
 def diffusers_style(model, labels: torch.Tensor, w: float, steps: int) -> torch.Tensor:

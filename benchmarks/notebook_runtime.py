@@ -12,7 +12,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -73,7 +72,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import torch
 
-    device = f"{platform.machine()} CPU, {os.cpu_count()} cores"
+    from report import cpu_name  # benchmarks/report.py; imports torch, so not at module level
+
+    device = cpu_name()
     print("| notebook | mode | wall time (s) | kernel peak RSS (MiB) | runs | device | torch | date |")
     print("|---|---|---|---|---|---|---|---|")
     total = 0.0
