@@ -165,8 +165,10 @@ def plot(rows: list[dict], ax=None, key: str = "fid"):
         rs = sorted(rs, key=lambda r: r["ms_per_image"])
         ax.plot([r["ms_per_image"] for r in rs], [r[key] for r in rs], "o-", label=family)
         for r in rs:
-            ax.annotate(str(r["steps"]) + (" (reference run)" if "source" in r else ""), (r["ms_per_image"], r[key]),
-                        textcoords="offset points", xytext=(4, 4), fontsize=8)
+            copied = "source" in r  # a row from the reference run: said in its label, written leftwards to fit
+            ax.annotate(f"{r['steps']} (reference run)" if copied else str(r["steps"]), (r["ms_per_image"], r[key]),
+                        textcoords="offset points", xytext=(-4, 6) if copied else (4, 4), fontsize=8,
+                        ha="right" if copied else "left")
     reference = [r for r in rows if r["label"] == "DDPM-1000"]
     if reference:
         ax.axhline(reference[0][key], color="C0", ls="--", lw=0.8, label=f"DDPM-1000 ({reference[0][key]:.2f})")

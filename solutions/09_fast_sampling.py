@@ -36,7 +36,7 @@
 # | mode | distillation | digits per sampler | time |
 # |---|---|---|---|
 # | `fast` | 3 steps to prove the loop, then the shipped student | 8 per picture, 2 per row of the speed table (timing is real; quality that small is only a rough guide) | 47-54 s on 2 idle cores of an AMD EPYC (2026-11-27) |
-# | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count | more than an hour on the 2-core AMD EPYC (a run stopped unfinished after 62 minutes, the distillation 24 of them, 2026-11-28); 37 minutes on a 2-core machine twice as fast (2,208 s measured; the distillation 10 of them, the table 24; 2026-11-26) |
+# | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count (DDPM-1000's row copied from the reference run; set `LIVE_DDPM = True` to time it too) | 18 minutes on a 2-core AMD EPYC with AVX-512 (1,064 s measured, the distillation 633 s of them and the table 219 s; 2026-11-28); the distillation alone took 24 minutes on an older 2-core EPYC without it |
 # | `full` | the whole recipe | 898 | not yet measured on a GPU |
 #
 # Three coding exercises and two questions, each with an automatic checker.
