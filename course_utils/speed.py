@@ -105,11 +105,11 @@ def measure(specs, n: int = metrics.NUM_SAMPLES, seed: int = 0, device: str | to
 
 
 def from_reference(labels, n: int = metrics.NUM_SAMPLES) -> list[dict]:
-    """Rows of the stored reference run (``reference_table``), marked ``"source": "reference run"``.
+    """Rows of the stored reference run (``reference_table``), marked ``"source": "reference run (device, date)"``.
 
     For rows too slow to rerun on a CPU (DDPM-1000 at N = 898 is 1,000 calls on 898 digits): their
-    quality is what the same seed gives, but their time is the reference machine's, and tables and
-    plots say so. ``n`` must be the reference run's N, so that the rows compare with live ones.
+    quality is what the same model, sampler and seed gave there, but their time is that machine's,
+    and tables and plots say so. ``n`` must be the reference run's N, so that the rows compare with live ones.
     """
     ref = reference_table()
     if n != ref["n"]:
@@ -147,7 +147,7 @@ def markdown_table(rows: list[dict], reference: str | None = None) -> str:
         lines.append(f"\n\\* N = {rows[0]['n']}: below the N = {metrics.NUM_SAMPLES} of the floor, FID is biased "
                      "upwards; compare these rows with each other, and trust KID more.")
     for source in dict.fromkeys(r["source"] for r in rows if "source" in r):
-        lines.append(f"\n† not run here: from the {source}. Its quality is what the same seed gives; its "
+        lines.append(f"\n† not run here: from the {source}, with the same model, sampler and seed; its "
                      "time is that machine's.")
     return "\n".join(lines)
 
