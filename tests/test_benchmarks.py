@@ -36,6 +36,18 @@ def test_training_throughput_prints_every_cell_and_the_ratios():
     assert all(len(r) == 6 for r in rows)  # what | value | samples | device | torch | date
 
 
+def test_rows_name_the_cpu_by_model_and_bf16_support():
+    import report
+
+    zen4 = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_bf16\n"
+    older = zen4.replace("25", "23").replace("17", "49").replace(" avx512f avx512_bf16", "")
+    cores = f"{os.cpu_count()}-core"
+    assert report.cpu_name(zen4) == f"{cores} AMD EPYC (family 25 model 17), AVX-512 bf16"
+    assert report.cpu_name(older) == f"{cores} AMD EPYC (family 23 model 49), AVX2, no bf16"
+    assert report.cpu_name("").startswith(cores)  # no /proc/cpuinfo (macOS, Windows): still a label
+    assert report.device_name(torch.device("cpu")).startswith(cores)
+
+
 def test_profile_counts_each_step_once():
     import training_throughput as tt
 
