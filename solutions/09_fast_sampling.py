@@ -64,8 +64,9 @@ MODE, DEVICE = config.get_mode(), config.get_device()
 N_LIVE = config.by_mode(fast=8, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
 # fast mode times the speed table on 2 digits per row: its DDPM-1000 row alone takes 40 s at 8 on one core
 N_TABLE = config.by_mode(fast=2, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
-# DDPM-1000 on 898 digits is 1,000 calls at batch 898: 26 minutes on the reference run's 2-core CPU, more
-# than the rest of the table together. cpu mode takes that one row from the reference run; set True to time it here too.
+# DDPM-1000 on 898 digits is 1,000 calls at batch 898: 26 minutes on the reference run's 2-core CPU,
+# more than the rest of the table together. cpu mode copies that one row from the reference run;
+# set True to time it here too.
 LIVE_DDPM = config.by_mode(fast=True, cpu=False, full=True)
 print(config.describe())
 print(f"{N_LIVE} digits per sampler in this run's pictures, {N_TABLE} per row of its speed table"
