@@ -32,7 +32,7 @@
 # | mode | training | time |
 # |---|---|---|
 # | `fast` | a few dozen steps to prove the loop, then the shipped checkpoint | about 1 minute on 2 CPU cores (66-68 s on a 2-core AMD EPYC, 2026-11-27) |
-# | `cpu` | a 1.1M-parameter U-Net, 2,000 steps | about 41 minutes on the 2-core AMD EPYC (2,459 s measured, 25 minutes of it training, 2026-11-27); 21 minutes on a 2-core machine twice as fast (2026-11-26) |
+# | `cpu` | a 1.1M-parameter U-Net, 2,000 steps | 20 minutes on a 2-core AMD EPYC with AVX-512 (1,188 s measured, 12 minutes of it training, 2026-11-28); 41 minutes on an older 2-core EPYC without it (2026-11-27) |
 # | `full` | a 6.8M-parameter U-Net, 4,000 steps in bf16, each step one CUDA graph | 100 s to the FID score on one H100 (about 1 minute of it training); 160 s for the whole notebook |
 #
 # Three coding exercises and one question, each with an automatic checker.
@@ -305,10 +305,9 @@ print(f"for scale: uniform noise scores {noise_fid:.1f}")
 assert fid < noise_fid / 5, "samples should be far closer to digits than noise is"
 
 # %% [markdown]
-# Training length shows up here. The `cpu`-mode run (2,000 steps) scored digits-FID 2.83,
-# 15.8× the floor, on the 2-core AMD EPYC (25 minutes of training, 2026-11-27), and 2.43, 13.6×,
-# on the faster 2-core machine of 2026-11-26 (12 minutes; the same recipe and seeds on another
-# CPU): clearly digits, but blotchier than real ones. The shipped model trained three times
+# Training length shows up here. The `cpu`-mode run (2,000 steps) scored digits-FID 2.43 to 2.83,
+# 13.6× to 15.8× the floor, on three 2-core machines (12 to 25 minutes of training, 2026-11-26 to
+# 28; the same recipe and seeds, other CPUs): clearly digits, but blotchier than real ones. The shipped model trained three times
 # longer (6,000 steps) and scores 0.249, 1.4× the floor. If you have the time, rerun the training
 # cell with more steps: it resumes from its checkpoint in `runs/`.
 #
