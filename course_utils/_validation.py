@@ -91,6 +91,24 @@ def broadcast_to_sample(coeff: torch.Tensor, sample: torch.Tensor, name: str = "
     return coeff.to(device=sample.device, dtype=sample.dtype).reshape(-1, *([1] * (sample.ndim - 1)))
 
 
+def unit_coefficient(value, name: str, like: torch.Tensor, allow_one: bool) -> torch.Tensor:
+    """A schedule number in (0, 1) (or (0, 1] with ``allow_one``), a float or ``(B,)``, shaped to
+    multiply ``like`` (``broadcast_to_sample``); anything else is refused with the accepted range."""
+    c = as_tensor(value, name, dtype=torch.float64)
+    ok = (c > 0) & ((c <= 1) if allow_one else (c < 1))
+    if not torch.isfinite(c).all() or not bool(ok.all()):
+        raise ValueError(f"{name} must lie in {'(0, 1]' if allow_one else '(0, 1)'}; got {c.tolist()}.")
+    return broadcast_to_sample(c, like, name)
+
+
+def paired_tensors(a, b, name_a: str, name_b: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two same-shaped tensors (``b`` cast to ``a``'s dtype and device), or a clear error."""
+    a = as_tensor(a, name_a)
+    b = as_tensor(b, name_b, dtype=a.dtype).to(a.device)
+    check_same_shape(**{name_a: a, name_b: b})
+    return a, b
+
+
 def check_timesteps(t, num_timesteps: int, name: str = "t") -> torch.Tensor:
     """Validate integer timesteps in ``[0, num_timesteps)``; return them as a long tensor."""
     if isinstance(t, bool):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from .parameterization import clamped_x0_eps, noised, to_x0
 from .samplers.consistency import STUDENT_MIN_ALPHA_BAR, TIMESTEP_SCALING, boundary_scalings, solver_timesteps
 
 
@@ -35,7 +36,7 @@ def consistency_function(model, x_t: torch.Tensor, t: torch.Tensor, alphas_cumpr
         x_t: ``(B, ...)`` noisy samples; t: ``(B,)`` integer timesteps; alphas_cumprod: ``(T,)``.
     """
     a = _per_sample(alphas_cumprod[t].clamp_min(min_alpha_bar), x_t)
-    x0 = (x_t - (1 - a).sqrt() * model(x_t, t, **model_kwargs).float()) / a.sqrt()
+    x0 = to_x0(model(x_t, t, **model_kwargs).float(), x_t, a.sqrt(), (1 - a).sqrt(), "epsilon")
     c_skip, c_out = boundary_scalings(_per_sample(t.float(), x_t), timestep_scaling)
     return c_skip * x_t + c_out * x0
 
@@ -46,16 +47,17 @@ def ddim_teacher_step(teacher, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tens
     """One deterministic DDIM step of the teacher from ``t`` to ``s < t`` (each ``(B,)``): the ODE solver.
 
     With ``clip_range`` the teacher's ``x0`` is clamped and its ``eps`` re-derived
-    (``reverse.clamp_x0_prediction``), the ODE the course's samplers solve for images.
+    (``parameterization.clamp_x0_prediction``), the ODE the course's samplers solve for images.
     """
     a_t = _per_sample(alphas_cumprod[t], x_t)
     a_s = _per_sample(alphas_cumprod[s], x_t)
     eps = teacher(x_t, t, **model_kwargs).float()
-    x0 = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-    if clip_range is not None:
-        x0 = x0.clamp(-clip_range, clip_range)
-        eps = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()  # the noise estimate consistent with the clamped x0
-    return a_s.sqrt() * x0 + (1 - a_s).sqrt() * eps
+    alpha, sigma = a_t.sqrt(), (1 - a_t).sqrt()
+    if clip_range is None:
+        x0 = to_x0(eps, x_t, alpha, sigma, "epsilon")
+    else:  # the noise estimate re-derived from the clamped x0, consistent with it
+        x0, eps = clamped_x0_eps(eps, x_t, alpha, sigma, "epsilon", clip_range)
+    return noised(x0, eps, a_s.sqrt(), (1 - a_s).sqrt())
 
 
 def pseudo_huber(a: torch.Tensor, b: torch.Tensor, c: float = 1e-3) -> torch.Tensor:
@@ -89,7 +91,7 @@ def consistency_distillation_loss(student, target, teacher, x0: torch.Tensor, al
     noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)[shard]
     x0 = x0[shard]
     a_t = _per_sample(alphas_cumprod[t], x0)
-    x_t = a_t.sqrt() * x0 + (1 - a_t).sqrt() * noise  # the forward process, Eq. (4) of Ho et al.
+    x_t = noised(x0, noise, a_t.sqrt(), (1 - a_t).sqrt())  # the forward process, Eq. (4) of Ho et al.
     x_s = ddim_teacher_step(teacher, x_t, t, s, alphas_cumprod, **model_kwargs)
     with torch.no_grad():
         want = consistency_function(target, x_s, s, alphas_cumprod, min_alpha_bar=min_alpha_bar, **model_kwargs)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ._validation import broadcast_to_sample, check_positive_int, check_same_shape, recording_cuda_graph
+from .parameterization import flow_interpolate, flow_to_x0, flow_velocity
 
 NUM_TRAIN_TIMESTEPS = 1000
 
@@ -37,19 +38,18 @@ def _expand(sigma, x: torch.Tensor) -> torch.Tensor:
 def interpolate(x0: torch.Tensor, noise: torch.Tensor, sigma) -> torch.Tensor:
     """``x_sigma = (1 - sigma) x0 + sigma eps``: ``(B, ...)`` for ``sigma`` a number or ``(B,)``."""
     check_same_shape(x0=x0, noise=noise)
-    s = _expand(sigma, x0)
-    return (1 - s) * x0 + s * noise
+    return flow_interpolate(x0, noise, _expand(sigma, x0))
 
 
 def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """``v = eps - x0``, the velocity of the straight path (what the network learns)."""
     check_same_shape(x0=x0, noise=noise)
-    return noise - x0
+    return flow_velocity(x0, noise)
 
 
 def velocity_to_x0(velocity: torch.Tensor, sample: torch.Tensor, sigma) -> torch.Tensor:
     """The clean sample the velocity points back to: ``x0 = x_sigma - sigma * v``."""
-    return sample - _expand(sigma, sample) * velocity
+    return flow_to_x0(velocity, sample, _expand(sigma, sample))
 
 
 def flow_matching_loss(model, x0: torch.Tensor, generator: torch.Generator | None = None,

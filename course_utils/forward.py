@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ._validation import as_tensor, broadcast_to_sample, check_same_shape, check_timesteps
+from .parameterization import noised
 from .schedules import NoiseSchedule
 
 
@@ -56,4 +57,4 @@ def q_sample(x0, t, noise, schedule: NoiseSchedule) -> torch.Tensor:
     check_same_shape(x0=x0, noise=noise)
     t = check_timesteps(t, schedule.num_timesteps)
     alpha_bar = broadcast_to_sample(schedule.gather("alphas_cumprod", t, like=x0), x0, "t")
-    return torch.sqrt(alpha_bar) * x0 + torch.sqrt(1 - alpha_bar) * noise
+    return noised(x0, noise, torch.sqrt(alpha_bar), torch.sqrt(1 - alpha_bar))

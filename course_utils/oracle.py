@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from ._validation import check_choice, check_timesteps
-from .reverse import PREDICTION_TYPES
+from .parameterization import PREDICTION_TYPES, from_x0_eps, to_x0_eps
 from .schedules import NoiseSchedule
 
 
@@ -81,5 +81,6 @@ class GaussianMixtureOracle:
             return x0
         t = check_timesteps(t, self.schedule.num_timesteps).expand(len(x_t))
         a = self.schedule.gather("alphas_cumprod", t, like=x_t)[:, None]  # (B, 1)
-        eps = (x_t - a.sqrt() * x0) / (1 - a).sqrt()
-        return eps if self.prediction_type == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0
+        alpha, sigma = a.sqrt(), (1 - a).sqrt()
+        eps = to_x0_eps(x0, x_t, alpha, sigma, "sample")[1]
+        return from_x0_eps(x0, eps, alpha, sigma, self.prediction_type)

@@ -14,7 +14,7 @@ from .guidance import ClassifierFreeGuidance, check_guidance_scale
 from .models import denoiser_from_dict
 from .models.dit import DiT, DiTConfig
 from .models.unet import UNet, UNetConfig
-from .reverse import clamp_x0_prediction
+from .parameterization import clamp_x0_prediction, flow_clamp_x0
 from .samplers import (ConsistencySampler, DDIMSampler, DDPMSampler, DPMSolverSampler, FlowMatchEulerSampler,
                        FlowMatchHeunSampler)
 from .schedules import NoiseSchedule, get_schedule
@@ -128,7 +128,7 @@ class DiffusionModel:
                 model takes ``"euler"`` (its default) or ``"heun"``; a consistency student ``"consistency"``
                 (1-4 steps; ``model.samplers`` lists what a model takes).
             clip_sample: clamp the ``x0`` each step predicts to [-1, 1] and re-derive the noise
-                estimate from it (``reverse.clamp_x0_prediction``), so that both stay consistent.
+                estimate from it (``parameterization.clamp_x0_prediction``), so that both stay consistent.
                 diffusers' DDIM clamp keeps the model's noise estimate instead, which drifts off the
                 condition under guidance (digits-class, w = 3, DDIM-50: 40% of 500 digits right against
                 100%); without any clamp shapes-text's samples saturate as the step count grows.
@@ -206,11 +206,7 @@ class DiffusionModel:
         """Clamp the x0 that ``out`` implies to [-1, 1] and return the output consistent with it."""
         if not self.is_flow:
             return clamp_x0_prediction(out, x, float(self.schedule.alphas_cumprod[int(t)]), self.prediction_type)
-        sigma = float(t) / NUM_TRAIN_TIMESTEPS
-        if sigma == 0:
-            return out
-        x0 = (x - sigma * out).clamp(-1, 1)  # x0 = x_sigma - sigma v
-        return (x - x0) / sigma  # the velocity that points at the clamped x0
+        return flow_clamp_x0(out, x, float(t) / NUM_TRAIN_TIMESTEPS)
 
     @torch.no_grad()
     def attention_maps(self, prompts, steps: int = 25, guidance_scale: float | None = None,

@@ -34,7 +34,7 @@ from . import distributed
 from ._validation import check_choice, check_positive_int
 from .checkpoints import load_checkpoint, save_checkpoint
 from .distributed import ALL
-from .reverse import PREDICTION_TYPES
+from .parameterization import PREDICTION_TYPES, from_x0_eps, noised
 from .schedules import NoiseSchedule
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -129,8 +129,9 @@ def simple_loss(model, x0, t, noise, alphas_cumprod, prediction_type="epsilon", 
         alphas_cumprod: ``(T,)`` on ``x0``'s device; prediction_type: the target.
     """
     a = alphas_cumprod[t].view(x0.shape[0], *([1] * (x0.ndim - 1)))  # (B, 1, 1, 1)
-    x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise  # the closed form, Eq. (4)
-    target = {"epsilon": noise, "sample": x0, "v_prediction": a.sqrt() * noise - (1 - a).sqrt() * x0}[prediction_type]
+    alpha, sigma = a.sqrt(), (1 - a).sqrt()
+    x_t = noised(x0, noise, alpha, sigma)  # the closed form, Eq. (4)
+    target = from_x0_eps(x0, noise, alpha, sigma, prediction_type)
     return F.mse_loss(model(x_t, t, **model_kwargs).float(), target.float())
 
 

@@ -43,15 +43,15 @@ from course_utils.data import gaussian_mixture_params, make_toy2d
 from course_utils.exercises import nb03
 from course_utils.forward import forward_step, q_sample
 from course_utils.oracle import GaussianMixtureOracle
-from course_utils.reverse import (
+from course_utils.parameterization import (
     convert_prediction,
-    ddpm_mean,
     epsilon_from_v,
     epsilon_from_x0,
     v_from_epsilon_x0,
     x0_from_epsilon,
     x0_from_v,
 )
+from course_utils.reverse import ddpm_mean
 from course_utils.samplers import DDIMSampler, DDPMSampler, sample_loop
 from course_utils.schedules import get_schedule
 from course_utils.training import diffusion_loss
@@ -130,7 +130,7 @@ def predict_x0(x_t, eps, alpha_bar_t):
 nb03.check_predict_x0(predict_x0)
 
 # %% [markdown]
-# The package has all six conversions in `course_utils.reverse`. Let us make sure they are
+# The package has all six conversions in `course_utils.parameterization`. Let us make sure they are
 # consistent: noise 500 points of the 2-D mixture used later in this notebook at $t = 300$ of
 # the cosine schedule, then go from each target to each other one and back.
 
@@ -661,7 +661,7 @@ plt.show()
 # ## Summary
 #
 # * A denoiser can predict $\epsilon$, $x_0$ or $v$; given $x_t$ and $\bar\alpha_t$ each determines the
-#   others (`course_utils.reverse`), but they amplify errors differently.
+#   others (`course_utils.parameterization`), but they amplify errors differently.
 # * The reverse mean is $\mu = \big(x_t - \tfrac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\epsilon_\theta\big)/\sqrt{\alpha_t}$;
 #   the course text's example recovers $[0.8, -0.3]$ and its Exercise 2 gives about $[0.0950, 0.9112, -0.5091]$.
 # * The last step adds no noise: nothing comes after it to remove it, and $\tilde\beta_0 = 0$.

@@ -349,7 +349,7 @@ nb05.cost_question()
 #   builds up from step to step.
 # - **`model.sample`** clamps $\hat x_0$ and then solves the same equation for the noise,
 #   $\hat\epsilon' = (x_t - \sqrt{\bar\alpha_t}\,\hat x_0) / \sqrt{1 - \bar\alpha_t}$
-#   (`reverse.clamp_x0_prediction`), so the pair stays consistent.
+#   (`parameterization.clamp_x0_prediction`), so the pair stays consistent.
 #
 # Here are both, and no clamp at all, at $w = 12$ from the same starting noise.
 

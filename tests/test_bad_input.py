@@ -18,7 +18,7 @@ from course_utils.guidance import check_guidance_scale
 from course_utils.models import build_denoiser
 from course_utils.models.text import shapes_tokenizer
 from course_utils.quiz import SelfCheckQuiz
-from course_utils.reverse import convert_prediction, x0_from_epsilon
+from course_utils.parameterization import convert_prediction, x0_from_epsilon
 from course_utils.samplers import DDIMSampler, DPMSolverSampler, FlowMatchEulerSampler
 from course_utils.schedules import NoiseSchedule, get_schedule
 from course_utils.training import TrainConfig, train

@@ -4,19 +4,18 @@ import pytest
 import torch
 
 from course_utils.forward import forward_step, q_sample
-from course_utils.reverse import (
+from course_utils.parameterization import (
     PREDICTION_TYPES,
     clamp_x0_prediction,
     convert_prediction,
-    ddpm_mean,
     epsilon_from_v,
     epsilon_from_x0,
-    posterior_variance,
     predict_x0_and_epsilon,
     v_from_epsilon_x0,
     x0_from_epsilon,
     x0_from_v,
 )
+from course_utils.reverse import ddpm_mean, posterior_variance
 from course_utils.schedules import get_schedule
 
 

@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_utils.forward import q_sample
-from course_utils.reverse import ddpm_mean, epsilon_from_v, v_from_epsilon_x0, x0_from_epsilon, x0_from_v
+from course_utils.parameterization import epsilon_from_v, v_from_epsilon_x0, x0_from_epsilon, x0_from_v
+from course_utils.reverse import ddpm_mean
 from course_utils.samplers import DDIMSampler, DDPMSampler
 from course_utils.schedules import NoiseSchedule
 

@@ -1,7 +1,7 @@
 """Checkers for notebook 03, the reverse process.
 
 Each ``check_*`` takes the learner's function, runs it on fixed inputs, and compares the result
-with the package's own code (``course_utils.reverse``, ``course_utils.forward``). When the answer
+with the package's own code (``reverse``, ``parameterization``, ``forward``). When the answer
 is wrong, the checker tries the common slips (a missing square root, the wrong alpha, the sum
 instead of the mean) and names the one it recognises.
 
@@ -17,7 +17,8 @@ import torch
 from ..data import gaussian_mixture_params, make_toy2d
 from ..forward import forward_step, q_sample
 from ..oracle import GaussianMixtureOracle
-from ..reverse import ddpm_mean, x0_from_epsilon
+from ..parameterization import x0_from_epsilon
+from ..reverse import ddpm_mean
 from ..schedules import NoiseSchedule, get_schedule
 from .core import CheckResult, ask_choice, ask_number, check_cases
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .._validation import check_choice, check_positive_int, check_same_shape, check_timesteps
-from ..reverse import PREDICTION_TYPES
+from ..parameterization import PREDICTION_TYPES, to_x0_eps
 from ..schedules import NoiseSchedule
 
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
@@ -135,12 +135,7 @@ class DiscreteSampler:
 
     def _x0_and_eps(self, model_output: torch.Tensor, sample: torch.Tensor, a: float):
         """Stage 1 of every step: the model output as ``(x0, eps)`` (before clipping)."""
-        if self.prediction_type == "epsilon":
-            return (sample - (1 - a) ** 0.5 * model_output) / a**0.5, model_output
-        if self.prediction_type == "sample":
-            return model_output, (sample - a**0.5 * model_output) / (1 - a) ** 0.5
-        # v-prediction: v = sqrt(a) eps - sqrt(1-a) x0, so x0 = sqrt(a) x_t - sqrt(1-a) v.
-        return a**0.5 * sample - (1 - a) ** 0.5 * model_output, a**0.5 * model_output + (1 - a) ** 0.5 * sample
+        return to_x0_eps(model_output, sample, a**0.5, (1 - a) ** 0.5, self.prediction_type)
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps) -> torch.Tensor:
         """The forward process in closed form (diffusers' ``add_noise``)."""

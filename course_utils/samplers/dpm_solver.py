@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .._validation import check_choice, check_positive_int, check_same_shape
-from ..reverse import PREDICTION_TYPES
+from ..parameterization import PREDICTION_TYPES, to_x0
 from ..schedules import NoiseSchedule
 from .base import SamplerOutput
 
@@ -73,11 +73,7 @@ class DPMSolverSampler:
     def _x0(self, model_output: torch.Tensor, sample: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """The data prediction D from the model's output (Eq. (4) of the paper, inverted)."""
         alpha, s = self._alpha_s(sigma)
-        if self.prediction_type == "epsilon":
-            return (sample - s * model_output) / alpha
-        if self.prediction_type == "sample":
-            return model_output
-        return alpha * sample - s * model_output  # v_prediction
+        return to_x0(model_output, sample, alpha, s, self.prediction_type)
 
     def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput:
         """One step of DPM-Solver++(2M) from ``timesteps[k]`` to the next timestep (``generator`` is
