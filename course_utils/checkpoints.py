@@ -75,3 +75,13 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None, device
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({err}).") from err
     return tensors, meta
+
+
+def with_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """``state`` with every key under ``prefix`` (``"model."``, ``"ema."``): one file holds several parts."""
+    return {f"{prefix}{k}": v for k, v in state.items()}
+
+
+def strip_prefix(tensors: dict[str, torch.Tensor], prefix: str = "model.") -> dict[str, torch.Tensor]:
+    """The part of a checkpoint stored under ``prefix``, with the prefix removed: a state dict to load."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

@@ -16,7 +16,7 @@ import torch
 from . import metrics
 from ._validation import check_positive_int
 from .metrics.frechet import frechet_distance, gaussian_stats
-from .pixel_search import nearest_data_distance, real_vs_real_distance
+from .metrics.distances import nearest_data_distance, real_vs_real_distance
 
 
 def _fid_of_features(feats: torch.Tensor, ref: torch.Tensor) -> float:

@@ -29,22 +29,10 @@ from pathlib import Path
 
 import torch
 
+from ._deprecation import moved_names
 from ._validation import check_positive_int
-from .pixel_search import nearest_data_distance, real_vs_real_distance
+from .metrics.distances import nearest_data_distance, pairwise_diversity, real_vs_real_distance
 from .training import TrainConfig, train
-
-
-def pairwise_diversity(images: torch.Tensor) -> float:
-    """Mean RMS pixel distance over all pairs of ``images`` ``(N, C, H, W)``, N >= 2.
-
-    Identical samples score 0; real digits at 16x16 score about 0.5 (notebook 10 measures it).
-    """
-    if images.ndim != 4 or len(images) < 2:
-        raise ValueError(f"images must be (N, C, H, W) with N >= 2, got shape {tuple(images.shape)}.")
-    flat = images.flatten(1).double()  # (N, D)
-    d2 = torch.cdist(flat, flat).pow(2) / flat.shape[1]  # (N, N) mean squared difference
-    n = len(flat)
-    return float(d2.clamp_min(0).sqrt().sum() / (n * (n - 1)))
 
 
 def finetune_set(target: torch.Tensor, regularization: torch.Tensor | None = None,
@@ -358,3 +346,6 @@ def failure_table(demos) -> str:
 __all__ = ["RECORDED_FINETUNE", "Demo", "collapse_report", "demo_finetune", "demo_guidance", "demo_precision",
            "demo_schedule", "demo_seed", "failure_table", "finetune", "finetune_curve", "finetune_set",
            "pairwise_diversity", "recorded_finetune", "write_recorded_finetune"]
+
+
+__getattr__ = moved_names(__name__)  # distances moved to course_utils.metrics.distances

@@ -19,6 +19,7 @@ import torch
 
 from ._validation import check_positive_int
 from .models.vae import VAE, Autoencoder, VAEConfig, vae_loss
+from .training.fit import fit
 
 
 @dataclass
@@ -50,31 +51,28 @@ def train_vae(images: torch.Tensor, config: VAEConfig | str = "shapes-vae", step
     data = images.to(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0,
-                            fused=True if device.type == "cuda" else None)  # as training._optimizer
+                            fused=True if device.type == "cuda" else None)  # as training.state.make_optimizer
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
-    rows, acc, start, interrupted = [], torch.zeros(3, device=device), time.perf_counter(), False
+    rows, acc, start = [], torch.zeros(3, device=device), time.perf_counter()
     bar = tqdm(range(steps), disable=not progress, desc="training the VAE", leave=False)
-    try:
-        for step in bar:
-            idx = torch.randint(0, len(data), (batch_size,), device=device, generator=gen)
-            parts = vae_loss(model, data[idx], kl_weight=kl_weight, generator=gen)
-            opt.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            acc += torch.stack([parts[k].detach() for k in ("loss", "recon", "kl")])  # on the device: read
-            if (step + 1) % log_every == 0 or step + 1 == steps:  # only here, so a GPU never waits per step
-                n = (step % log_every) + 1
-                rows.append((step + 1, *(round(v / n, 6) for v in acc.tolist())))
-                acc.zero_()
-                bar.set_postfix(recon=f"{rows[-1][2]:.4f}")
-    except KeyboardInterrupt:
-        interrupted = True
+
+    def batch_loss() -> dict[str, torch.Tensor]:
+        idx = torch.randint(0, len(data), (batch_size,), device=device, generator=gen)
+        return vae_loss(model, data[idx], kl_weight=kl_weight, generator=gen)
+
+    def log(step: int, parts: dict[str, torch.Tensor]) -> None:
+        acc.add_(torch.stack([parts[k].detach() for k in ("loss", "recon", "kl")]))  # on the device: read
+        if (step + 1) % log_every == 0 or step + 1 == steps:  # only here, so a GPU never waits per step
+            n = (step % log_every) + 1
+            rows.append((step + 1, *(round(v / n, 6) for v in acc.tolist())))
+            acc.zero_()
+            bar.set_postfix(recon=f"{rows[-1][2]:.4f}")
+
+    done = fit(model, batch_loss, opt, bar, scheduler=sched, grad_clip=1.0, on_step=log, interruptible=True)
     model.eval()
     scale = latent_scaling_factor(model, images[:2000])
     model.config = replace(model.config, scaling_factor=scale)
-    return VAETrainResult(model, rows, time.perf_counter() - start, interrupted)
+    return VAETrainResult(model, rows, time.perf_counter() - start, done < steps)
 
 
 @torch.no_grad()

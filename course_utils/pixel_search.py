@@ -7,9 +7,10 @@ show the failure:
 - three ways to turn free numbers into an image (a *parametrization*): ``"pixels"`` (every pixel
   free), ``"blur"`` (free pixels seen through a fixed Gaussian blur, a smoothness prior) and
   ``"lowres"`` (an 8x8 grid upsampled to 32x32, a smaller search space);
-- ``optimize_pixels``: gradient ascent (Adam) on the score, with a score history and snapshots;
-- ``nearest_data_distance``: how far each image is from the closest real image, and
-  ``real_vs_real_distance``: the same figure for real images, as the yardstick.
+- ``optimize_pixels``: gradient ascent (Adam) on the score, with a score history and snapshots.
+
+How far its images are from real ones is ``metrics.distances.nearest_data_distance``, next to
+``real_vs_real_distance``, the same figure for real images.
 
 Every parametrization squashes its free numbers with ``tanh`` and then only averages, so its
 images always lie in [-1, 1] and plain gradient steps never leave the valid range.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ._deprecation import moved_names
 from ._validation import check_choice, check_positive_int
 
 PARAMETRIZATIONS = ("pixels", "blur", "lowres")
@@ -227,51 +229,9 @@ def gradient_ascent_step(scorer, prompt: str, x: torch.Tensor, lr: float) -> tor
     return (x + lr * grad).clamp(-1, 1).detach()
 
 
-# --- how far from real images? --------------------------------------------------------------------
-
-def nearest_data(images: torch.Tensor, data: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each image, the RMS pixel distance to its nearest real image and that image's index: two ``(B,)``.
-
-    RMS distance: ``sqrt(mean over the C*H*W pixels of (a - b)^2)``, in pixel units (images in [-1, 1]).
-    """
-    _check_images(images)
-    _check_images(data, "data")
-    if images.shape[1:] != data.shape[1:]:
-        raise ValueError(f"images {tuple(images.shape[1:])} and data {tuple(data.shape[1:])} must have the same "
-                         "(C, H, W).")
-    # float64: cdist expands |a - b|^2 = |a|^2 + |b|^2 - 2 a.b, which loses digits in float32 near 0.
-    a = images.detach().cpu().double().flatten(1)  # (B, D)
-    b = data.detach().cpu().double().flatten(1)  # (N, D)
-    dim = a.shape[1]
-    best_d, best_i = [], []
-    for lo in range(0, len(a), batch_size):
-        d = torch.cdist(a[lo:lo + batch_size], b)  # (b, N), Euclidean
-        dist, idx = d.min(dim=1)
-        best_d.append((dist / math.sqrt(dim)).float())  # Euclidean / sqrt(D) = RMS
-        best_i.append(idx)
-    return torch.cat(best_d), torch.cat(best_i)
-
-
-def nearest_data_distance(images: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` RMS pixel distance from each image to the nearest image of ``data`` (same ``(C, H, W)``)."""
-    return nearest_data(images, data)[0]
-
-
-def real_vs_real_distance(data: torch.Tensor, n_held_out: int = 200,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
-    """The yardstick: hold out ``n_held_out`` real images, measure each one's distance to the rest. ``(n_held_out,)``.
-
-    A generated image as close to the data as these is as close as a real image typically is.
-    """
-    _check_images(data, "data")
-    n_held_out = check_positive_int("n_held_out", n_held_out)
-    if n_held_out >= len(data):
-        raise ValueError(f"n_held_out must be smaller than the {len(data)} data images, got {n_held_out}.")
-    order = torch.randperm(len(data), generator=generator)
-    return nearest_data_distance(data[order[:n_held_out]], data[order[n_held_out:]])
-
-
 __all__ = ["BLUR_SIGMA", "IMAGE_SHAPE", "LOWRES_SIZE", "PARAMETRIZATIONS", "PixelSearchResult", "blur_image", "blur_matrix",
-           "gaussian_kernel", "gradient_ascent_step", "initial_parameters", "lowres_image", "nearest_data",
-           "nearest_data_distance", "optimize_pixels", "parameter_shape", "pixels_image", "real_vs_real_distance",
-           "to_image"]
+           "gaussian_kernel", "gradient_ascent_step", "initial_parameters", "lowres_image", "optimize_pixels",
+           "parameter_shape", "pixels_image", "to_image"]
+
+
+__getattr__ = moved_names(__name__)  # distances moved to course_utils.metrics.distances

@@ -9,7 +9,7 @@ previous run was interrupted.
 On several GPUs (or CPU processes), the diffusion recipes train data-parallel with PyTorch's
 DistributedDataParallel: ``torchrun --standalone --nproc_per_node=N -m course_utils.train NAME``.
 The recipe's batch size is the global batch, split evenly over the N processes; rank 0 saves,
-evaluates and writes the card (``course_utils.distributed``).
+evaluates and writes the card (``course_utils.training.distributed``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from . import distributed, metrics, pretrained
+from . import metrics, pretrained
 from .checkpoints import save_checkpoint, sha256_file
 from .config import get_device
 from .data import load_digits
@@ -35,7 +35,7 @@ from .models import architecture_of, build_denoiser
 from .pipeline import DiffusionModel
 from .recipes import RECIPES, Recipe, get_recipe
 from .schedules import get_schedule
-from .training import train
+from .training import distributed, train
 
 
 def _device_name(device: torch.device) -> str:

@@ -16,7 +16,8 @@ import sys
 import pytest
 import torch
 
-from course_utils import distributed, train
+from course_utils import train
+from course_utils.training import distributed
 from course_utils.checkpoints import load_checkpoint
 
 STEPS = 12

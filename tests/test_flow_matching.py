@@ -4,6 +4,7 @@ against diffusers' FlowMatchEulerDiscreteScheduler."""
 import pytest
 import torch
 
+from course_utils.denoisers import ClampX0
 from course_utils.flow_matching import (flow_matching_loss, interpolate, straightness, velocity_target,
                                         velocity_to_x0)
 from course_utils.samplers import FlowMatchEulerSampler, sample_loop
@@ -193,7 +194,7 @@ def test_flow_model_in_the_pipeline():
     assert a.shape == b.shape == (4, 1, 16, 16) and a.abs().max() <= 1 and not torch.equal(a, b)
     # The consistent clamp: the velocity it returns points at an x0 inside [-1, 1].
     x, t = 3 * torch.randn(2, 1, 16, 16), torch.tensor(500.0)
-    v = model._clamp_x0(torch.randn(2, 1, 16, 16), x, t)
+    v = ClampX0(lambda x_t, t_: torch.randn(2, 1, 16, 16), None, "flow")(x, t)
     assert (x - 0.5 * v).abs().max() <= 1 + 1e-5
     with pytest.raises(ValueError, match="Accepted: 'euler', 'heun'"):
         model.sample(2, sampler="ddim")

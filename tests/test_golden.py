@@ -279,7 +279,7 @@ def _resumed_run(tmp: Path) -> dict:
 
 
 def _small_loops() -> dict:
-    from course_utils import flow_matching as fm
+    from course_utils import reflow
     from course_utils.data import load_digits, make_shapes
     from course_utils.latent import train_vae
     from course_utils.metrics.classifier import train_digit_classifier
@@ -301,8 +301,8 @@ def _small_loops() -> dict:
     mlp = ToyMLP()
     g = _gen(2)
     x0, noise = torch.randn(32, 2, generator=g), torch.randn(32, 2, generator=g)
-    out["reflow.losses"] = torch.tensor(fm.fit_pairs(mlp, x0, noise, steps=5, batch_size=8), dtype=torch.float64)
-    ends, _ = fm.reflow_pairs(mlp, noise, steps=7)
+    out["reflow.losses"] = torch.tensor(reflow.fit_pairs(mlp, x0, noise, steps=5, batch_size=8), dtype=torch.float64)
+    ends, _ = reflow.reflow_pairs(mlp, noise, steps=7)
     out["reflow.ends"] = ends
     return out
 

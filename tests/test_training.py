@@ -50,15 +50,15 @@ def test_resume_continues_the_same_run(tmp_path, digits):
 
 
 def test_fused_optimizer_on_cuda_only_and_its_state_resumes(tmp_path, monkeypatch, digits):
-    import course_utils.training as training
+    from course_utils.training import state
 
     model = UNet("digits-tiny")
-    assert not training._optimizer(model, cfg(), torch.device("cpu")).defaults["fused"]
-    assert training._optimizer(model, cfg(), torch.device("cuda")).defaults["fused"]  # built, not stepped: no GPU needed
+    assert not state.make_optimizer(model, cfg(), torch.device("cpu")).defaults["fused"]
+    assert state.make_optimizer(model, cfg(), torch.device("cuda")).defaults["fused"]  # built, not stepped: no GPU needed
     # The fused optimiser's state (its step counts are tensors on the parameters' device) saves and resumes
     # exactly; PyTorch's fused AdamW also runs on the CPU, which lets this run here.
-    plain = training._optimizer
-    monkeypatch.setattr(training, "_optimizer", lambda m, c, d: plain(m, c, torch.device("cuda")))
+    plain = state.make_optimizer
+    monkeypatch.setattr(state, "make_optimizer", lambda m, c, d: plain(m, c, torch.device("cuda")))
     torch.manual_seed(0)
     straight = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=12), device="cpu", progress=False)
     torch.manual_seed(0)
@@ -219,7 +219,7 @@ def test_compiled_training_matches_eager(digits):
 
 
 def test_a_failed_compile_falls_back_to_eager_with_a_warning(monkeypatch, digits):
-    from course_utils import training
+    from course_utils.training import acceleration
 
     def broken(fn, device):
         def call(*args, **kwargs):
@@ -229,7 +229,7 @@ def test_a_failed_compile_falls_back_to_eager_with_a_warning(monkeypatch, digits
     torch.manual_seed(0)
     eager = train(_TinyDenoiser(), digits, get_schedule("linear"), cfg(steps=6, log_every=1), device="cpu",
                   progress=False)
-    monkeypatch.setattr(training, "_compile", broken)
+    monkeypatch.setattr(acceleration, "compile_model", broken)
     torch.manual_seed(0)
     with pytest.warns(UserWarning, match="torch.compile failed.*simulated.*eager mode"):
         fallback = train(_TinyDenoiser(), digits, get_schedule("linear"), cfg(steps=6, log_every=1, compile=True),
@@ -258,14 +258,14 @@ def test_cuda_graph_and_compile_are_exclusive_and_cuda_graph_needs_cuda(digits):
 def test_a_recorded_steps_learning_rate_tensor_is_saved_as_a_number(tmp_path, digits):
     """A CUDA graph's AdamW holds its learning rate in a tensor and is capturable; the checkpoint
     stores a plain number and capturable off, so any run (eager or recorded) resumes from it."""
-    from course_utils.training import _optimizer_tensors, _set_lr
+    from course_utils.training.state import optimizer_tensors, set_lr
 
     model = _TinyDenoiser()
     opt = torch.optim.AdamW(model.parameters(), lr=torch.tensor(1e-3), foreach=False)
     opt.param_groups[0]["capturable"] = False  # as the recording leaves it, but on a CPU
-    _set_lr(opt, 2e-3)
+    set_lr(opt, 2e-3)
     assert torch.is_tensor(opt.param_groups[0]["lr"]) and opt.param_groups[0]["lr"].item() == pytest.approx(2e-3)
-    _, groups = _optimizer_tensors(opt)
+    _, groups = optimizer_tensors(opt)
     assert groups[0]["lr"] == pytest.approx(2e-3) and isinstance(groups[0]["lr"], float)
     assert groups[0]["capturable"] is False
     save_checkpoint(tmp_path / "opt.safetensors", {"x": torch.zeros(1)}, {"param_groups": groups})  # JSON-ready
@@ -274,14 +274,14 @@ def test_a_recorded_steps_learning_rate_tensor_is_saved_as_a_number(tmp_path, di
 def test_a_failed_recording_restores_the_optimiser_and_warns():
     """Where recording fails (here: no CUDA at all), the step stays eager: AdamW gets back its plain
     learning rate and capturable flag, nothing ran, and the warning says how to skip the attempt."""
-    from course_utils.training import _record_step
+    from course_utils.training.acceleration import record_step
 
     model = _TinyDenoiser()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     before = [p.detach().clone() for p in model.parameters()]
     ran = []
     with pytest.warns(UserWarning, match="recording the training step as a CUDA graph failed.*cuda_graph=False"):
-        graph = _record_step(lambda: ran.append(1), opt, torch.Generator(), stream=None)
+        graph = record_step(lambda: ran.append(1), opt, torch.Generator(), stream=None)
     assert graph is None and not ran
     assert opt.param_groups[0]["lr"] == 1e-3 and opt.param_groups[0]["capturable"] is False
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

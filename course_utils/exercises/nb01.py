@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from ..data import make_shapes
 from ..models.clip import CLIPScorer, TinyCLIP
-from ..pixel_search import gradient_ascent_step, lowres_image, nearest_data_distance
+from ..metrics.distances import nearest_data_distance
+from ..pixel_search import gradient_ascent_step, lowres_image
 from .core import CheckResult, ask_choice, check_cases
 
 PROMPT = "a red circle on a blue background"

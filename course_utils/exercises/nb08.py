@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import flow_matching as fm
+from ..metrics.distances import straightness
 from .core import CheckResult, ask_choice, check_cases
 
 _BATCH_HINT = ("sigma holds one number per example, shape (B,), while x0 is (B, ...): give it the sample's "
@@ -139,7 +140,7 @@ def check_euler_step(fn: Callable) -> CheckResult:
 
 
 def check_straightness(fn: Callable) -> CheckResult:
-    """``fn(trajectory)``: ``(K + 1, B, ...)`` -> ``(B,)`` chord / length, as ``flow_matching.straightness``."""
+    """``fn(trajectory)``: ``(K + 1, B, ...)`` -> ``(B,)`` chord / length, as ``metrics.distances.straightness``."""
     g = torch.Generator().manual_seed(3)
     cases = []
     for shape in ((6, 3, 2), (4, 2, 1, 3, 3), (9, 5, 2)):
@@ -153,7 +154,7 @@ def check_straightness(fn: Callable) -> CheckResult:
                                                                     "|x_{k+1} - x_k|, not of distances from the start."),
                  (chord / seg.pow(2).sum(0), "Add the lengths |x_{k+1} - x_k| of the steps, not their squares."),
                  (chord / seg.sum(0).mean(), "Divide each sample's chord by its own length, not by the batch mean.")]
-        cases.append(((traj.clone(),), fm.straightness(traj), slips))
+        cases.append(((traj.clone(),), straightness(traj), slips))
     return check_cases("Exercise 4 (straightness)", fn, cases, atol=1e-5, rtol=1e-5,
                        hint="Flatten each point to a vector; chord = |x_K - x_0|; length = sum_k |x_{k+1} - x_k|; "
                             "return chord / length, one number per sample.")

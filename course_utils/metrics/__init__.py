@@ -14,7 +14,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .. import pretrained
 from .._validation import check_choice
+from ..data import load_digits
+from ..data.shapes import parse_caption
 from .classifier import FEATURE_DIM, DigitClassifier, accuracy, train_digit_classifier
 from .frechet import frechet_distance, gaussian_stats, kernel_inception_distance
 from .shapes_judge import PICTURE, ShapesJudge, judge_accuracy, noise_rejection, train_shapes_judge
@@ -25,8 +28,6 @@ SPLIT_SEED = 1234
 
 def reference_split() -> tuple[torch.Tensor, torch.Tensor]:
     """The two disjoint halves (A: 899, B: 898) of all 1,797 digits, by a fixed permutation."""
-    from ..data import load_digits
-
     x, _ = load_digits()
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(SPLIT_SEED))
     return x[order[: len(x) - NUM_SAMPLES]], x[order[len(x) - NUM_SAMPLES:]]
@@ -34,12 +35,8 @@ def reference_split() -> tuple[torch.Tensor, torch.Tensor]:
 
 @lru_cache(maxsize=1)
 def _classifier_and_reference():
-    from .. import pretrained
-
     tensors, meta = pretrained.load_tensors("digit-classifier")
-    model = DigitClassifier()
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    return model.eval(), tensors["ref_features"].double(), meta
+    return pretrained.load("digit-classifier", "cpu"), tensors["ref_features"].double(), meta
 
 
 def reference_features() -> torch.Tensor:
@@ -142,8 +139,6 @@ def saturation(images: torch.Tensor, threshold: float = 0.98, ends: str = "both"
 @lru_cache(maxsize=1)
 def shapes_judge() -> ShapesJudge:
     """The shipped shapes judge (CPU, eval mode)."""
-    from .. import pretrained
-
     return pretrained.load("shapes-judge", device="cpu")
 
 
@@ -155,8 +150,6 @@ def prompt_adherence(images: torch.Tensor, prompts) -> dict[str, float]:
     the judge takes for a shapes picture rather than noise), ``object``: colour and shape both
     right (issue 5's bar), and ``all``: all four at once.
     """
-    from ..data.shapes import parse_caption
-
     prompts = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
     if len(prompts) != len(images):
         raise ValueError(f"give one prompt or one per image: {len(prompts)} prompts for {len(images)} images.")

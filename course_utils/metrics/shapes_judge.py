@@ -1,60 +1,15 @@
-"""The shapes judge: reads which shape, which colour and which background an image shows.
-
-It scores prompt adherence of generated shapes images (does "a red circle on a blue
-background" give a red circle on blue?) independently of any CLIP. A small CNN with four heads:
-shape, colour, background, and ``picture``, which tells a shapes picture (1) from pixel noise (0).
-Trained on ``make_shapes`` images with light noise and blur (generated images are rarely clean)
-against several kinds of noise images, and validated on a held-out seed of real images and fresh
-noise (its card in the manifest gives the accuracy).
-"""
+"""Training and scoring the shapes judge (the network and what its heads mean: ``models.shapes_judge``)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ..data.shapes import COLORS, SHAPES, caption
+from ..models.shapes_judge import HEADS, NOISE, PICTURE, ShapesJudge
+from ..training.fit import fit
 
-HEADS = {"shape": len(SHAPES), "color": len(COLORS), "background": len(COLORS)}
-NOISE, PICTURE = 0, 1  # the two answers of the "picture" head
-
-
-class ShapesJudge(nn.Module):
-    """``(B, 3, 32, 32)`` images in [-1, 1] -> logits ``{"shape": (B, 3), "color": (B, 6), "background": (B, 6),
-    "picture": (B, 2)}``; ``picture`` is 1 for a shapes picture, 0 for noise."""
-
-    def __init__(self, width: int = 32):
-        super().__init__()
-        w = width
-        self.body = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.GroupNorm(8, w), nn.SiLU(),  # (B, w, 32, 32)
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.GroupNorm(8, 2 * w), nn.SiLU(),  # (B, 2w, 16, 16)
-            nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), nn.GroupNorm(8, 2 * w), nn.SiLU(),  # (B, 2w, 8, 8)
-            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.GroupNorm(8, 4 * w), nn.SiLU(),  # (B, 4w, 4, 4)
-            nn.Flatten(), nn.Linear(16 * 4 * w, 128), nn.SiLU(),  # (B, 128)
-        )
-        self.heads = nn.ModuleDict({k: nn.Linear(128, n) for k, n in {**HEADS, "picture": 2}.items()})
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        if x.ndim != 4 or tuple(x.shape[1:]) != (3, 32, 32):
-            raise ValueError(f"expected shapes images of shape (B, 3, 32, 32), got {tuple(x.shape)}.")
-        h = self.body(x)
-        return {k: head(h) for k, head in self.heads.items()}
-
-    @torch.no_grad()
-    def read(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The judge's reading: ``(B,)`` integer labels per attribute (indices into SHAPES / COLORS),
-        and ``picture``: 1 where it sees a shapes picture, 0 where it sees noise."""
-        return {k: v.argmax(1) for k, v in self(x).items()}
-
-    def captions(self, x: torch.Tensor) -> list[str]:
-        """What the judge sees, as captions: ``"a red circle on a blue background"``, or ``"noise"``."""
-        r = self.read(x)
-        names = list(COLORS)
-        return [caption(SHAPES[s], names[c], names[b]) if p == PICTURE else "noise"
-                for s, c, b, p in zip(r["shape"].tolist(), r["color"].tolist(), r["background"].tolist(),
-                                      r["picture"].tolist())]
+__all__ = ["HEADS", "NOISE", "PICTURE", "ShapesJudge", "judge_accuracy", "noise_images", "noise_rejection",
+           "train_shapes_judge"]
 
 
 def _degrade(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -90,16 +45,14 @@ def train_shapes_judge(data, steps: int = 1500, batch_size: int = 128, seed: int
     targets = {"shape": data.shape, "color": data.color, "background": data.background}
     n_noise = batch_size // 4
     is_picture = torch.cat([torch.full((batch_size,), PICTURE), torch.full((n_noise,), NOISE)])  # (B + B/4,)
-    model.train()
-    for _ in range(steps):
+
+    def batch_loss() -> torch.Tensor:
         idx = torch.randint(0, len(data), (batch_size,), generator=g)
         logits = model(torch.cat([_degrade(data.images[idx], g), noise_images(n_noise, g)]))
         loss = F.cross_entropy(logits["picture"], is_picture)  # the attributes: on pictures only
-        loss = loss + sum(F.cross_entropy(logits[k][:batch_size], targets[k][idx]) for k in HEADS)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        return loss + sum(F.cross_entropy(logits[k][:batch_size], targets[k][idx]) for k in HEADS)
+
+    fit(model, batch_loss, opt, steps, scheduler=sched)
     return model.eval()
 
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..training.fit import fit
 from .text import TextEncoder, Tokenizer, shapes_tokenizer
 
 
@@ -102,16 +103,13 @@ def train_tiny_clip(data, steps: int = 1500, batch_size: int = 128, lr: float = 
     caption_id = torch.unique(ids, dim=0, return_inverse=True)[1]  # (N,) same id = same caption
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    model.train()
-    for _ in range(steps):
+
+    def batch_loss() -> torch.Tensor:
         idx = torch.randint(0, len(data), (batch_size,), generator=g)
         noisy = (data.images[idx] + 0.05 * torch.randn(data.images[idx].shape, generator=g)).clamp(-1, 1)
-        logits = model(noisy, ids[idx], mask[idx])
-        loss = clip_loss(logits, caption_id[idx, None] == caption_id[None, idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        return clip_loss(model(noisy, ids[idx], mask[idx]), caption_id[idx, None] == caption_id[None, idx])
+
+    fit(model, batch_loss, opt, steps, scheduler=sched)
     return model.eval()
 
 

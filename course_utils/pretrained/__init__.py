@@ -6,7 +6,7 @@ file whose hash differs. Each entry is reproducible with ``python -m course_util
 .. code-block:: python
 
     from course_utils import pretrained
-    pretrained.list()                      # ['digit-classifier', 'digits-ddpm']
+    pretrained.list()                      # ['digit-classifier', 'digits-ddpm', ...]
     model = pretrained.load("digits-ddpm")
     images = model.sample(16, generator=torch.Generator().manual_seed(0))  # (16, 1, 16, 16) in [-1, 1]
 """
@@ -15,13 +15,22 @@ from __future__ import annotations
 
 import builtins
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
 from .._validation import check_choice
-from ..checkpoints import CheckpointError, load_checkpoint
+from ..checkpoints import CheckpointError, load_checkpoint, strip_prefix
+from ..config import get_device
+from ..models import denoiser_from_dict
+from ..models.clip import TinyCLIP
+from ..models.digit_classifier import DigitClassifier
+from ..models.shapes_judge import ShapesJudge
+from ..models.vae import VAE, VAEConfig
+from ..pipeline import DiffusionModel
+from ..schedules import get_schedule
 
 HERE = Path(__file__).resolve().parent
 WEIGHTS = HERE / "weights"
@@ -59,45 +68,43 @@ def load_tensors(name: str, device: str | torch.device = "cpu"):
     return load_checkpoint(WEIGHTS / entry["file"], expected_sha256=entry["sha256"], device=str(device))
 
 
+def _diffusion(tensors: dict, meta: dict, entry: dict, device: torch.device) -> DiffusionModel:
+    """The denoiser, with its schedule, text encoder and VAE (each loaded by name), as a ``DiffusionModel``."""
+    net = denoiser_from_dict(meta.get("architecture", "unet"), meta["model_config"])
+    net.load_state_dict(strip_prefix(tensors))
+    text_encoder = load(meta["text_encoder"], device) if meta.get("text_encoder") else None
+    vae = load(meta["vae"], device) if meta.get("vae") else None
+    schedule = get_schedule(meta["schedule"]) if meta.get("schedule") else None  # None: flow matching
+    return DiffusionModel(net.to(device), schedule, meta.get("prediction_type", "epsilon"), entry, text_encoder, vae,
+                          meta.get("sampler_config"))
+
+
+def _network(build: Callable[[dict], torch.nn.Module]):
+    """A loader for a plain network: ``build(meta)``, its weights, on ``device``, in eval mode."""
+    def load_network(tensors: dict, meta: dict, entry: dict, device: torch.device) -> torch.nn.Module:
+        model = build(meta)
+        model.load_state_dict(strip_prefix(tensors))
+        return model.to(device).eval()
+    return load_network
+
+
+LOADERS = {  # checkpoint kind (the manifest's "kind") -> loader(tensors, meta, entry, device)
+    "diffusion": _diffusion,
+    "classifier": _network(lambda meta: DigitClassifier()),
+    "judge": _network(lambda meta: ShapesJudge()),
+    "clip": _network(lambda meta: TinyCLIP()),
+    "vae": _network(lambda meta: VAE(VAEConfig.from_dict(meta["model_config"]))),
+}
+
+
 def load(name: str, device: str | torch.device | None = None):
     """A ready model: a ``DiffusionModel`` for diffusion checkpoints, the network otherwise."""
-    from ..config import get_device
-
     device = torch.device(device) if device is not None else get_device()
     entry = info(name)
-    if entry["kind"] == "diffusion":
-        from ..pipeline import DiffusionModel
-
-        return DiffusionModel.from_checkpoint(name, device)
-    if entry["kind"] == "classifier":
-        from ..metrics.classifier import DigitClassifier
-
-        tensors, _ = load_tensors(name)
-        model = DigitClassifier()
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        return model.to(device).eval()
-    if entry["kind"] == "judge":
-        from ..metrics.shapes_judge import ShapesJudge
-
-        tensors, _ = load_tensors(name)
-        model = ShapesJudge()
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        return model.to(device).eval()
-    if entry["kind"] == "clip":
-        from ..models.clip import TinyCLIP
-
-        tensors, _ = load_tensors(name)
-        model = TinyCLIP()
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        return model.to(device).eval()
-    if entry["kind"] == "vae":
-        from ..models.vae import VAE, VAEConfig
-
-        tensors, meta = load_tensors(name)
-        model = VAE(VAEConfig.from_dict(meta["model_config"]))
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        return model.to(device).eval()
-    raise CheckpointError(f"unknown checkpoint kind {entry['kind']!r} in the manifest.")
+    if entry["kind"] not in LOADERS:
+        raise CheckpointError(f"unknown checkpoint kind {entry['kind']!r} in the manifest; known: {sorted(LOADERS)}.")
+    tensors, meta = load_tensors(name)
+    return LOADERS[entry["kind"]](tensors, meta, entry, device)
 
 
-__all__ = ["info", "list", "load", "load_tensors", "path"]
+__all__ = ["LOADERS", "info", "list", "load", "load_tensors", "path"]

@@ -1,17 +1,23 @@
 """Samplers with diffusers' scheduler interface (``set_timesteps``, ``.timesteps``, ``step``).
 
-One algorithm per file: ``ddpm`` (Ho et al. 2020), ``ddim`` (Song et al. 2021), ``flow_euler``
-(Euler on the flow-matching ODE, as diffusers' ``FlowMatchEulerDiscreteScheduler``),
-``dpm_solver`` (DPM-Solver++ 2M, Lu et al. 2022, as diffusers' ``DPMSolverMultistepScheduler``),
-``consistency`` (multistep consistency sampling, Song et al. 2023, as diffusers' ``LCMScheduler``).
+One algorithm per file: ``ddpm`` (Ho et al. 2020), ``ddim`` (Song et al. 2021), ``dpm_solver``
+(DPM-Solver++ 2M, Lu et al. 2022, as diffusers' ``DPMSolverMultistepScheduler``), ``flow_euler``
+and ``heun`` (Euler and Heun on the flow-matching ODE, as diffusers' ``FlowMatchEulerDiscreteScheduler``
+and ``FlowMatchHeunDiscreteScheduler``), ``consistency`` (multistep consistency sampling, Song et al.
+2023, as diffusers' ``LCMScheduler``). ``base`` holds the protocol they all satisfy and the shared
+timestep bookkeeping, ``loop`` the one sampling loop, ``registry`` the table of samplers by name.
 """
 
-from .base import DiscreteSampler, SamplerOutput
+from .base import DiscreteSampler, Sampler, SamplerBase, SamplerOutput
 from .consistency import ConsistencySampler
 from .ddim import DDIMSampler
 from .ddpm import DDPMSampler
 from .dpm_solver import DPMSolverSampler
-from .flow_euler import FlowMatchEulerSampler, FlowMatchHeunSampler
+from .flow_euler import FlowMatchEulerSampler
+from .heun import FlowMatchHeunSampler
 from .loop import sample_loop
+from .registry import SAMPLERS, SamplerEntry, get_entry, make_sampler, samplers_for
 
-__all__ = ["ConsistencySampler", "DDIMSampler", "DDPMSampler", "DPMSolverSampler", "FlowMatchEulerSampler", "FlowMatchHeunSampler", "DiscreteSampler", "SamplerOutput", "sample_loop"]
+__all__ = ["ConsistencySampler", "DDIMSampler", "DDPMSampler", "DPMSolverSampler", "DiscreteSampler",
+           "FlowMatchEulerSampler", "FlowMatchHeunSampler", "SAMPLERS", "Sampler", "SamplerBase", "SamplerEntry",
+           "SamplerOutput", "get_entry", "make_sampler", "sample_loop", "samplers_for"]

@@ -1,25 +1,30 @@
-"""What every discrete-time sampler shares: diffusers' scheduler interface.
+"""The sampler protocol (diffusers' scheduler interface) and the bookkeeping every sampler shares.
 
 A sampler walks ``sample`` from noise to data over ``.timesteps`` (descending):
 
 .. code-block:: python
 
     sampler.set_timesteps(50)
-    x = torch.randn(shape, generator=g)
+    x = torch.randn(shape, generator=g) * sampler.init_noise_sigma
     for t in sampler.timesteps:
-        x = sampler.step(model(x, t), t, x, generator=g).prev_sample
+        x = sampler.step(model(sampler.scale_model_input(x, t), t), t, x, generator=g).prev_sample
 
-The same loop runs with ``diffusers.DDPMScheduler`` or ``DDIMScheduler`` in place of ours.
+That loop is ``samplers.loop.sample_loop``; it runs the same with ``diffusers.DDPMScheduler`` or
+``DDIMScheduler`` in place of ours. ``SamplerBase`` keeps the timestep list and finds where a call
+is in it; ``DiscreteSampler`` adds a noise schedule's integer timesteps, their spacing and the
+model-output conversion (``course_utils.parameterization``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from .._validation import check_choice, check_positive_int, check_same_shape, check_timesteps
+from ..forward import q_sample
 from ..parameterization import PREDICTION_TYPES, to_x0_eps
 from ..schedules import NoiseSchedule
 
@@ -39,6 +44,25 @@ class SamplerOutput:
     pred_original_sample: torch.Tensor
 
 
+@runtime_checkable
+class Sampler(Protocol):
+    """What every sampler here (and every diffusers scheduler the course uses) provides.
+
+    ``order`` is the number of network calls per step of the underlying solver (diffusers' name:
+    2 for Heun, whose ``.timesteps`` list each inner timestep twice).
+    """
+
+    timesteps: torch.Tensor
+    init_noise_sigma: float
+    order: int
+
+    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None: ...
+
+    def scale_model_input(self, sample: torch.Tensor, timestep=None) -> torch.Tensor: ...
+
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput: ...
+
+
 def randn_like_diffusers(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
     """Standard normal noise drawn as ``diffusers.utils.torch_utils.randn_tensor`` draws it.
 
@@ -50,8 +74,80 @@ def randn_like_diffusers(shape, generator: torch.Generator | None, like: torch.T
     return noise.to(like.device)
 
 
-class DiscreteSampler:
-    """Timesteps, their spacing and argument checks, common to DDPM and DDIM.
+class SamplerBase:
+    """The timestep list and where a call is in it: what every sampler here shares.
+
+    Subclasses fill ``timesteps`` in ``set_timesteps`` and read their position with ``_index_of``
+    (stateless samplers: any listed timestep, in any order) or ``_next_index`` (samplers that keep
+    state between calls: the next timestep in order).
+    """
+
+    init_noise_sigma = 1.0  # x_T ~ N(0, I): the initial noise needs no scaling
+    order = 1
+
+    def __init__(self, num_train_timesteps: int):
+        self.num_train_timesteps = num_train_timesteps
+        self.num_inference_steps: int | None = None
+        self.timesteps = torch.empty(0, dtype=torch.long)
+        self._calls = 0  # steps taken since set_timesteps (for _next_index)
+
+    def _check_steps(self, num_inference_steps, limit: int, limit_text: str) -> int:
+        """``num_inference_steps`` as an int in [1, limit], or an error saying what the limit is (``limit_text``)."""
+        n = check_positive_int("num_inference_steps", num_inference_steps)
+        if n > limit:
+            raise ValueError(f"num_inference_steps must be at most {limit_text}, got {n}.")
+        self.num_inference_steps = n
+        self._calls = 0
+        return n
+
+    def _require_timesteps(self) -> None:
+        if len(self.timesteps) == 0:
+            raise RuntimeError("call set_timesteps(num_inference_steps) before step().")
+
+    def _index_of(self, timestep, tolerance: float = 0.0) -> int:
+        """The position of ``timestep`` in ``.timesteps`` (the first, if listed twice)."""
+        self._require_timesteps()
+        t = float(torch.as_tensor(timestep).float()) if tolerance else timestep
+        if tolerance:
+            idx = int(torch.argmin((self.timesteps.cpu().float() - t).abs()))
+            if abs(float(self.timesteps[idx]) - t) <= tolerance:
+                return idx
+        else:
+            matches = (self.timesteps == t).nonzero()
+            if len(matches):
+                return int(matches[0, 0])
+        listed = self.timesteps.tolist()
+        shown = listed if len(listed) <= 12 else f"{len(listed)} of them, {listed[0]:g} down to {listed[-1]:g}"
+        raise ValueError(f"timestep {float(torch.as_tensor(timestep)):g} is not one of this sampler's timesteps "
+                         f"({shown}); step through `sampler.timesteps` (call set_timesteps(n) first to use n steps).")
+
+    def _next_index(self, timestep, tolerance: float, name: str) -> int:
+        """The position of this call, which must be at the next timestep in order (a stateful sampler)."""
+        self._require_timesteps()
+        k = self._calls
+        if k >= len(self.timesteps) or abs(float(timestep) - float(self.timesteps[k])) > tolerance:
+            expected = f"{float(self.timesteps[k]):g}" if k < len(self.timesteps) else "none (the loop has ended)"
+            raise ValueError(f"{name} keeps state between steps: steps must follow .timesteps in order; expected "
+                             f"timestep {expected}, got {float(timestep):g}. Call set_timesteps again to restart.")
+        self._calls += 1
+        return k
+
+    @staticmethod
+    def _check_tensors(model_output, sample) -> None:
+        if not isinstance(model_output, torch.Tensor) or not isinstance(sample, torch.Tensor):
+            raise TypeError("model_output and sample must be tensors.")
+        check_same_shape(model_output=model_output, sample=sample)
+
+    def scale_model_input(self, sample: torch.Tensor, timestep=None) -> torch.Tensor:
+        """Identity, for interface parity with diffusers (these samplers need no input scaling)."""
+        return sample
+
+    def __len__(self) -> int:
+        return self.num_train_timesteps
+
+
+class DiscreteSampler(SamplerBase):
+    """A noise schedule's integer timesteps, their spacing, and the model output read as ``(x0, eps)``.
 
     Args:
         schedule: the ``NoiseSchedule`` the model was trained with.
@@ -61,8 +157,6 @@ class DiscreteSampler:
         timestep_spacing: ``"leading"`` (diffusers' default), ``"trailing"`` or ``"linspace"``
             (Table 2 of Lin et al. 2024).
     """
-
-    init_noise_sigma = 1.0  # x_T ~ N(0, I): the initial noise needs no scaling
 
     def __init__(
         self,
@@ -74,6 +168,7 @@ class DiscreteSampler:
     ):
         if not isinstance(schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule (from get_schedule), got {type(schedule).__name__}.")
+        super().__init__(schedule.num_timesteps)
         self.schedule = schedule
         self.prediction_type = check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
         self.timestep_spacing = check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
@@ -81,27 +176,25 @@ class DiscreteSampler:
             raise ValueError(f"clip_sample_range must be positive, got {clip_sample_range}.")
         self.clip_sample = bool(clip_sample)
         self.clip_sample_range = float(clip_sample_range)
-        self.num_train_timesteps = schedule.num_timesteps
-        self.num_inference_steps: int | None = None
         self.timesteps = torch.arange(self.num_train_timesteps - 1, -1, -1, dtype=torch.long)
         self._alphas_cumprod = schedule.alphas_cumprod.tolist()  # Python floats: cheap scalar lookups
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         """Choose ``num_inference_steps`` of the ``T`` training timesteps, in descending order."""
-        n = check_positive_int("num_inference_steps", num_inference_steps)
+        n = self._check_steps(num_inference_steps, self.num_train_timesteps,
+                              f"num_train_timesteps = {self.num_train_timesteps}")
+        self.timesteps = torch.from_numpy(self._spaced(n).copy()).to(device)
+
+    def _spaced(self, n: int) -> np.ndarray:
+        """``n`` integer timesteps, descending, by ``timestep_spacing``."""
         big_t = self.num_train_timesteps
-        if n > big_t:
-            raise ValueError(f"num_inference_steps must be at most num_train_timesteps = {big_t}, got {n}.")
         if self.timestep_spacing == "leading":
             # Every (T // n)-th timestep from 0: [..., 2k, k, 0] with k = T // n.
-            ts = (np.arange(0, n) * (big_t // n)).round()[::-1].astype(np.int64)
-        elif self.timestep_spacing == "trailing":
+            return (np.arange(0, n) * (big_t // n)).round()[::-1].astype(np.int64)
+        if self.timestep_spacing == "trailing":
             # Counting down from T in steps of T / n, so the first step is the noisiest timestep.
-            ts = np.round(np.arange(big_t, 0, -big_t / n)).astype(np.int64) - 1
-        else:
-            ts = np.linspace(0, big_t - 1, n).round()[::-1].astype(np.int64)
-        self.num_inference_steps = n
-        self.timesteps = torch.from_numpy(ts.copy()).to(device)
+            return np.round(np.arange(big_t, 0, -big_t / n)).astype(np.int64) - 1
+        return np.linspace(0, big_t - 1, n).round()[::-1].astype(np.int64)
 
     def previous_timestep(self, timestep: int) -> int:
         """The timestep after ``timestep`` in ``.timesteps``, or -1 after the last one."""
@@ -112,19 +205,8 @@ class DiscreteSampler:
         """``alpha_bar_t``, with ``alpha_bar_{-1} = 1`` (the clean end, after the last step)."""
         return 1.0 if t < 0 else self._alphas_cumprod[t]
 
-    def _index_of(self, timestep: int) -> int:
-        matches = (self.timesteps == timestep).nonzero()
-        if len(matches) == 0:
-            raise ValueError(
-                f"timestep {timestep} is not one of this sampler's timesteps; step through `sampler.timesteps` "
-                f"(call set_timesteps(n) first to use n steps)."
-            )
-        return int(matches[0, 0])
-
     def _check_step_args(self, model_output: torch.Tensor, timestep, sample: torch.Tensor) -> int:
-        if not isinstance(model_output, torch.Tensor) or not isinstance(sample, torch.Tensor):
-            raise TypeError("model_output and sample must be tensors.")
-        check_same_shape(model_output=model_output, sample=sample)
+        self._check_tensors(model_output, sample)
         t = check_timesteps(timestep, self.num_train_timesteps, "timestep")
         if t.ndim != 0:
             raise ValueError(f"step takes one timestep at a time (as in diffusers); got shape {tuple(t.shape)}.")
@@ -134,18 +216,9 @@ class DiscreteSampler:
         return x0.clamp(-self.clip_sample_range, self.clip_sample_range) if self.clip_sample else x0
 
     def _x0_and_eps(self, model_output: torch.Tensor, sample: torch.Tensor, a: float):
-        """Stage 1 of every step: the model output as ``(x0, eps)`` (before clipping)."""
+        """Stage 1 of every step: the model output as ``(x0, eps)`` (before clipping), ``a = alpha_bar_t``."""
         return to_x0_eps(model_output, sample, a**0.5, (1 - a) ** 0.5, self.prediction_type)
 
     def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps) -> torch.Tensor:
         """The forward process in closed form (diffusers' ``add_noise``)."""
-        from ..forward import q_sample
-
         return q_sample(original_samples, timesteps, noise, self.schedule)
-
-    def scale_model_input(self, sample: torch.Tensor, timestep=None) -> torch.Tensor:
-        """Identity, for interface parity with diffusers (these samplers need no input scaling)."""
-        return sample
-
-    def __len__(self) -> int:
-        return self.num_train_timesteps

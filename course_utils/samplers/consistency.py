@@ -74,13 +74,10 @@ class ConsistencySampler(DiscreteSampler):
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         """``n`` of the ``N`` grid points, evenly spaced in index from the noisiest (diffusers' LCM rule)."""
-        n = check_positive_int("num_inference_steps", num_inference_steps)
-        if n > len(self.grid):
-            raise ValueError(f"num_inference_steps must be at most original_inference_steps = {len(self.grid)} "
-                             f"(the grid the student was distilled on), got {n}.")
+        n = self._check_steps(num_inference_steps, len(self.grid), f"original_inference_steps = {len(self.grid)} "
+                              "(the grid the student was distilled on)")
         descending = self.grid[::-1]
         index = np.floor(np.linspace(0, len(descending), num=n, endpoint=False)).astype(np.int64)
-        self.num_inference_steps = n
         self.timesteps = torch.from_numpy(descending[index].copy()).to(device)
 
     def denoise(self, model_output: torch.Tensor, timestep: int, sample: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ def sample_loop(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     return_trajectory: bool = False,
+    latents: torch.Tensor | None = None,
     **step_kwargs,
 ):
     """Run ``sampler`` from Gaussian noise to samples.
@@ -30,6 +31,8 @@ def sample_loop(
         num_inference_steps: call ``set_timesteps`` with this first (None: keep the sampler's).
         generator: for the initial noise and every noise draw, so a seed fixes the result.
         return_trajectory: also return ``(steps + 1, B, ...)``: the noise, then each ``prev_sample``.
+        latents: the starting noise ``(B, ...)`` (``shape``) instead of a fresh draw (diffusers'
+            pipelines' ``latents``); it is scaled by the sampler's ``init_noise_sigma`` as a draw is.
         **step_kwargs: passed to ``step`` (e.g. ``eta`` for DDIM).
 
     Returns:
@@ -37,8 +40,13 @@ def sample_loop(
     """
     if num_inference_steps is not None:
         sampler.set_timesteps(check_positive_int("num_inference_steps", num_inference_steps))
-    gen_device = generator.device if generator is not None else device
-    x = torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
+    if latents is None:
+        gen_device = generator.device if generator is not None else device
+        x = torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
+    elif tuple(latents.shape) != tuple(shape):
+        raise ValueError(f"latents must have the sample shape {tuple(shape)}, got {tuple(latents.shape)}.")
+    else:
+        x = latents.to(device)
     x = x * getattr(sampler, "init_noise_sigma", 1.0)  # diffusers' flow-matching schedulers have none
     scale = getattr(sampler, "scale_model_input", lambda sample, timestep: sample)
     path = [x] if return_trajectory else None

@@ -1,0 +1,118 @@
+"""The losses: what one batch costs for each model family (``course_utils.families``).
+
+- diffusion: the simple loss of Ho et al. 2020 (Algorithm 1): ``t ~ U{0, T-1}``, ``eps ~ N(0, I)``,
+  ``x_t`` by the closed form, a mean squared error against the target (``eps``, ``x0`` or ``v``);
+- flow matching: ``flow_matching.flow_matching_loss``, the velocity on the straight path;
+- consistency: ``distillation.consistency_distillation_loss``, a student against its EMA target
+  along the frozen teacher's ODE.
+
+Every loss takes the batch's labels (replaced by the null label with probability ``label_dropout``,
+classifier-free guidance training) and a ``shard``: the rows this process trains on under data
+parallelism. Every draw is made for the whole batch, so the union of the shards is exactly the
+single-process batch (``training.distributed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..distillation import consistency_distillation_loss
+from ..families import CONSISTENCY, DIFFUSION, FLOW_MATCHING
+from ..flow_matching import flow_matching_loss
+from ..parameterization import from_x0_eps, noised
+from ..schedules import NoiseSchedule
+from .config import TrainConfig
+from .distributed import ALL
+
+
+def simple_loss(model, x0, t, noise, alphas_cumprod, prediction_type="epsilon", **model_kwargs) -> torch.Tensor:
+    """The simple loss for given timesteps and noise: ``mean ||target - model(x_t, t)||^2``.
+
+    Args:
+        x0: ``(B, ...)`` clean data; t: ``(B,)`` timesteps; noise: like ``x0``;
+        alphas_cumprod: ``(T,)`` on ``x0``'s device; prediction_type: the target.
+    """
+    a = alphas_cumprod[t].view(x0.shape[0], *([1] * (x0.ndim - 1)))  # (B, 1, 1, 1)
+    alpha, sigma = a.sqrt(), (1 - a).sqrt()
+    x_t = noised(x0, noise, alpha, sigma)  # the closed form, Eq. (4)
+    target = from_x0_eps(x0, noise, alpha, sigma, prediction_type)
+    return F.mse_loss(model(x_t, t, **model_kwargs).float(), target.float())
+
+
+def diffusion_loss(model, x0, alphas_cumprod, generator, prediction_type="epsilon", labels=None,
+                   label_dropout=0.0, null_label=None, shard: slice = ALL) -> torch.Tensor:
+    """Algorithm 1 of Ho et al. 2020 for one batch: draw ``t ~ U{0, T-1}`` and ``eps ~ N(0, I)``
+    with ``generator`` (on ``x0``'s device), then ``simple_loss``. With ``labels``, each label
+    is replaced by ``null_label`` with probability ``label_dropout``.
+    """
+    b = x0.shape[0]
+    t = torch.randint(0, alphas_cumprod.numel(), (b,), device=x0.device, generator=generator)  # (B,)
+    noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)  # (B, C, H, W)
+    kwargs = _label_kwargs(labels, label_dropout, null_label, generator)
+    return simple_loss(model, x0[shard], t[shard], noise[shard], alphas_cumprod, prediction_type,
+                       **_take(kwargs, shard))
+
+
+def flow_loss(model, x0, generator, labels=None, label_dropout=0.0, null_label=None, shard: slice = ALL) -> torch.Tensor:
+    """``flow_matching.flow_matching_loss`` for one batch, with the same label dropout and ``shard``
+    as ``diffusion_loss``."""
+    kwargs = _label_kwargs(labels, label_dropout, null_label, generator)
+    return flow_matching_loss(model, x0, generator, shard=shard, **_take(kwargs, shard))
+
+
+def consistency_loss(model, target, teacher, x0, alphas_cumprod, generator, config: TrainConfig, labels=None,
+                     null_label=None, shard: slice = ALL) -> torch.Tensor:
+    """``distillation.consistency_distillation_loss`` for one batch, with ``diffusion_loss``'s label
+    dropout and ``shard``."""
+    kwargs = _label_kwargs(labels, config.label_dropout, null_label, generator)
+    return consistency_distillation_loss(model, target, teacher, x0, alphas_cumprod, generator,
+                                         config.original_inference_steps, shard=shard, **_take(kwargs, shard))
+
+
+def _take(kwargs: dict, shard: slice) -> dict:
+    """``kwargs`` with every tensor cut to the rows ``shard``."""
+    return {k: v[shard] if torch.is_tensor(v) else v for k, v in kwargs.items()}
+
+
+def _label_kwargs(labels, label_dropout: float, null_label, generator) -> dict:
+    """``{"class_labels": labels}`` with each label replaced by ``null_label`` with probability
+    ``label_dropout`` (classifier-free guidance training); ``{}`` without labels."""
+    if labels is None:
+        return {}
+    if label_dropout > 0:
+        drop = torch.rand(labels.shape[0], device=labels.device, generator=generator) < label_dropout
+        labels = torch.where(drop, torch.full_like(labels, null_label), labels)
+    return {"class_labels": labels}
+
+
+def check_objective(config: TrainConfig, schedule: NoiseSchedule | None, teacher) -> None:
+    """Refuse a family without what it needs: diffusion and consistency a schedule, consistency a teacher."""
+    if config.objective == DIFFUSION and schedule is None:
+        raise ValueError("the diffusion objective needs the noise schedule (e.g. get_schedule('cosine')).")
+    if (config.objective == CONSISTENCY) != (teacher is not None):
+        raise ValueError("objective='consistency' needs a teacher (the frozen diffusion model to distil), and only "
+                         f"it takes one; got objective={config.objective!r}, teacher={type(teacher).__name__}.")
+    if config.objective == CONSISTENCY and schedule is None:
+        raise ValueError("consistency distillation needs the teacher's noise schedule.")
+
+
+def make_objective(config: TrainConfig, schedule: NoiseSchedule | None, generator: torch.Generator,
+                   null_label: int | None, shard: slice, teacher=None, target=None) -> Callable:
+    """``loss(net, x0, labels)`` for one batch of ``config.objective``'s family, drawing with ``generator``.
+
+    ``teacher`` (consistency): the frozen diffusion model, already on the device; ``target``: the
+    student's EMA copy.
+    """
+    check_objective(config, schedule, teacher)
+    device = generator.device
+    alphas = schedule.alphas_cumprod.to(torch.float32).to(device) if schedule is not None else None
+    if config.objective == FLOW_MATCHING:
+        return lambda net, x0, labels: flow_loss(net, x0, generator, labels, config.label_dropout, null_label, shard)
+    if config.objective == CONSISTENCY:
+        return lambda net, x0, labels: consistency_loss(net, target, teacher, x0, alphas, generator, config, labels,
+                                                        null_label, shard)
+    return lambda net, x0, labels: diffusion_loss(net, x0, alphas, generator, config.prediction_type, labels,
+                                                  config.label_dropout, null_label, shard)
