@@ -1,6 +1,6 @@
 """Benchmark 5: notebook 10's failure-fix table and production notes at full size.
 
-Runs every ``course_utils.failures.demo_*`` at the sizes of ``COURSE_MODE=cpu`` (898 digits per
+Runs every ``course_utils.course.failures.demo_*`` at the sizes of ``COURSE_MODE=cpu`` (898 digits per
 row, all 90 captions, 300 fine-tuning steps), then the production measurements: one U-Net call's
 time and peak memory by precision and batch (``production.step_costs``) and the latency bottleneck
 order of ``shapes-latent`` (``production.latency_breakdown``); and the nearest-neighbour copy check
@@ -8,7 +8,7 @@ on every shipped digits model. Prints Markdown rows for
 docs/BENCHMARKS.md.
 
 ``--write-finetune`` runs only the fine-tuning demo and stores it with the package
-(``course_utils/pretrained/finetune_collapse.safetensors``): notebook 10 shows that run in ``fast``
+(``course_utils/course/recorded/finetune_collapse.safetensors``): notebook 10 shows that run in ``fast``
 mode, where it fine-tunes only a few steps itself.
 
 Usage: ``python benchmarks/failure_modes.py [--device cpu] [--skip-failures] [--skip-memorization] [--skip-production]
@@ -22,7 +22,8 @@ import time
 
 import torch
 
-from course_utils import evaluation, failures, pretrained, production
+from course_utils import pretrained
+from course_utils.course import evaluation, failures, production
 from course_utils.config import get_device
 from course_utils.data import load_digits
 from course_utils.data.shapes import BACKGROUNDS, COLORS, SHAPES, caption

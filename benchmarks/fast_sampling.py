@@ -1,12 +1,12 @@
 """Benchmark 3: the speed table of notebook 09 (the seed's Exercise 5) on the shipped models.
 
-Every row of ``course_utils.speed.TABLE`` (DDPM-1000; DDIM-10/20/50 and DPM-Solver++-5/10/20 on
+Every row of ``course_utils.course.speed.TABLE`` (DDPM-1000; DDIM-10/20/50 and DPM-Solver++-5/10/20 on
 ``digits-class``; flow Euler-4/8/16 on ``digits-class-flow``; the consistency student at 1/2/4 steps)
 draws the same N = 898 unconditional digits from seed 0 on one machine in one run; each is timed
 and scored (digits-FID and KID), and FIDs are divided by DDPM-1000's to check issue #7's targets.
 Then the production notes: time per image against batch size, bf16 autocast, and torch.compile.
 
-Writes ``course_utils/pretrained/speed_table.json`` (the reference run notebook 09 shows next to
+Writes ``course_utils/course/recorded/speed_table.json`` (the reference run notebook 09 shows next to
 its own) with ``--write``, and prints Markdown rows for docs/BENCHMARKS.md.
 
 Usage: ``python benchmarks/fast_sampling.py [--n 898] [--device cpu] [--write] [--skip-notes]``
@@ -20,7 +20,8 @@ import time
 
 import torch
 
-from course_utils import pretrained, speed
+from course_utils import pretrained
+from course_utils.course import speed
 from course_utils.config import get_device
 from course_utils.profiling import time_call
 from report import device_name, row

@@ -20,7 +20,7 @@ from course_utils import metrics, pretrained
 from course_utils.data import load_digits, make_shapes
 from course_utils.guidance import ClassifierFreeGuidance
 from course_utils.models.clip import all_captions
-from course_utils.pixel_search import nearest_data, real_vs_real_distance
+from course_utils.metrics.distances import nearest_data, real_vs_real_distance
 from course_utils.samplers import DDIMSampler, sample_loop
 
 import report  # benchmarks/report.py, next to this script

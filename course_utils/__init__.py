@@ -16,4 +16,8 @@ every schedule array is timestep ``t``; ``t = 0`` is the least noisy step and ``
 noisiest. ``x_t`` is the sample after ``t + 1`` applications of the one-step chain.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+from ._deprecation import install_finder
+
+install_finder()  # old import paths (course_utils.widgets, ...) still work until 0.3, with a warning

@@ -47,10 +47,10 @@ import torch.nn.functional as F
 
 from course_utils import config, metrics, pretrained
 from course_utils.data import make_shapes
-from course_utils.exercises import nb01
+from course_utils.course.exercises import nb01
 from course_utils.models.clip import CLIPScorer, all_captions, zero_shot_accuracy
-from course_utils.pixel_search import (gradient_ascent_step, initial_parameters, lowres_image, nearest_data,
-                                       optimize_pixels, real_vs_real_distance)
+from course_utils.course.pixel_search import gradient_ascent_step, initial_parameters, lowres_image, optimize_pixels
+from course_utils.metrics.distances import nearest_data, real_vs_real_distance
 from course_utils.viz import show_images
 
 MODE, DEVICE = config.get_mode(), config.get_device()

@@ -37,11 +37,11 @@ import torch
 
 from course_utils import config
 from course_utils.data import load_digits, make_shapes
-from course_utils.exercises import nb02
+from course_utils.course.exercises import nb02
 from course_utils.forward import forward_step, q_sample
 from course_utils.schedules import SCHEDULE_NAMES, NoiseSchedule, get_schedule
 from course_utils.viz import plot_schedules, show_images
-from course_utils.widgets import ForwardExplorer
+from course_utils.course.widgets import ForwardExplorer
 
 print(config.describe())
 

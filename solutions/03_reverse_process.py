@@ -40,7 +40,7 @@ import torch
 
 from course_utils import config
 from course_utils.data import gaussian_mixture_params, make_toy2d
-from course_utils.exercises import nb03
+from course_utils.course.exercises import nb03
 from course_utils.forward import forward_step, q_sample
 from course_utils.oracle import GaussianMixtureOracle
 from course_utils.parameterization import (

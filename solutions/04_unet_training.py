@@ -45,7 +45,7 @@ import torch
 
 from course_utils import config, metrics, pretrained
 from course_utils.data import load_digits
-from course_utils.exercises import nb04
+from course_utils.course.exercises import nb04
 from course_utils.models import UNet, diffusers_unet_like, get_unet_config, timestep_embedding, trace_shapes
 from course_utils.pipeline import DiffusionModel
 from course_utils.samplers import DDIMSampler, DDPMSampler, sample_loop

@@ -48,7 +48,7 @@ import torch
 from course_utils import config, metrics, pretrained
 from course_utils.data import load_digits
 from course_utils.data.shapes import COLORS, parse_caption
-from course_utils.exercises import nb05
+from course_utils.course.exercises import nb05
 from course_utils.guidance import ClassifierFreeGuidance, guide
 from course_utils.models import UNet, timestep_embedding
 from course_utils.models.attention import CrossAttention2d
@@ -59,7 +59,7 @@ from course_utils.samplers import DDIMSampler, sample_loop
 from course_utils.schedules import get_schedule
 from course_utils.training import train
 from course_utils.viz import show_images
-from course_utils.widgets import PromptExplorer
+from course_utils.course.widgets import PromptExplorer
 
 MODE, DEVICE = config.get_mode(), config.get_device()
 print(config.describe())

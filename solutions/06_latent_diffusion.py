@@ -47,7 +47,7 @@ import torch
 
 from course_utils import config, metrics, pretrained
 from course_utils.data import make_shapes
-from course_utils.exercises import nb06
+from course_utils.course.exercises import nb06
 from course_utils.guidance import ClassifierFreeGuidance
 from course_utils.latent import (decode, encode, latent_channel_correlations, numbers_per_image,
                                  reconstruction_error, train_vae)
@@ -57,7 +57,7 @@ from course_utils.profiling import sampling_cost
 from course_utils.recipes import get_recipe
 from course_utils.samplers import DDIMSampler
 from course_utils.viz import show_images
-from course_utils.widgets import LatentExplorer
+from course_utils.course.widgets import LatentExplorer
 
 MODE, DEVICE = config.get_mode(), config.get_device()
 print(config.describe())

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 from course_utils import config, metrics, pretrained
 from course_utils.data import load_digits
-from course_utils.exercises import nb07
+from course_utils.course.exercises import nb07
 from course_utils.models import DIT_PRESETS, DiT, UNet
 from course_utils.models.dit import modulate, patchify, sequence_length, unpatchify
 from course_utils.pipeline import DiffusionModel
@@ -61,7 +61,7 @@ from course_utils.recipes import get_recipe
 from course_utils.schedules import get_schedule
 from course_utils.training import simple_loss, train
 from course_utils.viz import show_images
-from course_utils.widgets import PatchExplorer
+from course_utils.course.widgets import PatchExplorer
 
 MODE, DEVICE = config.get_mode(), config.get_device()
 print(config.describe())

@@ -54,8 +54,10 @@ import torch
 
 from course_utils import config, metrics, pretrained
 from course_utils import flow_matching as fm
+from course_utils import reflow
 from course_utils.data import make_toy2d
-from course_utils.exercises import nb08
+from course_utils.metrics.distances import sliced_wasserstein, straightness
+from course_utils.course.exercises import nb08
 from course_utils.models.mlp import ToyMLP
 from course_utils.samplers import DDIMSampler, FlowMatchEulerSampler, sample_loop
 from course_utils.schedules import get_schedule
@@ -207,7 +209,7 @@ ODE_STEPS = 100
 paths, straight = {}, {}
 for name, model in toy.items():
     samples, paths[name] = toy_sample(name, model, ODE_STEPS)
-    straight[name] = fm.straightness(paths[name])  # (N_TOY,)
+    straight[name] = straightness(paths[name])  # (N_TOY,)
     travel = (paths[name][-1] - paths[name][0]).norm(dim=-1)  # (N_TOY,) chord: how far each sample moved
     print(f"{name:5s} ODE, {ODE_STEPS} steps: straightness mean {straight[name].mean():.3f}, "
           f"median {straight[name].median():.3f}, 10% of paths below {straight[name].quantile(0.1):.3f}; "
@@ -277,9 +279,9 @@ nb08.check_euler_step(my_euler_step)
 
 # %%
 FEW = (1, 2, 4, 8)
-floor_sw = fm.sliced_wasserstein(make_toy2d("gaussian_mixture", N_TOY, seed=2).float(), real)
+floor_sw = sliced_wasserstein(make_toy2d("gaussian_mixture", N_TOY, seed=2).float(), real)
 few = {name: {k: toy_sample(name, model, k)[0] for k in FEW} for name, model in toy.items()}
-sw = {name: {k: fm.sliced_wasserstein(x, real) for k, x in by_k.items()} for name, by_k in few.items()}
+sw = {name: {k: sliced_wasserstein(x, real) for k, x in by_k.items()} for name, by_k in few.items()}
 print(f"sliced Wasserstein to {N_TOY} real points (lower is better; real vs real: {floor_sw:.3f})")
 print(f"{'steps':>6} " + " ".join(f"{k:>7}" for k in FEW))
 for name in few:
@@ -460,9 +462,9 @@ for k in DIGIT_STEPS:
 REFLOW_STEPS = TOY_STEPS
 start = time.perf_counter()
 noise = torch.randn(4000, 2, generator=torch.Generator().manual_seed(2))  # (4000, 2), new noise
-pair_x0, pair_noise = fm.reflow_pairs(toy["flow"], noise, steps=ODE_STEPS)  # (4000, 2) each
+pair_x0, pair_noise = reflow.reflow_pairs(toy["flow"], noise, steps=ODE_STEPS)  # (4000, 2) each
 reflowed = copy.deepcopy(toy["flow"])  # fine-tune the first flow rather than start afresh
-reflow_losses = fm.fit_pairs(reflowed, pair_x0, pair_noise, steps=REFLOW_STEPS, lr=1e-3)
+reflow_losses = reflow.fit_pairs(reflowed, pair_x0, pair_noise, steps=REFLOW_STEPS, lr=1e-3)
 reflowed.eval()
 print(f"reflow: 4000 pairs from a {ODE_STEPS}-step ODE, {REFLOW_STEPS} steps of fine-tuning in "
       f"{time.perf_counter() - start:.1f}s; loss {reflow_losses[0]:.3f} -> {sum(reflow_losses[-50:]) / 50:.4f} "
@@ -502,15 +504,15 @@ flows = {"flow": toy["flow"], "reflowed flow": reflowed}
 reflow_paths, reflow_sw = {}, {}
 for name, model in flows.items():
     _, reflow_paths[name] = toy_sample("flow", model, ODE_STEPS)
-    s = fm.straightness(reflow_paths[name])
-    reflow_sw[name] = {k: fm.sliced_wasserstein(toy_sample("flow", model, k)[0], real) for k in (1, 2, 4, ODE_STEPS)}
+    s = straightness(reflow_paths[name])
+    reflow_sw[name] = {k: sliced_wasserstein(toy_sample("flow", model, k)[0], real) for k in (1, 2, 4, ODE_STEPS)}
     print(f"{name:14s} straightness mean {s.mean():.3f}, median {s.median():.3f}; sliced Wasserstein "
           + ", ".join(f"Euler-{k} {v:.3f}" for k, v in reflow_sw[name].items()))
 print(f"(real vs real: {floor_sw:.3f})")
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
 for ax, name in zip(axes[:2], flows):
-    s = fm.straightness(reflow_paths[name])
+    s = straightness(reflow_paths[name])
     draw_paths(ax, reflow_paths[name], f"{name}: Euler, {ODE_STEPS} steps\nstraightness mean {s.mean():.3f}")
 one_step = {name: toy_sample("flow", model, 1)[0] for name, model in flows.items()}
 axes[2].scatter(*real[:800].T, s=3, c="0.8", label="real")

@@ -49,16 +49,17 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import torch
 
-from course_utils import config, metrics, pretrained, speed
+from course_utils import config, metrics, pretrained
+from course_utils.course import speed
 from course_utils.data import load_digits
-from course_utils.exercises import nb09
+from course_utils.course.exercises import nb09
 from course_utils.pipeline import DiffusionModel
 from course_utils.profiling import time_call
 from course_utils.recipes import get_recipe
 from course_utils.samplers.consistency import boundary_scalings
 from course_utils.training import train
 from course_utils.viz import show_images
-from course_utils.widgets import SamplerExplorer
+from course_utils.course.widgets import SamplerExplorer
 
 MODE, DEVICE = config.get_mode(), config.get_device()
 N_LIVE = config.by_mode(fast=8, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)

@@ -45,13 +45,14 @@ import torch
 from IPython.display import Markdown, display
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullLocator
 
-from course_utils import config, evaluation, failures, metrics, pretrained, production, speed
+from course_utils import config, metrics, pretrained
+from course_utils.course import evaluation, failures, production, speed
 from course_utils.data import load_digits
 from course_utils.data.shapes import BACKGROUNDS, COLORS, SHAPES, caption
-from course_utils.exercises import nb10
-from course_utils.pixel_search import nearest_data
+from course_utils.course.exercises import nb10
+from course_utils.metrics.distances import nearest_data
 from course_utils.profiling import time_call
-from course_utils.quiz import SelfCheckQuiz
+from course_utils.course.quiz import SelfCheckQuiz
 from course_utils.schedules import get_schedule
 from course_utils.viz import show_images
 

@@ -10,14 +10,16 @@ import re
 import pytest
 import torch
 
-from course_utils import config, evaluation, failures, metrics, pretrained, production, speed
+from course_utils import config, metrics, pretrained
+from course_utils.course import evaluation, failures, production, speed
+from course_utils.metrics import distances
 from course_utils.data import load_digits, make_shapes, make_toy2d
-from course_utils.exercises.nb10 import bottleneck_question
+from course_utils.course.exercises.nb10 import bottleneck_question
 from course_utils.forward import q_sample
 from course_utils.guidance import check_guidance_scale
 from course_utils.models import build_denoiser
 from course_utils.models.text import shapes_tokenizer
-from course_utils.quiz import SelfCheckQuiz
+from course_utils.course.quiz import SelfCheckQuiz
 from course_utils.parameterization import convert_prediction, x0_from_epsilon
 from course_utils.samplers import DDIMSampler, DPMSolverSampler, FlowMatchEulerSampler
 from course_utils.schedules import NoiseSchedule, get_schedule
@@ -45,7 +47,7 @@ CASES = [
     ("unknown digits split", lambda: load_digits(split="validation"), r"'train'"),
     ("unknown training objective", lambda: TrainConfig(objective="gan"), r"diffusion"),
     ("unknown precision", lambda: production.autocast(torch.device("cpu"), "fp8"), r"bf16"),
-    ("unknown sampler family", lambda: speed.spec("heun-ancestral", 10), r"DDIM"),
+    ("unknown sampler row", lambda: speed.spec("heun-ancestral", 10), r"DDIM"),
     ("unknown saturation end", lambda: metrics.saturation(X, ends="middle"), r"both"),
     # counts and step numbers
     ("zero samples", lambda: _model().sample(0), r"n must be a positive"),
@@ -82,7 +84,7 @@ CASES = [
     ("digits-FID at the wrong N", lambda: metrics.digits_fid(torch.zeros(10, 1, 16, 16)), r"898"),
     ("digits of the wrong size", lambda: metrics.digits_kid(torch.zeros(10, 1, 8, 8)), r"16"),
     ("FID counts beyond the real data", lambda: evaluation.fid_by_sample_count(X, [5000]), r"898"),
-    ("a one-image diversity", lambda: failures.pairwise_diversity(X[:1]), r"N >= 2"),
+    ("a one-image diversity", lambda: distances.pairwise_diversity(X[:1]), r"N >= 2"),
     ("regularisation images of another shape", lambda: failures.finetune_set(X, torch.zeros(2, 3, 16, 16)),
      r"regularization"),
     ("shapes of a zero size", lambda: make_shapes(n=0), r"n must be a positive"),

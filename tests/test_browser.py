@@ -396,7 +396,7 @@ def test_self_check_quiz_reveals_the_model_answer_only_after_an_answer(page, lab
     SHOTS.mkdir(parents=True, exist_ok=True)
     name = "quiz_check.ipynb"  # notebook 10's quiz on its own, so the test does not rerun the whole notebook
     nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": "quiz", "metadata": {}, "outputs": [],
-                     "source": "from course_utils.quiz import SelfCheckQuiz\nSelfCheckQuiz()"}],
+                     "source": "from course_utils.course.quiz import SelfCheckQuiz\nSelfCheckQuiz()"}],
           "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
           "nbformat": 4, "nbformat_minor": 5}
     (lab[2] / name).write_text(json.dumps(nb))

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from course_utils import evaluation, metrics
+from course_utils import metrics
+from course_utils.course import evaluation
 from course_utils.data import load_digits
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from course_utils.exercises import NOT_ATTEMPTED, ExerciseFailed, ask_choice, ask_number, check_values, run_check
+from course_utils.course.exercises import NOT_ATTEMPTED, ExerciseFailed, ask_choice, ask_number, check_values, run_check
 
 
 def stub():
@@ -89,10 +89,10 @@ def test_choice_options_fit_on_one_line():
     import importlib
     import pkgutil
 
-    import course_utils.exercises as ex
+    import course_utils.course.exercises as ex
 
     for info in pkgutil.iter_modules(ex.__path__):
-        module = importlib.import_module(f"course_utils.exercises.{info.name}")
+        module = importlib.import_module(f"course_utils.course.exercises.{info.name}")
         for name, value in vars(module).items():
             if name.endswith("OPTIONS"):
                 long = [o for o in value if len(o) > 100]

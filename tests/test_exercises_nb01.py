@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils.exercises import ExerciseFailed, nb01
+from course_utils.course.exercises import ExerciseFailed, nb01
 
 
 def stub(*args):

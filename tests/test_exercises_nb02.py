@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from course_utils.exercises import ExerciseFailed, nb02
+from course_utils.course.exercises import ExerciseFailed, nb02
 from course_utils.forward import forward_step, q_sample
 from course_utils.schedules import get_schedule
 

@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from course_utils.exercises import ExerciseFailed
-from course_utils.exercises import nb03
+from course_utils.course.exercises import ExerciseFailed
+from course_utils.course.exercises import nb03
 from course_utils.forward import forward_step, q_sample
 from course_utils.reverse import ddpm_mean
 

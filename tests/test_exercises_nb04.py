@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from course_utils.exercises import ExerciseFailed, nb04
+from course_utils.course.exercises import ExerciseFailed, nb04
 from course_utils.models import timestep_embedding
 
 

@@ -5,7 +5,7 @@ import torch
 
 from course_utils import metrics
 from course_utils.data import load_digits
-from course_utils.exercises import ExerciseFailed, nb05
+from course_utils.course.exercises import ExerciseFailed, nb05
 
 
 def reference_drop(labels, p, null_label, generator):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from course_utils.data import make_shapes
-from course_utils.exercises import ExerciseFailed, nb06
+from course_utils.course.exercises import ExerciseFailed, nb06
 from course_utils.latent import image_features, latent_channel_correlations
 from course_utils.models.vae import VAE, VAEConfig
 
@@ -63,7 +63,7 @@ def test_questions_and_latent_explorer():
     torch.manual_seed(0)
     vae = VAE(VAEConfig(base_channels=16)).eval()
     images = make_shapes(3, seed=2).images
-    from course_utils.widgets import LatentExplorer
+    from course_utils.course.widgets import LatentExplorer
 
     explorer = LatentExplorer(vae, images)
     explorer.index.value, explorer.channel.value = 2, 3

@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from course_utils.exercises import ExerciseFailed, nb07  # noqa: E402
+from course_utils.course.exercises import ExerciseFailed, nb07  # noqa: E402
 from course_utils.models.dit import modulate, patchify  # noqa: E402
 
 
@@ -126,7 +126,7 @@ def test_questions():
 
 @pytest.mark.widgets
 def test_patch_explorer_counts_tokens_and_attention_pairs():
-    from course_utils.widgets import PatchExplorer
+    from course_utils.course.widgets import PatchExplorer
 
     image = torch.linspace(-1, 1, 256).reshape(1, 16, 16)
     explorer = PatchExplorer(image)
@@ -146,7 +146,7 @@ def test_patch_explorer_counts_tokens_and_attention_pairs():
 
 @pytest.mark.widgets
 def test_patch_explorer_bad_input():
-    from course_utils.widgets import PatchExplorer
+    from course_utils.course.widgets import PatchExplorer
 
     with pytest.raises(ValueError, match="square"):
         PatchExplorer(torch.zeros(1, 16, 8))

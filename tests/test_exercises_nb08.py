@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import flow_matching as fm
-from course_utils.exercises import ExerciseFailed, nb08
+from course_utils.metrics.distances import straightness
+from course_utils.course.exercises import ExerciseFailed, nb08
 
 
 def stub(*args):
@@ -70,7 +71,7 @@ def test_euler_step_checker():
 
 
 def test_straightness_checker():
-    assert nb08.check_straightness(fm.straightness).correct
+    assert nb08.check_straightness(straightness).correct
     assert nb08.check_straightness(stub).status == "not attempted"
 
     def parts(traj):

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from course_utils.exercises import nb09
+from course_utils.course.exercises import nb09
 from course_utils.samplers import ConsistencySampler, DDIMSampler, DPMSolverSampler
 from course_utils.samplers.consistency import boundary_scalings
 from course_utils.schedules import get_schedule

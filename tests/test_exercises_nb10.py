@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from course_utils import metrics
-from course_utils.exercises import ExerciseFailed, nb10
-from course_utils.pixel_search import nearest_data_distance
+from course_utils.course.exercises import ExerciseFailed, nb10
+from course_utils.metrics.distances import nearest_data_distance
 
 
 def stub(*args):

@@ -1,9 +1,11 @@
-"""The failure-fix demos of notebook 10 (course_utils.failures) and the production measurements."""
+"""The failure-fix demos of notebook 10 (course_utils.course.failures) and the production measurements."""
 
 import pytest
 import torch
 
-from course_utils import failures, pretrained, production
+from course_utils import pretrained
+from course_utils.course import failures, production
+from course_utils.metrics import distances
 
 
 def _digits(n, seed=0):
@@ -12,11 +14,11 @@ def _digits(n, seed=0):
 
 def test_pairwise_diversity_is_zero_for_copies_and_the_offset_for_shifted_images():
     x = _digits(1)
-    assert failures.pairwise_diversity(x.repeat(5, 1, 1, 1)) == pytest.approx(0.0, abs=1e-9)
+    assert distances.pairwise_diversity(x.repeat(5, 1, 1, 1)) == pytest.approx(0.0, abs=1e-9)
     pair = torch.cat([torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.3)])
-    assert failures.pairwise_diversity(pair) == pytest.approx(0.3)
+    assert distances.pairwise_diversity(pair) == pytest.approx(0.3)
     with pytest.raises(ValueError, match="N >= 2"):
-        failures.pairwise_diversity(x)
+        distances.pairwise_diversity(x)
 
 
 def test_finetune_set_mixes_targets_to_the_share_asked():

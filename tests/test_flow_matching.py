@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from course_utils.denoisers import ClampX0
-from course_utils.flow_matching import (flow_matching_loss, interpolate, straightness, velocity_target,
-                                        velocity_to_x0)
+from course_utils.flow_matching import flow_matching_loss, interpolate, velocity_target, velocity_to_x0
+from course_utils.metrics.distances import straightness
 from course_utils.samplers import FlowMatchEulerSampler, sample_loop
 
 
@@ -208,7 +208,7 @@ def test_flow_model_in_the_pipeline():
 
 
 def test_reflow_pairs_follow_the_ode():
-    from course_utils.flow_matching import reflow_pairs
+    from course_utils.reflow import reflow_pairs
 
     # dx/dsigma = x from sigma = 1 to 0 gives x(0) = x(1) / e; Euler with N steps gives
     # x(1) * prod(1 - h_k), within 1% of 1/e at N = 200 (the grid ends at 1/T, then jumps to 0).
@@ -223,7 +223,7 @@ def test_reflow_pairs_follow_the_ode():
 
 
 def test_paired_loss_is_zero_for_the_coupled_velocity_and_fit_pairs_learns_it():
-    from course_utils.flow_matching import fit_pairs, paired_flow_loss
+    from course_utils.reflow import fit_pairs, paired_flow_loss
     from course_utils.models.mlp import ToyMLP
 
     # Pairs whose noise is the data shifted by d: the velocity noise - x0 = d is the same everywhere.
@@ -240,7 +240,7 @@ def test_paired_loss_is_zero_for_the_coupled_velocity_and_fit_pairs_learns_it():
 
 
 def test_sliced_wasserstein():
-    from course_utils.flow_matching import sliced_wasserstein
+    from course_utils.metrics.distances import sliced_wasserstein
 
     x = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
     assert sliced_wasserstein(x, x) == pytest.approx(0.0, abs=1e-12)

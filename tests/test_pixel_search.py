@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import pixel_search as ps
+from course_utils.course import pixel_search as ps
+from course_utils.metrics import distances
 from course_utils.data import make_shapes
 from course_utils.models.clip import CLIPScorer, TinyCLIP
 
@@ -106,17 +107,17 @@ def test_gradient_ascent_step_raises_the_score(scorer):
 
 def test_nearest_data_distance():
     data = make_shapes(50, seed=0).images  # (50, 3, 32, 32)
-    assert torch.allclose(ps.nearest_data_distance(data[:5], data), torch.zeros(5), atol=1e-6)  # its own nearest
-    d, idx = ps.nearest_data(data[7:8] + 0.2, data)  # shift every pixel by 0.2: RMS distance 0.2 to itself
+    assert torch.allclose(distances.nearest_data_distance(data[:5], data), torch.zeros(5), atol=1e-6)  # its own nearest
+    d, idx = distances.nearest_data(data[7:8] + 0.2, data)  # shift every pixel by 0.2: RMS distance 0.2 to itself
     assert int(idx) == 7 and math.isclose(float(d), 0.2, rel_tol=1e-4)
     ref = torch.stack([((data - x).pow(2).mean((1, 2, 3))).min().sqrt() for x in data[:3] * 0.5])
-    assert torch.allclose(ps.nearest_data_distance(data[:3] * 0.5, data), ref, atol=1e-5)
+    assert torch.allclose(distances.nearest_data_distance(data[:3] * 0.5, data), ref, atol=1e-5)
 
 
 def test_real_vs_real_distance_is_smaller_than_noise():
     data = make_shapes(400, seed=1).images
-    real = ps.real_vs_real_distance(data, 50, torch.Generator().manual_seed(0))
-    noise = ps.nearest_data_distance(torch.rand(50, 3, 32, 32) * 2 - 1, data)
+    real = distances.real_vs_real_distance(data, 50, torch.Generator().manual_seed(0))
+    noise = distances.nearest_data_distance(torch.rand(50, 3, 32, 32) * 2 - 1, data)
     assert real.shape == (50,) and (real > 0).all()
     assert float(real.median()) < 0.5 * float(noise.median())
 
@@ -139,11 +140,11 @@ def test_bad_input(scorer):
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         ps.lowres_image(torch.zeros(3, 8, 8))
     with pytest.raises(ValueError, match="same"):
-        ps.nearest_data_distance(torch.zeros(2, 3, 32, 32), torch.zeros(5, 3, 16, 16))
+        distances.nearest_data_distance(torch.zeros(2, 3, 32, 32), torch.zeros(5, 3, 16, 16))
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
-        ps.nearest_data_distance(torch.zeros(3, 32, 32), torch.zeros(5, 3, 32, 32))
+        distances.nearest_data_distance(torch.zeros(3, 32, 32), torch.zeros(5, 3, 32, 32))
     with pytest.raises(ValueError, match="smaller than"):
-        ps.real_vs_real_distance(torch.zeros(5, 3, 32, 32), 5)
+        distances.real_vs_real_distance(torch.zeros(5, 3, 32, 32), 5)
 
 
 def test_real_clip_path_offline(small_hf_clip):

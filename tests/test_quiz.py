@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from course_utils.quiz import SELF_CHECK, Question, SelfCheckQuiz, count_words
+from course_utils.course.quiz import SELF_CHECK, Question, SelfCheckQuiz, count_words
 
 ENOUGH = " ".join(["word"] * 15)  # exactly the default min_words
 
@@ -164,7 +164,7 @@ def test_summary_and_score():
 def test_bad_constructor_input():
     with pytest.raises(ValueError, match="at least one Question"):
         SelfCheckQuiz([])
-    with pytest.raises(TypeError, match=r"questions\[1\] must be a course_utils.quiz.Question, got str"):
+    with pytest.raises(TypeError, match=r"questions\[1\] must be a course_utils.course.quiz.Question, got str"):
         SelfCheckQuiz([SELF_CHECK[0], "What is DDIM?"])
     with pytest.raises(TypeError, match="sequence of Question"):
         SelfCheckQuiz("What is DDIM?")

@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from course_utils import speed  # noqa: E402
-from course_utils.widgets import SamplerExplorer  # noqa: E402
+from course_utils.course import speed  # noqa: E402
+from course_utils.course.widgets import SamplerExplorer  # noqa: E402
 
 
 def test_specs_and_the_table_issue_7_asks_for():
@@ -21,7 +21,7 @@ def test_specs_and_the_table_issue_7_asks_for():
     assert labels == ["DDPM-1000", "DDIM-10", "DDIM-20", "DDIM-50", "DPM-Solver++-5", "DPM-Solver++-10",
                       "DPM-Solver++-20", "flow Euler-4", "flow Euler-8", "flow Euler-16", "student-1", "student-2",
                       "student-4"]
-    with pytest.raises(ValueError, match="family must be one of"):
+    with pytest.raises(ValueError, match="sampler row must be one of"):
         speed.spec("LCM", 4)
     with pytest.raises(ValueError, match="positive integer"):
         speed.spec("DDIM", 0)
@@ -94,16 +94,16 @@ def test_reference_rows_stand_in_for_slow_ones_and_say_so(rows):
 
 def test_sampler_explorer_draws_and_reports_refusals():
     explorer = SamplerExplorer(n=4)
-    explorer.family.value, explorer.steps.value = "DDIM", 3
+    explorer.row.value, explorer.steps.value = "DDIM", 3
     explorer.draw()
     assert explorer.images.shape == (4, 1, 16, 16) and explorer.nfe == 3 and "DDIM-3" in explorer.status.value
-    explorer.family.value, explorer.steps.value = "student", 50
+    explorer.row.value, explorer.steps.value = "student", 50
     explorer.draw()
     assert explorer.nfe == 50
     explorer.steps.max = 60
     explorer.steps.value = 60
     explorer.draw()  # the student was distilled on a 50-point grid: reported, not raised
     assert "at most original_inference_steps = 50" in explorer.status.value
-    with pytest.raises(ValueError, match="families must be some of"):
-        SamplerExplorer(families=("DDIM", "LCM"))
+    with pytest.raises(ValueError, match="rows must be some of"):
+        SamplerExplorer(rows=("DDIM", "LCM"))
     plt.close("all")

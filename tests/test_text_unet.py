@@ -98,7 +98,7 @@ def test_prompt_explorer_generates_and_reports(text_model):
 
     matplotlib.use("Agg")
     from course_utils.metrics.shapes_judge import ShapesJudge
-    from course_utils.widgets import PromptExplorer
+    from course_utils.course.widgets import PromptExplorer
 
     judge = ShapesJudge().eval()
     # the random text model draws 16x16 images; the judge reads 32x32, so scale them up for it

@@ -27,7 +27,7 @@ def test_widgets_render_to_a_notebook_bundle():
     """What a front end receives: a widget-view mime bundle with a model id, in both versions."""
     import ipywidgets
 
-    from course_utils.exercises import ask_number
+    from course_utils.course.exercises import ask_number
 
     box = ask_number("Exercise X", "How many?", 3.0)
     bundle = box._repr_mimebundle_() if hasattr(box, "_repr_mimebundle_") else None

@@ -11,7 +11,7 @@ import torch  # noqa: E402
 from course_utils import viz  # noqa: E402
 from course_utils.data import load_digits, make_shapes, make_toy2d  # noqa: E402
 from course_utils.schedules import SCHEDULE_NAMES, get_schedule  # noqa: E402
-from course_utils.widgets import ForwardExplorer  # noqa: E402
+from course_utils.course.widgets import ForwardExplorer  # noqa: E402
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..models.dit import DiTBlock, modulate, patchify
+from ...models.dit import DiTBlock, modulate, patchify
 from .core import CheckResult, ask_choice, check_cases
 
 # --- Exercise 1: patchify -----------------------------------------------------------------------

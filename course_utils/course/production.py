@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 import torch
 
-from ._validation import check_choice, check_positive_int
-from .profiling import network_call, time_call
+from .._validation import check_choice, check_positive_int
+from ..profiling import network_call, time_call
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

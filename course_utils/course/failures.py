@@ -29,10 +29,10 @@ from pathlib import Path
 
 import torch
 
-from ._deprecation import moved_names
-from ._validation import check_positive_int
-from .metrics.distances import nearest_data_distance, pairwise_diversity, real_vs_real_distance
-from .training import TrainConfig, train
+from .._deprecation import moved_names
+from .._validation import check_positive_int
+from ..metrics.distances import nearest_data_distance, pairwise_diversity, real_vs_real_distance
+from ..training import TrainConfig, train
 
 
 def finetune_set(target: torch.Tensor, regularization: torch.Tensor | None = None,
@@ -136,7 +136,7 @@ class Demo:
 
 
 def _load(name: str, device):
-    from . import pretrained
+    from .. import pretrained
 
     return pretrained.load(name, device=device)
 
@@ -146,7 +146,7 @@ def _gen(seed: int) -> torch.Generator:
 
 
 def _fid(images: torch.Tensor) -> float:
-    from . import metrics
+    from .. import metrics
 
     return metrics.digits_fid(images, require_n=len(images) == metrics.NUM_SAMPLES)
 
@@ -175,7 +175,7 @@ def demo_guidance(prompts, steps: int = 15, seed: int = 0, low: float = 1.0, goo
     adherence (all four heads of the shapes judge right) and the share of pixels within 2% of the
     ends of [-1, 1] (``metrics.saturation``).
     """
-    from . import metrics
+    from .. import metrics
 
     model = _load("shapes-latent", device)
     prompts = list(prompts)
@@ -224,7 +224,7 @@ def finetune_curve(model, targets: torch.Tensor, label: int, real: torch.Tensor,
     return rows, samples
 
 
-RECORDED_FINETUNE = Path(__file__).parent / "pretrained" / "finetune_collapse.safetensors"
+RECORDED_FINETUNE = Path(__file__).parent / "recorded" / "finetune_collapse.safetensors"
 
 
 def demo_finetune(checkpoints=(0, 40, 80, 120), k: int = 4, label: int = 3, lr: float = 1e-3, batch_size: int = 32,
@@ -237,7 +237,7 @@ def demo_finetune(checkpoints=(0, 40, 80, 120), k: int = 4, label: int = 3, lr: 
     curve (``details["plain"]``) also shows the other fix, stopping early; ``details["settings"]``
     holds the arguments.
     """
-    from .data import load_digits
+    from ..data import load_digits
 
     checkpoints = tuple(checkpoints)
     _check_checkpoints(checkpoints)
@@ -278,7 +278,7 @@ def write_recorded_finetune(demo: Demo, device: str, seconds: float | None = Non
     """
     if demo.failure != "Fine-tune collapse" or "settings" not in demo.details:
         raise ValueError("write_recorded_finetune stores what demo_finetune returns.")
-    from .checkpoints import save_checkpoint
+    from ..checkpoints import save_checkpoint
 
     recorded = {"device": device, "torch": torch.__version__, "date": str(date.today()), "seconds": seconds}
     meta = {"plain": demo.details["plain"], "regularized": demo.details["regularized"],
@@ -292,7 +292,7 @@ def recorded_finetune(path: str | Path = RECORDED_FINETUNE) -> Demo:
     ``fast`` mode shows this run (300 steps, 64 digits per checkpoint) and fine-tunes only a few
     steps itself, to prove the loop.
     """
-    from .checkpoints import load_checkpoint
+    from ..checkpoints import load_checkpoint
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path} is missing; run `python benchmarks/failure_modes.py --write-finetune`.")

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..metrics import saturation
-from ..metrics.distances import nearest_data_distance
+from ...metrics import saturation
+from ...metrics.distances import nearest_data_distance
 from .core import CORRECT, INCORRECT, NOT_ATTEMPTED, CheckResult, _finish, ask_choice, check_cases
 
 MAX_OPTION_CHARS = 100  # a radio-button option longer than this wraps badly in the notebook

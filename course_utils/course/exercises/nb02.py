@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ..forward import forward_step, q_sample
-from ..schedules import SCHEDULE_NAMES, get_schedule
+from ...forward import forward_step, q_sample
+from ...schedules import SCHEDULE_NAMES, get_schedule
 from .core import CheckResult, ask_choice, ask_number, check_values, run_check
 
 # The seed's hand-worked step: x0 = [0.8, -0.3], beta = 0.02, noise = [0.5, -0.7] -> [0.863, -0.396].

@@ -43,7 +43,7 @@ def _check_questions(questions) -> tuple[Question, ...]:
         raise ValueError("questions must contain at least one Question (e.g. course_utils.quiz.SELF_CHECK).")
     for i, q in enumerate(questions):
         if not isinstance(q, Question):
-            raise TypeError(f"questions[{i}] must be a course_utils.quiz.Question, got {type(q).__name__}.")
+            raise TypeError(f"questions[{i}] must be a course_utils.course.quiz.Question, got {type(q).__name__}.")
     return questions
 
 

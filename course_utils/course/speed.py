@@ -14,13 +14,15 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from . import metrics, pretrained
-from ._validation import check_positive_int
+from .. import metrics, pretrained
+from .._validation import check_positive_int
+from ..samplers import get_entry
 
 
 @dataclass(frozen=True)
@@ -34,20 +36,20 @@ class SamplerSpec:
 
     @property
     def nfe(self) -> int:
-        """Network evaluations per image: one per step (Heun: two per step but the last)."""
-        return 2 * self.steps - 1 if self.sampler == "heun" else self.steps
+        """Network evaluations per image (``samplers.registry``: Heun, two per step but the last)."""
+        return get_entry(self.sampler).nfe(self.steps)
 
 
-def spec(family: str, steps: int) -> SamplerSpec:
-    """A row of the course's table by family name: ``"DDPM"``, ``"DDIM"``, ``"DPM-Solver++"``,
+def spec(row: str, steps: int) -> SamplerSpec:
+    """A row of the course's table by name: ``"DDPM"``, ``"DDIM"``, ``"DPM-Solver++"``,
     ``"flow Euler"``, ``"flow Heun"`` or ``"student"``."""
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}.")
-    model, sampler = FAMILIES[family]
-    return SamplerSpec(f"{family}-{steps}", model, sampler, check_positive_int("steps", steps))
+    if row not in ROWS:
+        raise ValueError(f"the sampler row must be one of {sorted(ROWS)}, got {row!r}.")
+    model, sampler = ROWS[row]
+    return SamplerSpec(f"{row}-{steps}", model, sampler, check_positive_int("steps", steps))
 
 
-FAMILIES = {  # family -> (shipped model, sampler); all unconditional, one network call per step (Heun: two)
+ROWS = {  # row name -> (shipped model, sampler of samplers.SAMPLERS); all unconditional
     "DDPM": ("digits-class", "ddpm"),
     "DDIM": ("digits-class", "ddim"),
     "DPM-Solver++": ("digits-class", "dpmsolver++"),
@@ -191,7 +193,7 @@ def within(value: float, reference: float, factor: float) -> bool:
     return math.isfinite(value) and math.isfinite(reference) and value <= factor * reference
 
 
-REFERENCE = Path(__file__).parent / "pretrained" / "speed_table.json"
+REFERENCE = Path(__file__).parent / "recorded" / "speed_table.json"
 
 
 def reference_table() -> dict:
@@ -212,3 +214,11 @@ def write_reference(record: dict, path: Path = REFERENCE) -> Path:
     os.chmod(tmp, 0o644)  # mkstemp creates it private; the table ships with the package
     os.replace(tmp, path)
     return Path(path)
+
+
+def __getattr__(name: str):
+    if name == "FAMILIES":  # its name until 0.2, when "family" came to mean a kind of model (course_utils.families)
+        warnings.warn("course_utils.speed.FAMILIES is now course_utils.course.speed.ROWS; the old name is removed in "
+                      "course_utils 0.3.", DeprecationWarning, stacklevel=2)
+        return ROWS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..models.vae import DiagonalGaussian
+from ...models.vae import DiagonalGaussian
 from .core import CheckResult, ask_choice, ask_number, check_cases
 
 # --- Exercise 1: the reparameterisation trick -------------------------------------------------

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..data import make_shapes
-from ..models.clip import CLIPScorer, TinyCLIP
-from ..metrics.distances import nearest_data_distance
+from ...data import make_shapes
+from ...models.clip import CLIPScorer, TinyCLIP
+from ...metrics.distances import nearest_data_distance
 from ..pixel_search import gradient_ascent_step, lowres_image
 from .core import CheckResult, ask_choice, check_cases
 

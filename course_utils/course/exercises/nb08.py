@@ -12,8 +12,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .. import flow_matching as fm
-from ..metrics.distances import straightness
+from ... import flow_matching as fm
+from ...metrics.distances import straightness
 from .core import CheckResult, ask_choice, check_cases
 
 _BATCH_HINT = ("sigma holds one number per example, shape (B,), while x0 is (B, ...): give it the sample's "

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..models import UNet, UNetConfig, timestep_embedding, trace_shapes
+from ...models import UNet, UNetConfig, timestep_embedding, trace_shapes
 from .core import CORRECT, INCORRECT, NOT_ATTEMPTED, CheckResult, _finish, ask_choice, check_cases
 
 # --- Exercise 1: the bottleneck's shape -------------------------------------------------------

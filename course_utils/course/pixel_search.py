@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ._deprecation import moved_names
-from ._validation import check_choice, check_positive_int
+from .._deprecation import moved_names
+from .._validation import check_choice, check_positive_int
 
 PARAMETRIZATIONS = ("pixels", "blur", "lowres")
 IMAGE_SHAPE = (3, 32, 32)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import torch
 
-from . import metrics
-from ._validation import check_positive_int
-from .metrics.frechet import frechet_distance, gaussian_stats
-from .metrics.distances import nearest_data_distance, real_vs_real_distance
+from .. import metrics
+from .._validation import check_positive_int
+from ..metrics.frechet import frechet_distance, gaussian_stats
+from ..metrics.distances import nearest_data_distance, real_vs_real_distance
 
 
 def _fid_of_features(feats: torch.Tensor, ref: torch.Tensor) -> float:

@@ -14,12 +14,12 @@ from collections.abc import Callable
 
 import torch
 
-from ..data import gaussian_mixture_params, make_toy2d
-from ..forward import forward_step, q_sample
-from ..oracle import GaussianMixtureOracle
-from ..parameterization import x0_from_epsilon
-from ..reverse import ddpm_mean
-from ..schedules import NoiseSchedule, get_schedule
+from ...data import gaussian_mixture_params, make_toy2d
+from ...forward import forward_step, q_sample
+from ...oracle import GaussianMixtureOracle
+from ...parameterization import x0_from_epsilon
+from ...reverse import ddpm_mean
+from ...schedules import NoiseSchedule, get_schedule
 from .core import CheckResult, ask_choice, ask_number, check_cases
 
 # --- Exercise 1: x0 from a noise prediction -------------------------------------------------------
@@ -106,7 +106,7 @@ def reference_training_loss(model: Callable, x0: torch.Tensor, t: torch.Tensor, 
     ``x0, noise: (B, ...)``, ``t: (B,)`` 0-indexed timesteps. Steps 1 to 3 (drawing ``x0``, ``t``
     and ``noise``) are the caller's, so the result is deterministic. Returns a 0-d tensor.
     """
-    from ..training import simple_loss
+    from ...training import simple_loss
 
     return simple_loss(model, x0, t, noise, schedule.alphas_cumprod.to(x0.dtype))  # steps 4 to 6
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..guidance import guide
+from ...guidance import guide
 from .core import CORRECT, INCORRECT, NOT_ATTEMPTED, CheckResult, _finish, ask_choice, check_cases
 
 # --- Exercise 1: the guidance combination ----------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..samplers.consistency import boundary_scalings
+from ...samplers.consistency import boundary_scalings
 from .core import CheckResult, ask_choice, check_cases
 
 # --- Exercise 1: the DDIM update with eta -----------------------------------------------------------
