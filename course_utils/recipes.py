@@ -6,7 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ._validation import check_choice
+from .families import CONSISTENCY, DIFFUSION, FLOW_MATCHING
 from .training import TrainConfig
+
+DIFFUSION_METHODS = {DIFFUSION: "ddpm", FLOW_MATCHING: "flow_matching", CONSISTENCY: "consistency"}  # family -> the
+# manifest's "method" of a diffusion checkpoint (its model family is train.objective; the method names it for cards)
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,16 @@ class Recipe:
     default_guidance_scale: float | None = None  # what sample() uses when given a condition but no scale
     vae: str | None = None  # latent diffusion: the shipped VAE whose scaled latents the model denoises
     teacher: str | None = None  # consistency distillation: the shipped model distilled (and the student's start)
+
+    def __post_init__(self):
+        if self.kind == "diffusion" and self.method != DIFFUSION_METHODS[self.train.objective]:
+            raise ValueError(f"recipe {self.name!r}: method {self.method!r} does not match its objective "
+                             f"{self.train.objective!r} (expected {DIFFUSION_METHODS[self.train.objective]!r}).")
+
+    @property
+    def family(self) -> str | None:
+        """The model family of a diffusion recipe (``course_utils.families``); None for the other kinds."""
+        return self.train.objective if self.kind == "diffusion" else None
 
 
 RECIPES: dict[str, Recipe] = {

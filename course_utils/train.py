@@ -28,12 +28,18 @@ from pathlib import Path
 import torch
 
 from . import metrics, pretrained
-from .checkpoints import save_checkpoint, sha256_file
+from .cards import evaluate_recipe, write_card
+from .checkpoints import save_checkpoint, sha256_file, with_prefix
 from .config import get_device
-from .data import load_digits
+from .data import load_digits, make_shapes
+from .families import FLOW_MATCHING, FLOW_PREDICTION
+from .latent import decode, encode, numbers_per_image, reconstruction_error, train_vae
 from .models import architecture_of, build_denoiser
+from .models.clip import train_tiny_clip, zero_shot_accuracy
+from .models.text_unet import CaptionConditionedUNet, caption_table
 from .pipeline import DiffusionModel
 from .recipes import RECIPES, Recipe, get_recipe
+from .samplers.consistency import STUDENT_MIN_ALPHA_BAR, TIMESTEP_SCALING
 from .schedules import get_schedule
 from .training import distributed, train
 
@@ -44,7 +50,8 @@ def _device_name(device: torch.device) -> str:
     return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def train_classifier(recipe: Recipe, out: Path) -> tuple[Path, dict]:
+def train_classifier(recipe: Recipe, out: Path, device: torch.device, progress: bool, evaluate: bool) -> tuple[Path, dict]:
+    """The digit classifier (on the CPU, its own loop), its held-out accuracy and the real-vs-real floor."""
     start = time.perf_counter()
     x_train, y_train = load_digits(split="train")
     x_test, y_test = load_digits(split="test")
@@ -59,42 +66,38 @@ def train_classifier(recipe: Recipe, out: Path) -> tuple[Path, dict]:
     wall = time.perf_counter() - start
     card = {"held_out_accuracy": acc, "held_out_count": len(y_test), "floor_fid": floor_fid, "floor_kid": floor_kid,
             "floor_n": len(half_b), "wall_time_s": wall}
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()} | {"ref_features": fa.float()}
+    tensors = with_prefix(model.state_dict(), "model.") | {"ref_features": fa.float()}
     meta = {"name": recipe.name, "kind": "classifier"} | card
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
 
 
-def train_judge(recipe: Recipe, out: Path) -> tuple[Path, dict]:
-    from .data import make_shapes
-
+def train_judge(recipe: Recipe, out: Path, device: torch.device, progress: bool, evaluate: bool) -> tuple[Path, dict]:
+    """The shapes judge (on the CPU, its own loop) and its held-out accuracy."""
     start = time.perf_counter()
     model = metrics.train_shapes_judge(make_shapes(20000, seed=0), steps=recipe.train.steps,
                                        batch_size=recipe.train.batch_size, seed=recipe.train.seed)
     held_out = make_shapes(2000, seed=1)
     card = {"held_out_accuracy": metrics.judge_accuracy(model, held_out), "held_out_count": len(held_out),
             "held_out_seed": 1, "noise_called_noise": metrics.noise_rejection(model, 2000, seed=1), "wall_time_s": time.perf_counter() - start}
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors = with_prefix(model.state_dict(), "model.")
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, {"name": recipe.name, "kind": "judge"}), card
 
 
-def train_clip(recipe: Recipe, out: Path) -> tuple[Path, dict]:
-    from .data import make_shapes
-    from .models.clip import train_tiny_clip, zero_shot_accuracy
-
+def train_clip(recipe: Recipe, out: Path, device: torch.device, progress: bool, evaluate: bool) -> tuple[Path, dict]:
+    """Tiny CLIP (on the CPU, its own loop) and its zero-shot accuracy."""
     start = time.perf_counter()
     model = train_tiny_clip(make_shapes(20000, seed=0), steps=recipe.train.steps, batch_size=recipe.train.batch_size,
                             lr=recipe.train.lr, seed=recipe.train.seed)
     held_out = make_shapes(2000, seed=1)
     card = {"zero_shot_accuracy": zero_shot_accuracy(model, held_out), "zero_shot_captions": 90,
             "held_out_count": len(held_out), "held_out_seed": 1, "wall_time_s": time.perf_counter() - start}
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors = with_prefix(model.state_dict(), "model.")
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, {"name": recipe.name, "kind": "clip"}), card
 
 
-def train_autoencoder(recipe: Recipe, out: Path, device: torch.device, progress: bool) -> tuple[Path, dict]:
-    from .data import make_shapes
-    from .latent import numbers_per_image, reconstruction_error, train_vae
-
+def train_autoencoder(recipe: Recipe, out: Path, device: torch.device, progress: bool,
+                      evaluate: bool) -> tuple[Path, dict]:
+    """The VAE, its reconstruction error and what the judge reads in its reconstructions."""
     t = recipe.train
     result = train_vae(make_shapes(20000, seed=0).images, recipe.arch, steps=t.steps, batch_size=t.batch_size,
                        lr=t.lr, seed=t.seed, device=device, progress=progress)
@@ -108,48 +111,21 @@ def train_autoencoder(recipe: Recipe, out: Path, device: torch.device, progress:
             "scaling_factor": vae.config.scaling_factor, "kl_weight": 1e-3, "parameters": vae.num_parameters(),
             "numbers_per_image": numbers_per_image(vae), "final_loss": result.losses[-1][1:],
             "wall_time_s": result.wall_time_s}
-    tensors = {f"model.{k}": v for k, v in vae.state_dict().items()}
+    tensors = with_prefix(vae.state_dict(), "model.")
     meta = {"name": recipe.name, "kind": "vae", "model_config": vae.config.to_dict(), "losses": result.losses}
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
 
 
 def _replace_images(data, vae):
     """The same shapes data set with every image replaced by its reconstruction."""
-    from dataclasses import replace as dc_replace
-
-    from .latent import decode, encode
-
-    return dc_replace(data, images=decode(vae, encode(vae, data.images)))
+    return replace(data, images=decode(vae, encode(vae, data.images)))
 
 
 def student_sampler_config(recipe: Recipe) -> dict:
     """How a consistency student is sampled: the grid it was distilled on, the boundary scalings'
     ``timestep_scaling`` and the floor under ``alpha_bar`` (``samplers.consistency``)."""
-    from .samplers.consistency import STUDENT_MIN_ALPHA_BAR, TIMESTEP_SCALING
-
     return {"original_inference_steps": recipe.train.original_inference_steps,
             "timestep_scaling": TIMESTEP_SCALING, "min_alpha_bar": STUDENT_MIN_ALPHA_BAR}
-
-
-def evaluate_digits(model: DiffusionModel, steps: int = 50, seed: int = 0) -> dict:
-    """digits-FID / KID at N = 898 and the class spread, sampling with DDIM."""
-    samples = model.sample(metrics.NUM_SAMPLES, steps=steps, generator=torch.Generator().manual_seed(seed))
-    kid, kid_std = metrics.digits_kid(samples)
-    return {"sampler": f"{model.default_sampler}-{steps}", "n": len(samples), "digits_fid": metrics.digits_fid(samples),
-            "digits_kid": kid, "digits_kid_std": kid_std, "floor": metrics.floor(),
-            "class_distribution": [round(float(p), 4) for p in metrics.class_distribution(samples)]}
-
-
-def evaluate_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per_class: int = 30, steps: int = 25,
-                       seed: int = 0) -> dict:
-    """Fraction of samples the digit classifier reads as the digit asked for, per guidance scale."""
-    labels = torch.arange(10).repeat_interleave(per_class)
-    out = {}
-    for w in scales:
-        samples = model.sample(len(labels), steps=steps, labels=labels, guidance_scale=w,
-                               generator=torch.Generator().manual_seed(seed))
-        out[f"w={w:g}"] = round(float((metrics.predict_digits(samples) == labels).float().mean()), 4)
-    return {"sampler": f"{model.default_sampler}-{steps}", "n": len(labels), "accuracy": out}
 
 
 def _training_data(recipe: Recipe):
@@ -157,8 +133,6 @@ def _training_data(recipe: Recipe):
     text encoder and its caption table."""
     images, labels, clip, table = _pixel_data(recipe)
     if recipe.vae is not None:
-        from .latent import encode
-
         images = encode(pretrained.load(recipe.vae, device="cpu"), images)  # (N, 4, 8, 8), about unit std
     return images, labels, clip, table
 
@@ -168,9 +142,6 @@ def _pixel_data(recipe: Recipe):
         images, labels = load_digits()
         return images, (labels if recipe.conditioning == "class" else None), None, None
     if recipe.dataset == "shapes":
-        from .data import make_shapes
-        from .models.text_unet import caption_table
-
         data = make_shapes(20000, seed=0)
         if recipe.conditioning != "text":
             return data.images, None, None, None
@@ -183,15 +154,13 @@ def _pixel_data(recipe: Recipe):
 def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: bool,
                     evaluate: bool = True) -> tuple[Path | None, dict | None]:
     """Train, then (unless ``evaluate=False``) measure; under torchrun only rank 0 returns a file."""
-    from .models.text_unet import CaptionConditionedUNet
-
     images, labels, clip, table = _training_data(recipe)
     torch.manual_seed(recipe.train.seed)  # the initial weights: the same on every run of the recipe
     unet = build_denoiser(recipe.arch)
     net = CaptionConditionedUNet(unet, *table) if table is not None else unet
-    flow = recipe.train.objective == "flow_matching"
+    flow = recipe.train.objective == FLOW_MATCHING
     schedule = None if flow else get_schedule(recipe.schedule)
-    prediction_type = "flow" if flow else recipe.train.prediction_type
+    prediction_type = FLOW_PREDICTION if flow else recipe.train.prediction_type
     teacher, sampler_config = None, None
     if recipe.teacher is not None:  # consistency distillation: the student starts as the teacher
         teacher = pretrained.load(recipe.teacher, device="cpu").unet
@@ -217,50 +186,13 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
             "processes": distributed.world_size()}
     if evaluate:
         card |= evaluate_recipe(recipe, model)
-    tensors = {f"model.{k}": v for k, v in ema.state_dict().items()}
+    tensors = with_prefix(ema.state_dict(), "model.")
     meta = {"name": recipe.name, "kind": "diffusion", "architecture": architecture_of(ema),
             "model_config": ema.config.to_dict(), "schedule": None if flow else recipe.schedule,
             "prediction_type": prediction_type, "losses": result.losses,
             "text_encoder": recipe.text_encoder, "vae": recipe.vae, "method": recipe.method,
             "teacher": recipe.teacher, "sampler_config": sampler_config}
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
-
-
-def evaluate_recipe(recipe: Recipe, model: DiffusionModel) -> dict:
-    """The model card's quality figures: ``metric`` (digits) and ``adherence`` (class or text models)."""
-    card = {}
-    if model.is_consistency:
-        card["metric"] = {f"consistency-{n}": evaluate_digits(model, steps=n) for n in (1, 2, 4)}
-    elif recipe.dataset == "digits":
-        card["metric"] = evaluate_digits(model)
-    if recipe.conditioning == "class":
-        card["adherence"] = evaluate_adherence(model)
-    if recipe.conditioning == "text":
-        card["adherence"] = evaluate_prompt_adherence(model)
-    return card
-
-
-def evaluate_prompt_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per_caption: int = 2, steps: int = 25,
-                              seed: int = 0) -> dict:
-    """How often the shapes judge reads back the prompt, over all 90 captions, per guidance scale."""
-    from .models.clip import all_captions
-
-    prompts = [c for c in all_captions() for _ in range(per_caption)]
-    out = {}
-    for w in scales:
-        samples = model.sample(len(prompts), steps=steps, prompts=prompts, guidance_scale=w,
-                               generator=torch.Generator().manual_seed(seed))
-        out[f"w={w:g}"] = {k: round(v, 4) for k, v in metrics.prompt_adherence(samples, prompts).items()}
-    return {"sampler": f"{'euler' if model.is_flow else 'ddim'}-{steps}", "n": len(prompts), "judge": "shapes-judge", "adherence": out}
-
-
-def write_card(recipe: Recipe, card: dict, out: Path) -> Path:
-    lines = [f"# {recipe.name}", "", recipe.description, "",
-             f"Reproduce: `python -m course_utils.train {recipe.name}`", "", "```json",
-             json.dumps(card, indent=2, sort_keys=True), "```", ""]
-    path = out / f"{recipe.name}.md"
-    path.write_text("\n".join(lines))
-    return path
 
 
 def install(recipe: Recipe, weights: Path, card: dict) -> None:
@@ -317,25 +249,24 @@ def main(argv=None) -> None:
         distributed.teardown()
 
 
+TRAINERS = {  # recipe kind -> trainer(recipe, out, device, progress, evaluate) -> (weights file, card)
+    "classifier": train_classifier, "judge": train_judge, "clip": train_clip, "vae": train_autoencoder,
+    "diffusion": train_diffusion,
+}
+OWN_LOOP_FIELDS = {  # the TrainConfig fields the small networks' own loops use (their cards record only these)
+    "classifier": ("steps", "batch_size", "seed"), "judge": ("steps", "batch_size", "seed"),
+    "clip": ("steps", "batch_size", "lr", "seed"), "vae": ("steps", "batch_size", "lr", "seed"),
+}
+
+
 def _run(recipe: Recipe, args, device: torch.device) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    if recipe.kind == "classifier":
-        weights, card = train_classifier(recipe, args.out)
-    elif recipe.kind == "judge":
-        weights, card = train_judge(recipe, args.out)
-    elif recipe.kind == "clip":
-        weights, card = train_clip(recipe, args.out)
-    elif recipe.kind == "vae":
-        weights, card = train_autoencoder(recipe, args.out, device, progress=not args.no_progress)
-    else:
-        weights, card = train_diffusion(recipe, args.out, device, progress=not args.no_progress,
-                                        evaluate=not args.skip_eval)
-        if weights is None:  # a DDP process other than rank 0: rank 0 writes the card
-            return
+    weights, card = TRAINERS[recipe.kind](recipe, args.out, device, not args.no_progress, not args.skip_eval)
+    if weights is None:  # a DDP process other than rank 0: rank 0 writes the card
+        return
     train_config = asdict(recipe.train)
-    if recipe.kind in ("classifier", "judge", "clip", "vae"):  # their own loops: record only what they use
-        used = ("steps", "batch_size", "lr", "seed") if recipe.kind in ("clip", "vae") else ("steps", "batch_size", "seed")
-        train_config = {k: train_config[k] for k in used}
+    if recipe.kind in OWN_LOOP_FIELDS:
+        train_config = {k: train_config[k] for k in OWN_LOOP_FIELDS[recipe.kind]}
     card |= {"recipe": recipe.name, "train_config": train_config, "device": _device_name(device),
              "torch": torch.__version__, "date": datetime.date.today().isoformat()}
     print(write_card(recipe, card, args.out).read_text())

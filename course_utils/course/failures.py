@@ -9,7 +9,7 @@ parts that do:
   prior-preservation idea of Ruiz et al. 2023, DreamBooth, Sec. 3.3: samples of the same class from
   the model before fine-tuning); ``collapse_report`` measures what collapses: the variety of the
   samples and how many of them are copies of the fine-tuning images.
-- **Variety** in general: ``pairwise_diversity``, the mean distance between samples.
+- **Variety** in general: ``metrics.distances.pairwise_diversity``, the mean distance between samples.
 
 Each ``demo_*`` function reproduces one row of the table on the shipped models and returns a
 ``Demo``: the metric with the failure and with its fix, and the images behind both. Notebook 10
@@ -31,7 +31,7 @@ import torch
 
 from .._deprecation import moved_names
 from .._validation import check_positive_int
-from ..metrics.distances import nearest_data_distance, pairwise_diversity, real_vs_real_distance
+from ..metrics import distances
 from ..training import TrainConfig, train
 
 
@@ -103,10 +103,10 @@ def collapse_report(samples: torch.Tensor, targets: torch.Tensor, real: torch.Te
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must lie in (0, 1), got {quantile}.")
     n_held_out = min(200, len(real) // 2)
-    yardstick = real_vs_real_distance(real, n_held_out, torch.Generator().manual_seed(seed))
+    yardstick = distances.real_vs_real_distance(real, n_held_out, torch.Generator().manual_seed(seed))
     threshold = float(torch.quantile(yardstick.double(), quantile))
-    to_target = nearest_data_distance(samples, targets)  # (N,)
-    return {"diversity": pairwise_diversity(samples), "copy_share": float((to_target < threshold).float().mean()),
+    to_target = distances.nearest_data_distance(samples, targets)  # (N,)
+    return {"diversity": distances.pairwise_diversity(samples), "copy_share": float((to_target < threshold).float().mean()),
             "median_to_target": float(to_target.median()), "threshold": threshold}
 
 
@@ -345,7 +345,7 @@ def failure_table(demos) -> str:
 
 __all__ = ["RECORDED_FINETUNE", "Demo", "collapse_report", "demo_finetune", "demo_guidance", "demo_precision",
            "demo_schedule", "demo_seed", "failure_table", "finetune", "finetune_curve", "finetune_set",
-           "pairwise_diversity", "recorded_finetune", "write_recorded_finetune"]
+           "recorded_finetune", "write_recorded_finetune"]
 
 
 __getattr__ = moved_names(__name__)  # distances moved to course_utils.metrics.distances
