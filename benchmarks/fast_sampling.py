@@ -50,7 +50,7 @@ def table(n: int, device: torch.device) -> tuple[list[dict], list[str]]:
 
 def notes(device: torch.device) -> tuple[dict, list[str]]:
     """Production notes measured on one U-Net call: batch size, bf16 autocast and torch.compile."""
-    net = pretrained.load("digits-class", device=device).unet
+    net = pretrained.load("digits-class", device=device).denoiser
     t = torch.tensor(500, device=device)
     rec: dict = {"batch_ms_per_image": {}}
     for b in (1, 16, 128, 898):

@@ -35,7 +35,7 @@ def row(what: str, value: str, samples: str) -> str:
 
 def diffusers_style(model, labels: torch.Tensor, w: float, steps: int) -> torch.Tensor:
     """digits-class with DDIM clamping x0 and keeping the guided eps (diffusers' clip_sample=True)."""
-    cfg = ClassifierFreeGuidance(model.unet, w)
+    cfg = ClassifierFreeGuidance(model.denoiser, w)
     x = sample_loop(lambda x, t: cfg(x, t, class_labels=labels), DDIMSampler(model.schedule, clip_sample=True),
                     (len(labels), 1, 16, 16), steps, generator=torch.Generator().manual_seed(0))
     return x.clamp(-1, 1)

@@ -33,7 +33,7 @@ def cost_rows(names, batches, steps: int, device: torch.device) -> list[str]:
         for name in names:
             model = pretrained.load(name, device=device)
             c = costs[name] = sampling_cost(model, batch=batch, steps=steps, repeats=10 if device.type == "cuda" else 5)
-            rows.append(row(f"`{name}` ({model.unet.num_parameters() / 1e6:.2f}M), guided step, batch {batch}: "
+            rows.append(row(f"`{name}` ({model.denoiser.num_parameters() / 1e6:.2f}M), guided step, batch {batch}: "
                             "GFLOP / ms per step; decode ms; ms per image at "
                             f"{steps} steps", f"{c['step_flops'] / 1e9:.2f} / {1e3 * c['step_s']:.2f}; "
                             f"{1e3 * c['decode_s']:.2f}; {1e3 * c['image_s']:.3f}", "median of 5-10 calls", device))

@@ -1,15 +1,17 @@
 """course_utils: the tested code behind the diffusion-models notebook series.
 
-One concept per module (see README.md, "Package layout"):
+A core library, bottom to top (docs/ARCHITECTURE.md draws the import graph):
 
-- ``config``      modes (``COURSE_MODE=fast|cpu|full``) and device choice
-- ``schedules``   noise schedules (linear, cosine, scaled_linear) and their SNR
-- ``forward``     the forward process: one step of the chain and the closed form
-- ``reverse``     the reverse-step mean and the eps / x0 / v conversions
-- ``samplers``    DDPM and DDIM with diffusers' scheduler interface
-- ``oracle``      exact denoisers for toy data (reverse process before any training)
-- ``data``        digits, procedural shapes with captions, 2-D toys, optional MNIST
-- ``viz``, ``widgets``, ``exercises``   plots, interactive explorers, answer checkers
+- foundations: ``config`` (modes, devices), ``families``, ``checkpoints``, ``profiling``
+- maths: ``schedules``, ``parameterization`` (eps / x0 / v), ``forward``, ``reverse``,
+  ``flow_matching``, ``guidance``, ``oracle``
+- ``samplers`` (diffusers' scheduler interface, one loop, a registry); ``training`` (``train`` in
+  parts), ``distillation``, ``reflow``
+- ``data``, ``models``, ``latent``; ``pipeline`` (``DiffusionModel``), ``denoisers``, ``pretrained``,
+  ``metrics``, ``viz``; ``recipes``, ``cards``, ``train`` (the command line)
+
+and the course wing above it, ``course`` (exercise checkers, quiz, widgets, one-notebook demos),
+which the core never imports.
 
 Timestep convention (used everywhere): timesteps are 0-indexed as in diffusers. Index ``t`` of
 every schedule array is timestep ``t``; ``t = 0`` is the least noisy step and ``t = T - 1`` the

@@ -14,6 +14,9 @@ Path and target, for data ``x0``, noise ``eps ~ N(0, I)``:
 
 Training regresses ``model(x_sigma, sigma * 1000)`` onto ``v`` with a mean squared error; sampling
 integrates ``dx / dsigma = v`` from ``sigma = 1`` down to 0 (``samplers.FlowMatchEulerSampler``).
+The formulas themselves live in ``course_utils.parameterization`` (``flow_interpolate``, ...); reflow,
+which straightens a trained flow, in ``course_utils.reflow``; how straight paths are, in
+``metrics.distances.straightness``.
 """
 
 from __future__ import annotations
@@ -73,5 +76,6 @@ def flow_matching_loss(model, x0: torch.Tensor, generator: torch.Generator | Non
     x_sigma = interpolate(x0, noise, sigma)
     pred = model(x_sigma, sigma * num_train_timesteps, **model_kwargs)
     return F.mse_loss(pred.float(), velocity_target(x0, noise).float())
+
 
 __getattr__ = moved_names(__name__)  # reflow and the path metrics moved out (course_utils._deprecation)

@@ -62,7 +62,7 @@ def network_call(model, n: int, side: int | None = None, prompt: str = "") -> Ca
     times the network alone. ``side`` defaults to the model's own ``sample_size``.
     """
     n = check_positive_int("n", n)
-    net, cfg, dev = model.unet, model.unet.config, model.device
+    net, cfg, dev = model.denoiser, model.denoiser.config, model.device
     side = side or cfg.sample_size
     x = torch.randn(n, cfg.in_channels, side, side, device=dev)
     t = torch.full((n,), 500, device=dev)

@@ -163,7 +163,7 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
     prediction_type = FLOW_PREDICTION if flow else recipe.train.prediction_type
     teacher, sampler_config = None, None
     if recipe.teacher is not None:  # consistency distillation: the student starts as the teacher
-        teacher = pretrained.load(recipe.teacher, device="cpu").unet
+        teacher = pretrained.load(recipe.teacher, device="cpu").denoiser
         unet.load_state_dict(teacher.state_dict())
         sampler_config = student_sampler_config(recipe)
     result = train(net, images, schedule, recipe.train, labels=labels, device=device,

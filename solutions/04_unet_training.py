@@ -248,11 +248,11 @@ plt.show()
 # %%
 n_ddpm, n_ddim = config.by_mode(fast=(1, 16), cpu=(16, 64), full=(16, 64))  # fast mode: fewer digits keep CI quick
 t0 = time.perf_counter()
-ddpm_samples = sample_loop(model.unet, DDPMSampler(model.schedule), (n_ddpm, 1, 16, 16),
+ddpm_samples = sample_loop(model.denoiser, DDPMSampler(model.schedule), (n_ddpm, 1, 16, 16),
                            generator=torch.Generator().manual_seed(0), device=DEVICE)
 ddpm_time = time.perf_counter() - t0
 t0 = time.perf_counter()
-ddim_samples = sample_loop(model.unet, DDIMSampler(model.schedule), (n_ddim, 1, 16, 16), 50,
+ddim_samples = sample_loop(model.denoiser, DDIMSampler(model.schedule), (n_ddim, 1, 16, 16), 50,
                            generator=torch.Generator().manual_seed(1), device=DEVICE)
 ddim_time = time.perf_counter() - t0
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 2]})

@@ -198,13 +198,13 @@ print(f"default guidance scale: {DEFAULT_W:g}")
 # the same numbers.
 
 # %%
-cfg = ClassifierFreeGuidance(model.unet, guidance_scale=DEFAULT_W)
+cfg = ClassifierFreeGuidance(model.denoiser, guidance_scale=DEFAULT_W)
 x = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0)).to(DEVICE)
 t = torch.tensor(600, device=DEVICE)
 y = torch.tensor([0, 3, 7, 9], device=DEVICE)
-null = torch.full_like(y, model.unet.config.num_classes)  # label 10 for every example
+null = torch.full_like(y, model.denoiser.config.num_classes)  # label 10 for every example
 with torch.no_grad():
-    eps_cond, eps_uncond = model.unet(x, t, class_labels=y), model.unet(x, t, class_labels=null)
+    eps_cond, eps_uncond = model.denoiser(x, t, class_labels=y), model.denoiser(x, t, class_labels=null)
     guided = cfg(x, t, class_labels=y)  # (4, 1, 16, 16), one batched pass of 8
 print(f"|cfg - guide(eps_uncond, eps_cond, w)| <= {(guided - guide(eps_uncond, eps_cond, DEFAULT_W)).abs().max():.1e}")
 print(f"the label's effect, |eps_cond - eps_uncond| on average: {(eps_cond - eps_uncond).abs().mean():.4f}")
@@ -359,7 +359,7 @@ W_TRAP = 12.0
 
 def diffusers_style(wanted: torch.Tensor, w: float, steps: int, seed: int = 0) -> torch.Tensor:
     """Like guided_digits, with DDIM clamping x0 and keeping the guided eps."""
-    cfg = ClassifierFreeGuidance(model.unet, guidance_scale=w)
+    cfg = ClassifierFreeGuidance(model.denoiser, guidance_scale=w)
     wanted = wanted.to(DEVICE)
     x = sample_loop(lambda x, t: cfg(x, t, class_labels=wanted), DDIMSampler(model.schedule, clip_sample=True),
                     (len(wanted), 1, 16, 16), steps, generator=torch.Generator().manual_seed(seed), device=DEVICE)
@@ -417,10 +417,10 @@ print(f"tokens: {[text_model.text_encoder.tokenizer.vocab[i] for i in ids[0].tol
 print(f"token states {tuple(states.shape)}, mask {tuple(mask.shape)} ({int(mask.sum())} real tokens)")
 
 inputs = {}
-layers = [(name, m) for name, m in text_model.unet.named_modules() if isinstance(m, CrossAttention2d)]
+layers = [(name, m) for name, m in text_model.denoiser.named_modules() if isinstance(m, CrossAttention2d)]
 hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: inputs.__setitem__(name, args)) for name, m in layers]
 with torch.no_grad():
-    text_model.unet(torch.randn(1, 3, 32, 32, device=DEVICE), 500, encoder_hidden_states=states.to(DEVICE),
+    text_model.denoiser(torch.randn(1, 3, 32, 32, device=DEVICE), 500, encoder_hidden_states=states.to(DEVICE),
                     encoder_attention_mask=mask.to(DEVICE))
 for h in hooks:
     h.remove()

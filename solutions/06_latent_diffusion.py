@@ -348,7 +348,7 @@ sampler = DDIMSampler(latent_model.schedule, clip_sample=False)
 sampler.set_timesteps(traj_steps)
 states, masks = latent_model.text_encoder.token_states([prompt])  # (1, L, 64), (1, L)
 null_states, null_masks = latent_model.text_encoder.token_states([""])
-guided = ClassifierFreeGuidance(latent_model.unet, W, null_context=null_states.to(DEVICE),
+guided = ClassifierFreeGuidance(latent_model.denoiser, W, null_context=null_states.to(DEVICE),
                                 null_mask=null_masks.to(DEVICE))
 zt = torch.randn((1, *vae.latent_shape), generator=torch.Generator().manual_seed(3)).to(DEVICE)
 path = []

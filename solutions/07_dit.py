@@ -357,7 +357,7 @@ def measure(model: DiffusionModel) -> dict:
 
 
 quality = {name: measure(model) for name, model in models.items()}
-params = {name: model.unet.num_parameters() for name, model in models.items()}
+params = {name: model.denoiser.num_parameters() for name, model in models.items()}
 final_loss = {name: sum(v for _, v in curve[-5:]) / len(curve[-5:]) for name, curve in curves.items()}
 print(f"{N_SAMPLES} samples per model (digit i % 10 for sample i), w = {W:g}, DDIM-{SAMPLE_STEPS}, seed 0")
 print(f"{'model':14s} {'parameters':>11} {'final loss':>11} {'adherence':>10} {'KID':>8} {'FID':>7} {'sampling':>9}")

@@ -274,7 +274,7 @@ nb08.check_euler_step(my_euler_step)
 #
 # Sampling cost is the number of network calls. Now the same two models with 1, 2, 4 and 8 steps,
 # from the same noise. Each panel's number is the **sliced Wasserstein distance** to held-out real
-# points (`flow_matching.sliced_wasserstein`: project both clouds on random directions, compare the
+# points (`metrics.distances.sliced_wasserstein`: project both clouds on random directions, compare the
 # sorted projections; lower is better). Real points against other real points give the floor.
 
 # %%
@@ -454,8 +454,8 @@ for k in DIGIT_STEPS:
 # nearly those straight lines. This is **reflow**, and the new model is the *2-rectified flow*. It keeps sampling the same distribution, up to the error of the first
 # model's ODE, and its paths can be followed in one step.
 #
-# `flow_matching.reflow_pairs(model, noise, steps)` builds the pairs with a 100-step Euler ODE,
-# `flow_matching.fit_pairs(model, x0, noise, steps)` trains on them with the loss of Exercise 2 but
+# `reflow.reflow_pairs(model, noise, steps)` builds the pairs with a 100-step Euler ODE,
+# `reflow.fit_pairs(model, x0, noise, steps)` trains on them with the loss of Exercise 2 but
 # the noise of each pair kept (`paired_flow_loss`).
 
 # %%

@@ -99,7 +99,7 @@ print(teacher, flow, sep="\n")
 # %%
 x_probe = torch.randn(N_TABLE, 1, 16, 16, device=DEVICE)
 t_probe = torch.tensor(500, device=DEVICE)
-call_s = time_call(lambda: teacher.unet(x_probe, t_probe), repeats=5, device=DEVICE)
+call_s = time_call(lambda: teacher.denoiser(x_probe, t_probe), repeats=5, device=DEVICE)
 print(f"one U-Net call on {N_TABLE} digits: {1000 * call_s:.1f} ms (median of 5)")
 for name, nfe in (("DDPM-1000", 1000), ("DDIM-50", 50), ("DPM-Solver++-20", 20), ("student-2", 2)):
     print(f"  {name:16s} {nfe:5d} calls -> about {nfe * call_s:6.2f} s for {N_TABLE} digits")
@@ -304,10 +304,10 @@ tc = recipe.train
 print(f"{recipe.name}: {tc.steps} steps of batch {tc.batch_size}, lr {tc.lr:g}, target EMA mu = {tc.ema_decay}, "
       f"grid of {tc.original_inference_steps} teacher steps")
 images, _ = load_digits()
-student_net = copy.deepcopy(teacher.unet)  # the student starts as the teacher
+student_net = copy.deepcopy(teacher.denoiser)  # the student starts as the teacher
 run_config = config.by_mode(fast=replace(tc, steps=3, batch_size=8, warmup_steps=1, log_every=1), cpu=tc, full=tc)
 run_config = replace(run_config, cuda_graph=DEVICE.type == "cuda")  # on a GPU: each step one CUDA graph
-run = train(student_net, images, teacher.schedule, run_config, device=DEVICE, teacher=teacher.unet,
+run = train(student_net, images, teacher.schedule, run_config, device=DEVICE, teacher=teacher.denoiser,
             checkpoint_path=None if MODE == "fast" else "runs/09_digits-student.safetensors")
 print(f"{run.step} steps, loss {run.losses[0][1]:.4f} -> {run.losses[-1][1]:.4f}, {run.wall_time_s:.1f} s")
 
@@ -424,7 +424,7 @@ batches = config.by_mode(fast=(1, 16, 128), cpu=(1, 16, 128, 512), full=(1, 16, 
 per_image = {}
 for b in batches:
     xb = torch.randn(b, 1, 16, 16, device=DEVICE)
-    per_image[b] = 1000 * time_call(lambda: teacher.unet(xb, t_probe), repeats=3, device=DEVICE) / b
+    per_image[b] = 1000 * time_call(lambda: teacher.denoiser(xb, t_probe), repeats=3, device=DEVICE) / b
     print(f"batch {b:4d}: {per_image[b]:7.3f} ms per image per call")
 
 # fast mode compares precisions at batch 16: on a CPU without bf16 instructions one bf16 call at batch
@@ -435,13 +435,13 @@ x_prec = torch.randn(B_PREC, 1, 16, 16, device=DEVICE)
 
 def bf16_call():
     with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
-        return teacher.unet(x_prec, t_probe)
+        return teacher.denoiser(x_prec, t_probe)
 
 
-fp32_ms = 1000 * time_call(lambda: teacher.unet(x_prec, t_probe), repeats=3, device=DEVICE)
+fp32_ms = 1000 * time_call(lambda: teacher.denoiser(x_prec, t_probe), repeats=3, device=DEVICE)
 bf16_ms = 1000 * time_call(bf16_call, repeats=3, device=DEVICE)
 with torch.no_grad():
-    diff = (bf16_call().float() - teacher.unet(x_prec, t_probe)).abs().max().item()
+    diff = (bf16_call().float() - teacher.denoiser(x_prec, t_probe)).abs().max().item()
 print(f"batch {B_PREC}, fp32: {fp32_ms:.1f} ms; bf16 autocast: {bf16_ms:.1f} ms ({fp32_ms / bf16_ms:.2f}x); "
       f"largest output difference {diff:.3f}")
 
@@ -470,7 +470,7 @@ if MODE == "fast":
     else:
         print(f"reference run: torch.compile not measured ({notes.get('compile_error', 'no record')})")
 else:
-    compiled = torch.compile(teacher.unet)
+    compiled = torch.compile(teacher.denoiser)
     first = time_call(lambda: compiled(x_prec, t_probe), repeats=1, warmup=0, device=DEVICE)
     compiled_ms = 1000 * time_call(lambda: compiled(x_prec, t_probe), repeats=3, device=DEVICE)
     print(f"batch {B_PREC}: eager {fp32_ms:.1f} ms, compiled {compiled_ms:.1f} ms ({fp32_ms / compiled_ms:.2f}x); "

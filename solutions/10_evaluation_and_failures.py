@@ -453,9 +453,9 @@ if MODE == "fast":
           f"{notes['compile_first_call_s']:.0f} s first call")
 else:
     x128, t500 = torch.randn(128, 1, 16, 16, device=DEVICE), torch.tensor(500, device=DEVICE)
-    eager = time_call(lambda: digits_class.unet(x128, t500), repeats=5, device=DEVICE)
+    eager = time_call(lambda: digits_class.denoiser(x128, t500), repeats=5, device=DEVICE)
     logging.getLogger("torch._dynamo").setLevel(logging.ERROR)  # one known graph break: the label range check
-    compiled_net = torch.compile(digits_class.unet)
+    compiled_net = torch.compile(digits_class.denoiser)
     first = time_call(lambda: compiled_net(x128, t500), repeats=1, warmup=0, device=DEVICE)
     compiled = time_call(lambda: compiled_net(x128, t500), repeats=5, device=DEVICE)
     print(f"batch 128: eager {1000 * eager:.0f} ms, compiled {1000 * compiled:.0f} ms ({eager / compiled:.2f}x) "

@@ -78,13 +78,13 @@ def finetune(model, images: torch.Tensor, steps: int, lr: float = 5e-4, batch_si
     if cond == "text":
         raise ValueError("finetune handles unconditional and class-conditional models, not text models.")
     tuned = copy.copy(model)
-    tuned.unet = copy.deepcopy(model.unet).requires_grad_(True)
+    tuned.denoiser = copy.deepcopy(model.denoiser).requires_grad_(True)
     labels = None if label is None else torch.full((len(images),), int(label), dtype=torch.long)
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=10, ema_decay=0.0,
                          log_every=max(1, min(50, steps)), seed=seed, precision="fp32")
-    result = train(tuned.unet, images, model.schedule, config, labels=labels, device=model.device,
+    result = train(tuned.denoiser, images, model.schedule, config, labels=labels, device=model.device,
                    checkpoint_path=checkpoint_path, progress=progress)
-    tuned.unet = result.model.eval().requires_grad_(False)
+    tuned.denoiser = result.model.eval().requires_grad_(False)
     return tuned
 
 

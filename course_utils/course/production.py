@@ -125,7 +125,7 @@ def latency_breakdown(model, steps: int = 25, fast_steps: int = 4, batch: int = 
     if model.vae is None or model.text_encoder is None:
         raise ValueError("latency_breakdown needs a latent text model (a VAE and a text encoder), such as "
                          "pretrained.load('shapes-latent').")
-    dev, side = model.device, model.unet.config.sample_size
+    dev, side = model.device, model.denoiser.config.sample_size
     call = time_call(network_call(model, 2 * batch, prompt=prompt), repeats, device=dev)
     call_2x = time_call(network_call(model, 2 * batch, 2 * side, prompt), repeats, device=dev)
     with autocast(dev, "bf16"):

@@ -104,6 +104,11 @@ def barrier() -> None:
 
 
 def teardown() -> None:
-    """Leave the process group (every process, at the end)."""
+    """Leave the process group (every process, at the end), once every process has arrived: the
+    others finish their last step while rank 0 still writes the checkpoint and the card, and a
+    process that dropped its connections then could take the group down with it (a 2-process test
+    run under load once aborted at exit: "terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
