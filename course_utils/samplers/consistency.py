@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .._validation import check_positive_int
+from ..parameterization import noised
 from .base import DiscreteSampler, SamplerOutput, randn_like_diffusers
 
 SIGMA_DATA = 0.5  # LCM's (and diffusers') value
@@ -100,5 +101,5 @@ class ConsistencySampler(DiscreteSampler):
             return SamplerOutput(prev_sample=denoised, pred_original_sample=denoised)
         a_prev = self.alpha_bar(t_prev)
         noise = randn_like_diffusers(model_output.shape, generator, model_output)
-        prev = a_prev**0.5 * denoised + (1 - a_prev) ** 0.5 * noise  # forward process to t_prev
+        prev = noised(denoised, noise, a_prev**0.5, (1 - a_prev) ** 0.5)  # the forward process to t_prev
         return SamplerOutput(prev_sample=prev, pred_original_sample=denoised)
