@@ -58,7 +58,7 @@ def evaluate_prompt_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per
         samples = model.sample(len(prompts), steps=steps, prompts=prompts, guidance_scale=w,
                                generator=torch.Generator().manual_seed(seed))
         out[f"w={w:g}"] = {k: round(v, 4) for k, v in metrics.prompt_adherence(samples, prompts).items()}
-    return {"sampler": f"{'euler' if model.is_flow else 'ddim'}-{steps}", "n": len(prompts), "judge": "shapes-judge", "adherence": out}
+    return {"sampler": f"{model.default_sampler}-{steps}", "n": len(prompts), "judge": "shapes-judge", "adherence": out}
 
 
 def write_card(recipe: Recipe, card: dict, out: Path) -> Path:

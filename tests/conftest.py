@@ -1,4 +1,5 @@
-"""Test-wide guards (the suite must pass with no network: only loopback is allowed) and shared fixtures."""
+"""Test-wide guards (the suite must pass with no network: only loopback is allowed) and the fixtures
+shared by test modules in several folders: small random models and a small Hugging Face CLIP."""
 
 import ipaddress
 import json
@@ -8,6 +9,12 @@ import string
 
 import pytest
 import torch
+
+from course_utils.models import UNet, UNetConfig
+from course_utils.models.clip import TinyCLIP
+from course_utils.pipeline import DiffusionModel
+from course_utils.schedules import get_schedule
+from tests.helpers import random_weights
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may reach a model hub by default
 
@@ -76,3 +83,30 @@ def small_hf_clip(tmp_path):
         projection_dim=16)
     torch.manual_seed(0)
     return transformers.CLIPModel(config), tokenizer
+
+
+@pytest.fixture(scope="module")
+def class_unet():
+    """A class-conditional U-Net (10 digits and the null label) with random weights everywhere, eval mode."""
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(base_channels=16, channel_mults=(1, 2), attention_levels=(1,), num_heads=2, num_classes=10))
+    return random_weights(net).eval()
+
+
+@pytest.fixture(scope="module")
+def text_parts():
+    """``(clip, unet)``: an untrained TinyCLIP and a random-weight U-Net that cross-attends (at 8x8) to its
+    token states, for 16x16 RGB images."""
+    torch.manual_seed(0)
+    clip = TinyCLIP().eval()
+    unet = UNet(UNetConfig(sample_size=16, in_channels=3, base_channels=16, channel_mults=(1, 2), attention_levels=(1,),
+                           num_heads=2, context_dim=64))
+    return clip, random_weights(unet).eval()
+
+
+@pytest.fixture(scope="module")
+def text_model(text_parts):
+    """A text-conditioned ``DiffusionModel`` of ``text_parts`` (100 cosine timesteps)."""
+    clip, unet = text_parts
+    return DiffusionModel(unet, get_schedule("cosine", 100), info={"name": "t", "conditioning": "text"},
+                          text_encoder=clip)

@@ -1,4 +1,4 @@
-"""Modes and devices."""
+"""course_utils.config: modes (COURSE_MODE) and devices."""
 
 import pytest
 import torch

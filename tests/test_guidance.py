@@ -1,4 +1,4 @@
-"""Classifier-free guidance: the formula, the batched wrapper, and its error messages."""
+"""course_utils.guidance: classifier-free guidance: the formula, the batched wrapper, and its error messages."""
 
 import math
 
@@ -8,24 +8,15 @@ import torch
 from course_utils.guidance import MAX_GUIDANCE_SCALE, ClassifierFreeGuidance, check_guidance_scale, guide
 from course_utils.models import UNet
 from course_utils.models.unet import UNetConfig
-
-
-@pytest.fixture(scope="module")
-def class_unet():
-    torch.manual_seed(0)
-    net = UNet(UNetConfig(base_channels=16, channel_mults=(1, 2), attention_levels=(1,), num_heads=2, num_classes=10))
-    for p in net.parameters():  # random, non-zero weights everywhere (zero-init layers would hide mistakes)
-        torch.nn.init.normal_(p, std=0.05)
-    return net.eval()
+from tests.helpers import random_weights
 
 
 @pytest.fixture(scope="module")
 def text_unet():
+    """A U-Net that cross-attends to 12-d contexts, random weights everywhere (``class_unet``: tests/conftest.py)."""
     torch.manual_seed(1)
     net = UNet(UNetConfig(base_channels=16, channel_mults=(1, 2), attention_levels=(1,), num_heads=2, context_dim=12))
-    for p in net.parameters():
-        torch.nn.init.normal_(p, std=0.05)
-    return net.eval()
+    return random_weights(net).eval()
 
 
 def inputs(b=3):

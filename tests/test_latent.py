@@ -1,17 +1,17 @@
-"""Latent diffusion's plumbing: VAE training, the scale factor, encode/decode, and a latent
-DiffusionModel (U-Net or DiT) that samples latents and decodes them."""
+"""course_utils.latent: VAE training, the scale factor, encode/decode, channel correlations, latent sampling."""
 
 import pytest
 import torch
 
 from course_utils.data import make_shapes
-from course_utils.latent import (decode, encode, latent_scaling_factor, numbers_per_image, reconstruction_error,
-                                 train_vae)
-from course_utils.models import DiT, DiTConfig, UNet, UNetConfig, build_denoiser, denoiser_from_dict
-from course_utils.models.vae import VAE, VAEConfig
+from course_utils.latent import (decode, encode, image_features, latent_channel_correlations, latent_scaling_factor,
+                                 numbers_per_image, reconstruction_error, train_vae)
+from course_utils.models import DiT, DiTConfig, UNet
+from course_utils.models.vae import VAEConfig
 from course_utils.pipeline import DiffusionModel
 from course_utils.schedules import get_schedule
 from course_utils.training import TrainConfig, train
+from tests.helpers import latent_unet, random_weights
 
 SMALL = VAEConfig()  # the shapes-vae preset: smaller ones sit on the "mean colour" plateau for 40 steps
 
@@ -59,7 +59,7 @@ def test_low_precision_decode_stays_close(trained):
 def test_train_refuses_bad_images_and_accepts_unbounded_latents():
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         train_vae(torch.full((4, 3, 32, 32), 2.0), SMALL, steps=1, progress=False)
-    net = UNet(UNetConfig(sample_size=8, in_channels=4, base_channels=16, channel_mults=(1, 2), attention_levels=()))
+    net = latent_unet()
     latents = 3 * torch.randn(16, 4, 8, 8)  # std 3: outside [-1, 1]
     cfg = TrainConfig(steps=2, batch_size=4, log_every=1)
     with pytest.raises(ValueError, match="value_range=None"):
@@ -71,10 +71,11 @@ def test_train_refuses_bad_images_and_accepts_unbounded_latents():
 def test_latent_diffusion_model_samples_latents_and_decodes_them(trained, arch):
     vae = trained.model
     torch.manual_seed(0)
-    net = (UNet(UNetConfig(sample_size=8, in_channels=4, base_channels=16, channel_mults=(1, 2), attention_levels=()))
-           if arch == "unet" else DiT(DiTConfig(sample_size=8, in_channels=4, patch_size=1, hidden_size=32, depth=1)))
-    for p in net.parameters():  # a non-zero output, so that the latents are not just the noise
-        torch.nn.init.normal_(p, std=0.02)
+    if arch == "unet":
+        net = latent_unet()
+    else:
+        net = DiT(DiTConfig(sample_size=8, in_channels=4, patch_size=1, hidden_size=32, depth=1))
+    random_weights(net, std=0.02)  # a non-zero output, so that the latents are not just the noise
     model = DiffusionModel(net, get_schedule("cosine", 100), vae=vae, info={"name": "latent"})
     g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
     latents = model.sample(3, steps=4, generator=g(), output="latents")
@@ -90,17 +91,14 @@ def test_latent_diffusion_model_samples_latents_and_decodes_them(trained, arch):
         DiffusionModel(UNet("digits-tiny"), get_schedule("cosine", 100), vae=vae)
 
 
-def test_denoiser_builders():
-    assert isinstance(build_denoiser("dit-digits-s"), DiT) and isinstance(build_denoiser("digits-tiny"), UNet)
-    with pytest.raises(ValueError, match="'dit-digits-b'"):
-        build_denoiser("dit-huge")
-    net = build_denoiser("dit-digits-s")
-    again = denoiser_from_dict("dit", net.config.to_dict())
-    assert isinstance(again, DiT) and again.config == net.config
-    with pytest.raises(ValueError, match="Accepted: 'unet', 'dit'"):
-        denoiser_from_dict("transformer", {})
-
-
-def test_vae_preset_is_what_the_shipped_model_uses():
-    vae = VAE("shapes-vae")
-    assert vae.latent_shape == (4, 8, 8) and vae.config.downsample_factor == 4
+def test_latent_channel_correlations_find_a_planted_channel():
+    images = make_shapes(16, seed=0).images  # (16, 3, 32, 32)
+    feats = image_features(images, 8)
+    noise = torch.randn(16, 8, 8, generator=torch.Generator().manual_seed(0))
+    # Channel 0 copies brightness, channel 1 is minus the red channel, channel 2 is noise.
+    latents = torch.stack([3 * feats["brightness"] + 1, -feats["red"], noise], dim=1)  # (16, 3, 8, 8)
+    r = latent_channel_correlations(latents, images)
+    assert r["brightness"][0] == pytest.approx(1.0, abs=1e-5) and r["red"][1] == pytest.approx(-1.0, abs=1e-5)
+    assert abs(float(r["brightness"][2])) < 0.3 and set(r) == {"brightness", "red", "green", "blue", "edges"}
+    with pytest.raises(ValueError, match=r"\(N, C, h, w\)"):
+        latent_channel_correlations(latents[:3], images)

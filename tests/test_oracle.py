@@ -1,4 +1,4 @@
-"""The exact Gaussian-mixture denoiser."""
+"""course_utils.oracle: the exact Gaussian-mixture denoiser."""
 
 import pytest
 import torch

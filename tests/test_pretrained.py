@@ -1,4 +1,4 @@
-"""Shipped checkpoints: manifest, hashes, cards, loading, and refusal of damaged files."""
+"""course_utils.pretrained: shipped checkpoints: manifest, hashes, cards, loading, and refusal of damaged files."""
 
 import shutil
 

@@ -1,13 +1,14 @@
-"""FLOP counting and timing for the cost comparisons of notebooks 06 and 07."""
+"""course_utils.profiling: FLOP counting and timing for the cost comparisons of notebooks 06 and 07."""
 
 import pytest
 import torch
 
-from course_utils.models import UNet, UNetConfig
+from course_utils.models import UNet
 from course_utils.models.vae import VAE, VAEConfig
 from course_utils.pipeline import DiffusionModel
 from course_utils.profiling import count_flops, sampling_cost, time_call
 from course_utils.schedules import get_schedule
+from tests.helpers import latent_unet
 
 
 def test_flops_of_known_layers():
@@ -27,7 +28,7 @@ def test_time_call_is_a_positive_median():
 def test_sampling_cost_adds_the_decode_once_per_batch():
     torch.manual_seed(0)
     vae = VAE(VAEConfig(base_channels=8, channel_mults=(1, 2, 2))).eval()
-    net = UNet(UNetConfig(sample_size=8, in_channels=4, base_channels=16, channel_mults=(1, 2), attention_levels=()))
+    net = latent_unet()
     latent = DiffusionModel(net, get_schedule("cosine", 100), vae=vae)
     c = sampling_cost(latent, batch=2, steps=5, guided=False, repeats=1)
     step = count_flops(lambda: net(torch.randn(2, 4, 8, 8), 5))

@@ -1,4 +1,4 @@
-"""Schedules: definitions, derived quantities and bad input."""
+"""course_utils.schedules: noise schedules: definitions, derived quantities and bad input."""
 
 import math
 

@@ -11,7 +11,8 @@ from ..training.fit import fit
 __all__ = ["FEATURE_DIM", "DigitClassifier", "accuracy", "train_digit_classifier"]
 
 def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Random shifts of up to one pixel, so the classifier does not rely on exact placement."""
+    """A random shift of up to one pixel (one shift for the whole batch, a new one each batch), so the
+    classifier does not rely on exact placement."""
     b = x.shape[0]
     padded = F.pad(x, (1, 1, 1, 1), value=-1.0)
     dx, dy = torch.randint(0, 3, (2,), generator=g).tolist()

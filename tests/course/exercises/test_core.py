@@ -1,0 +1,90 @@
+"""course_utils.course.exercises.core: the checker machinery: three states, strict mode, widget questions."""
+
+import pytest
+
+from course_utils.course.exercises import NOT_ATTEMPTED, ExerciseFailed, ask_choice, ask_number, check_values, run_check
+
+
+def test_three_states(stub):
+    assert run_check("E", stub, 1.0).status == NOT_ATTEMPTED
+    assert run_check("E", lambda: [1.0, 2.0], [1.0, 2.0]).correct
+    wrong = run_check("E", lambda: [1.0, 2.5], [1.0, 2.0], hint="Check the sign.")
+    assert wrong.status == "incorrect" and "0.5" in wrong.message and "Check the sign." in wrong.message
+
+
+def test_wrong_shape_nan_and_exceptions_are_reported_not_raised():
+    assert "shape" in run_check("E", lambda: [1.0], [1.0, 2.0]).message
+    assert "NaN" in run_check("E", lambda: [float("nan")], [1.0]).message
+    res = run_check("E", lambda: 1 / 0, 1.0)
+    assert res.status == "incorrect" and "ZeroDivisionError" in res.message
+    assert check_values("E", "abc", 1.0).status == "incorrect"
+
+
+def test_rendering():
+    res = run_check("Exercise 1", lambda: 3, 3)
+    assert "Exercise 1" in res._repr_html_() and "correct" in str(res)
+
+
+def test_strict_mode_raises_only_for_incorrect(monkeypatch, stub):
+    monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
+    assert run_check("E", stub, 1.0).status == NOT_ATTEMPTED
+    assert run_check("E", lambda: 1.0, 1.0).correct
+    with pytest.raises(ExerciseFailed, match="incorrect"):
+        run_check("E", lambda: 2.0, 1.0)
+
+
+@pytest.mark.widgets
+def test_question_widgets():
+    q = ask_choice("Q1", "Pick", ["a", "b", "c"], "b", explanation="Because.")
+    assert q.result.status == NOT_ATTEMPTED
+    q.check()
+    assert q.result.status == NOT_ATTEMPTED  # nothing picked yet
+    field = q.field
+    field.value = "a"
+    q.check()
+    assert q.result.status == "incorrect"
+    field.value = "b"
+    q.check()
+    assert q.result.correct and q.result.message == "Because."
+    n = ask_number("Q2", "How many?", 673, atol=0.5)
+    n.field.value = "673"
+    n.check()
+    assert n.result.correct
+    with pytest.raises(ValueError, match="must be one of the options"):
+        ask_choice("Q", "?", ["a"], "z")
+
+
+@pytest.mark.widgets
+def test_number_question_states_and_choice_hints():
+    n = ask_number("Q", "How many?", 2.5, atol=0.1)
+    field = n.field
+    n.check()
+    assert n.result.status == NOT_ATTEMPTED  # an untouched field is not an answer of 0
+    field.value = "two"
+    n.check()
+    assert n.result.status == "incorrect" and "not a number" in n.result.message
+    field.value = " 2.45 "
+    n.check()
+    assert n.result.correct
+    q = ask_choice("Q", "Pick", ["a", "b"], "b", hints={"a": "a is the slow one"})
+    q.field.value = "a"
+    q.check()
+    assert q.result.message == "a is the slow one"
+    with pytest.raises(ValueError, match="do not exist"):
+        ask_choice("Q", "Pick", ["a", "b"], "b", hints={"c": "?"})
+
+
+def test_choice_options_fit_on_one_line():
+    # JupyterLab draws radio-button labels at a fixed height: a label that wraps overlaps the next
+    # option (seen in notebook 07's screenshot). Keep every option of every question short.
+    import importlib
+    import pkgutil
+
+    import course_utils.course.exercises as ex
+
+    for info in pkgutil.iter_modules(ex.__path__):
+        module = importlib.import_module(f"course_utils.course.exercises.{info.name}")
+        for name, value in vars(module).items():
+            if name.endswith("OPTIONS"):
+                long = [o for o in value if len(o) > 100]
+                assert not long, f"{info.name}.{name}: options over 100 characters: {long}"
