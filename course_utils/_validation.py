@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 
 
@@ -22,16 +26,123 @@ def check_choice(name: str, value: str, accepted: Iterable[str]) -> str:
     return value
 
 
+def _describe(value) -> str:
+    return f"the bool {value}" if isinstance(value, (bool, np.bool_)) else f"{type(value).__name__} {value!r}"
+
+
+def as_int(name: str, value, minimum: int | None = None, maximum: int | None = None, what: str = "an integer") -> int:
+    """``value`` as a Python int: ints, numpy integers, integer 0-d tensors and whole floats (``4.0``)
+    are accepted; bools, strings, fractions and NaN / inf are refused, naming ``name`` and the range."""
+    bounds = (f" >= {minimum}" if minimum is not None else "") + (f" and <= {maximum}" if maximum is not None else "")
+    bounds = f" ({bounds.strip()})" if what != "an integer" and bounds else bounds
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {what}{bounds}, got {_describe(value)}.")
+    if not isinstance(value, numbers.Integral):
+        if not math.isfinite(float(value)):
+            raise ValueError(f"{name} must be {what}{bounds}, got {value}.")
+        if not float(value).is_integer():
+            raise TypeError(f"{name} must be {what}{bounds} (a whole number), got {value!r}.")
+    v = int(value)
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        raise ValueError(f"{name} must be {what}{bounds}, got {v}.")
+    return v
+
+
 def check_positive_int(name: str, value) -> int:
-    """Return ``value`` as an int if it is a whole number >= 1; else raise a clear error."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
-            value = int(value)
-        else:
-            raise TypeError(f"{name} must be a positive integer, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer (>= 1), got {value}.")
-    return value
+    """Return ``value`` as an int if it is a whole number >= 1 (``as_int``); else raise a clear error."""
+    return as_int(name, value, minimum=1, what="a positive integer")
+
+
+def as_float(name: str, value, low: float | None = None, high: float | None = None, low_open: bool = False,
+             high_open: bool = False, note: str = "") -> float:
+    """``value`` as a finite Python float in the interval from ``low`` to ``high`` (open at an end when
+    asked): ints, floats, numpy scalars and 0-d tensors are accepted; bools, strings, NaN and inf are
+    refused with a message that names ``name``, the interval and ``note`` (what the values mean)."""
+    if low == 0 and high is None:
+        accepted = "a positive number" if low_open else "a number >= 0"
+    else:
+        accepted = "a number in " + (("(" if low_open else "[") + ("-inf" if low is None else f"{low:g}") + ", "
+                                     + ("inf" if high is None else f"{high:g}") + (")" if high_open or high is None else "]"))
+    accepted += f" ({note})" if note else ""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {accepted}, got {_describe(value)}.")
+    v = float(value)
+    outside = (low is not None and (v <= low if low_open else v < low)
+               or high is not None and (v >= high if high_open else v > high))
+    if not math.isfinite(v) or outside:
+        where = accepted.replace("a number in ", "lie in ", 1) if accepted.startswith("a number in ") else f"be {accepted}"
+        raise ValueError(f"{name} must {where}, got {v:g}.")
+    return v
+
+
+def check_bool(name: str, value) -> bool:
+    """A flag: ``True`` / ``False`` (numpy bools too); anything else refused (``"no"`` would be true)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}.")
+    return bool(value)
+
+
+def check_generator(generator, name: str = "generator") -> torch.Generator | None:
+    """``None`` or a ``torch.Generator``. A seed is not taken in its place (one kind of argument, one
+    meaning): ``torch.Generator().manual_seed(seed)`` turns a seed into a generator."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}; for a seed s "
+                        "pass torch.Generator().manual_seed(s).")
+    return generator
+
+
+def memory_bytes() -> int:
+    """The machine's physical memory in bytes (64 GiB where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 64 * 2**30
+
+
+def check_size(what: str, n_bytes: float, argument: str) -> None:
+    """Refuse, before allocating, a request whose estimated size is more than the machine's memory."""
+    limit = memory_bytes()
+    if n_bytes > limit:
+        raise ValueError(f"{what} would need about {n_bytes / 2**30:,.1f} GiB, more than this machine's "
+                         f"{limit / 2**30:,.1f} GiB of memory; ask for less ({argument}).")
+
+
+def check_images(images, name: str = "images", shape: tuple | None = None, value_range: float | None = 1.0,
+                 what: str = "(N, C, H, W) images") -> torch.Tensor:
+    """A batch of images a metric or a judge can read: a tensor of ``what``, its ``(C, H, W)`` equal to
+    ``shape`` when given, finite, and within ``[-value_range, value_range]`` (samples are clamped to it)."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor of {what}, got {type(images).__name__}.")
+    if images.ndim != 4 or len(images) == 0 or (shape is not None and tuple(images.shape[1:]) != tuple(shape)):
+        want = f"(N, {', '.join(map(str, shape))})" if shape is not None else "(N, C, H, W) with N >= 1"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(images.shape)}.")
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{name} contain NaN or inf; a metric cannot score them (check the sampler's output).")
+    if value_range is not None and images.abs().max() > value_range + 1e-3:
+        raise ValueError(f"{name} must lie in [-{value_range:g}, {value_range:g}] (clamp samples first), got values "
+                         f"from {images.min().item():.3g} to {images.max().item():.3g}.")
+    return images
+
+
+def check_labels(labels, n: int, num_classes: int, name: str = "labels") -> torch.Tensor:
+    """``(n,)`` integer labels in ``[0, num_classes)`` (one int stands for all ``n``)."""
+    try:
+        t = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError):
+        t = torch.zeros(0, 0)  # strings and the like: refused just below
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool or t.ndim > 1:
+        raise ValueError(f"{name} must be an int or a sequence of n ints in [0, {num_classes - 1}], got {labels!r}.")
+    t = t.long().expand(n) if t.ndim == 0 else t.long()
+    if t.shape != (n,):
+        raise ValueError(f"{name} must be one int or n = {n} ints (one per image), got {t.shape[0]}.")
+    if n and (int(t.min()) < 0 or int(t.max()) >= num_classes):
+        raise ValueError(f"{name} must lie in [0, {num_classes - 1}] (the classes there are), got {int(t.min())} "
+                         f"to {int(t.max())}.")
+    return t
 
 
 def as_tensor(x, name: str = "input", dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -42,19 +42,26 @@ def _available(device: str) -> bool:
     return True
 
 
-def get_device(prefer: str | None = None) -> torch.device:
-    """The device to compute on.
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
+    """The device to compute on: every function that takes a ``device`` resolves it here.
 
-    Order: ``prefer`` if given, else ``COURSE_DEVICE`` if set, else the first available of
-    cuda, mps, cpu. Asking for a device that is not available raises a ``RuntimeError``.
+    Order: ``prefer`` if given (``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"cpu"`` or a ``torch.device``), else
+    ``COURSE_DEVICE`` if set, else the first available of cuda, mps, cpu. Asking for a device that is
+    not available raises a ``RuntimeError`` that says so.
     """
-    wanted = prefer or os.environ.get("COURSE_DEVICE", "").strip().lower() or None
+    wanted = prefer if prefer is not None else (os.environ.get("COURSE_DEVICE", "").strip().lower() or None)
     if wanted is None:
         return torch.device(next(d for d in DEVICES if _available(d)))
-    check_choice("device", wanted, DEVICES)
-    if not _available(wanted):
-        raise RuntimeError(f"Device {wanted!r} was asked for but is not available here; use 'cpu' or unset COURSE_DEVICE.")
-    return torch.device(wanted)
+    if not isinstance(wanted, (str, torch.device)):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda', or a torch.device; got "
+                        f"{type(wanted).__name__} {wanted!r}.")
+    kind = wanted.type if isinstance(wanted, torch.device) else wanted.strip().lower().split(":")[0]
+    check_choice("device", kind, DEVICES)
+    device = torch.device(wanted.strip().lower() if isinstance(wanted, str) else wanted)
+    if not _available(kind) or (kind == "cuda" and (device.index or 0) >= torch.cuda.device_count()):
+        raise RuntimeError(f"Device {str(device)!r} was asked for but is not available here; use 'cpu' (or unset "
+                           "COURSE_DEVICE).")
+    return device
 
 
 def by_mode(fast: T, cpu: T, full: T, mode: str | None = None) -> T:

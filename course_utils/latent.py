@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from ._validation import check_positive_int
+from .config import get_device
 from .models.vae import VAE, Autoencoder, VAEConfig, vae_loss
 from .training.fit import fit
 
@@ -45,7 +46,7 @@ def train_vae(images: torch.Tensor, config: VAEConfig | str = "shapes-vae", step
     check_positive_int("steps", steps)
     check_positive_int("batch_size", batch_size)
     _check_images(images)
-    device = torch.device(device)
+    device = get_device(device)
     torch.manual_seed(seed)
     model = VAE(config).to(device).train()
     data = images.to(device)

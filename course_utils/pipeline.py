@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from ._validation import check_choice, check_positive_int
+from ._validation import (as_float, check_bool, check_choice, check_generator, check_labels, check_positive_int,
+                          check_size)
 from .denoisers import ClampX0, WithCondition
 from .families import CONSISTENCY, FLOW_MATCHING, FLOW_PREDICTION, family_of
 from .guidance import ClassifierFreeGuidance, check_guidance_scale
@@ -137,14 +138,11 @@ class DiffusionModel:
                 None: on for pixel models, off for latent models (latents are not bounded).
             output: ``"images"``, or ``"latents"`` for a latent model's scaled latents, undecoded.
         """
-        n = check_positive_int("n", n)
-        entry = get_entry(check_choice("sampler", sampler or self.default_sampler, self.samplers))
-        check_choice("output", output, ("images", "latents") if self.vae is not None else ("images",))
-        clip = self.vae is None if clip_sample is None else clip_sample
+        n, batch_size, entry, options = self._check_sample_args(n, batch_size, sampler, eta, output, generator)
+        clip = self.vae is None if clip_sample is None else check_bool("clip_sample", clip_sample)
         net, condition = self._conditioned(n, labels, prompts, guidance_scale)
         steps = check_positive_int("steps", steps if steps is not None else entry.default_steps or len(self.schedule))
         s = entry.build(self.schedule, self.prediction_type, clip and entry.clamps_itself, **self.sampler_config)
-        options = {"eta": eta} if "eta" in entry.step_options else {}
         out = []
         for lo in range(0, n, batch_size):
             m = min(batch_size, n - lo)
@@ -157,6 +155,20 @@ class DiffusionModel:
         x = torch.cat(out)
         return x if self.vae is None or output == "latents" else decode(self.vae, x, batch_size=batch_size)
 
+    def _check_sample_args(self, n, batch_size, sampler, eta, output, generator):
+        """``n`` and ``batch_size`` as ints, the sampler's registry entry, and the step options it takes;
+        an option it would ignore (``eta`` with a sampler other than DDIM) is refused, not dropped."""
+        n, batch_size = check_positive_int("n", n), check_positive_int("batch_size", batch_size)
+        entry = get_entry(check_choice("sampler", sampler or self.default_sampler, self.samplers))
+        check_choice("output", output, ("images", "latents") if self.vae is not None else ("images",))
+        check_generator(generator)
+        eta = as_float("eta", eta, 0, 1, note="DDIM's noise: 0 deterministic, 1 DDPM-like")
+        if eta and "eta" not in entry.step_options:
+            raise ValueError(f"eta={eta:g} is used only by sampler='ddim'; sampler={entry.name!r} would ignore it "
+                             "(leave eta at 0, or sample with DDIM).")
+        check_size(f"{n:,} samples", 2 * 4 * n * self.config.in_channels * self.config.sample_size**2, "n")
+        return n, batch_size, entry, ({"eta": eta} if "eta" in entry.step_options else {})
+
     def _conditioned(self, n: int, labels, prompts, guidance_scale) -> tuple[torch.nn.Module, dict]:
         """The network to call (the denoiser, or guidance around it) and the condition tensors, ``(n, ...)``
         each, for ``n`` samples; every combination the model cannot take is refused here."""
@@ -168,7 +180,7 @@ class DiffusionModel:
             raise ValueError("prompts need a text-conditioned model (info(name)['conditioning'] == 'text').")
         if labels is not None and cond != "class":
             raise ValueError("labels need a class-conditioned model (info(name)['conditioning'] == 'class').")
-        condition = {"class_labels": self._labels(labels, n)} if labels is not None else {}
+        condition = {"class_labels": check_labels(labels, n, self.config.num_classes)} if labels is not None else {}
         if guidance_scale is None and (labels is not None or prompts is not None):
             guidance_scale = self.info.get("default_guidance_scale")  # None: the plain conditional model
         if guidance_scale is not None:
@@ -232,15 +244,3 @@ class DiffusionModel:
         dev = self.device
         return states.to(dev), masks.to(dev), null_states.to(dev), null_masks.to(dev)
 
-    def _labels(self, labels, n: int) -> torch.Tensor:
-        """An int or ``n`` ints, each a class in [0, num_classes - 1], as an ``(n,)`` long tensor."""
-        k = self.denoiser.config.num_classes
-        t = torch.as_tensor(labels)
-        if t.is_floating_point() or t.dtype == torch.bool or t.ndim > 1:
-            raise ValueError(f"labels must be an int or a sequence of n ints in [0, {k - 1}], got {labels!r}.")
-        t = t.long().expand(n) if t.ndim == 0 else t.long()
-        if t.shape != (n,):
-            raise ValueError(f"labels must be one int or n = {n} ints, got {t.shape[0]}.")
-        if int(t.min()) < 0 or int(t.max()) >= k:
-            raise ValueError(f"labels must lie in [0, {k - 1}] (the classes this model knows), got {t.tolist()}.")
-        return t

@@ -14,14 +14,16 @@ def test_check_choice_returns_the_value_or_names_every_accepted_one():
         check_choice("colour", "pink", iter(("red", "blue")))  # any iterable, read once
 
 
-@pytest.mark.parametrize("value, expected", [(1, 1), (7, 7), (torch.tensor(3), 3)])
+@pytest.mark.parametrize("value, expected", [(1, 1), (7, 7), (torch.tensor(3), 3), (np.int64(4), 4), (2.0, 2),
+                                             (np.float32(5.0), 5), (torch.tensor(2.0), 2)])
 def test_check_positive_int_accepts_whole_numbers_from_one(value, expected):
+    """numpy integers and whole floats (2.0) stand for the integer they equal (issue 30)."""
     assert check_positive_int("steps", value) == expected and type(check_positive_int("steps", value)) is int
 
 
 @pytest.mark.parametrize("value, error", [
-    (0, ValueError), (-2, ValueError), (2.0, TypeError), (True, TypeError), ("3", TypeError),
-    (torch.tensor(2.0), TypeError), (torch.tensor([1, 2]), TypeError),
+    (0, ValueError), (-2, ValueError), (2.5, TypeError), (True, TypeError), ("3", TypeError), (np.bool_(True), TypeError),
+    (torch.tensor(2.5), TypeError), (torch.tensor([1, 2]), TypeError), (float("nan"), ValueError), (None, TypeError),
 ])
 def test_check_positive_int_refuses_the_rest(value, error):
     with pytest.raises(error, match="steps must be a positive integer"):

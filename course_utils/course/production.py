@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 
 from .._validation import check_choice, check_positive_int
+from ..config import get_device
 from ..profiling import network_call, time_call
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -52,7 +53,7 @@ def _cpu_peak(fn: Callable[[], object]) -> int:
 
 def peak_memory(fn: Callable[[], object], device: torch.device | str = "cpu") -> int:
     """Bytes: the most memory ``fn()`` holds at once beyond what was allocated before it (no gradients)."""
-    device = torch.device(device)
+    device = get_device(device)
     with torch.no_grad():
         if device.type == "cuda":
             torch.cuda.synchronize(device)

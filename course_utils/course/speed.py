@@ -22,6 +22,7 @@ import torch
 
 from .. import metrics, pretrained
 from .._validation import check_positive_int
+from ..config import get_device
 from ..samplers import get_entry
 
 
@@ -84,7 +85,7 @@ def measure(specs, n: int = metrics.NUM_SAMPLES, seed: int = 0, device: str | to
     n = check_positive_int("n", n)
     if n < 2:
         raise ValueError("n must be at least 2 (KID and FID need a spread of samples).")
-    device = torch.device(device)
+    device = get_device(device)
     rows = []
     for i, s in enumerate(specs):
         if not isinstance(s, SamplerSpec):

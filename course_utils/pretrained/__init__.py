@@ -99,7 +99,7 @@ LOADERS = {  # checkpoint kind (the manifest's "kind") -> loader(tensors, meta, 
 
 def load(name: str, device: str | torch.device | None = None):
     """A ready model: a ``DiffusionModel`` for diffusion checkpoints, the network otherwise."""
-    device = torch.device(device) if device is not None else get_device()
+    device = get_device(device)
     entry = info(name)
     if entry["kind"] not in LOADERS:
         raise CheckpointError(f"unknown checkpoint kind {entry['kind']!r} in the manifest; known: {sorted(LOADERS)}.")

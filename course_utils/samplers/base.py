@@ -23,7 +23,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from .._validation import check_choice, check_positive_int, check_same_shape, check_timesteps
+from .._validation import as_float, as_int, check_bool, check_choice, check_generator, check_same_shape, check_timesteps
 from ..forward import q_sample
 from ..parameterization import PREDICTION_TYPES, to_x0_eps
 from ..schedules import NoiseSchedule
@@ -93,7 +93,7 @@ class SamplerBase:
 
     def _check_steps(self, num_inference_steps, limit: int, limit_text: str) -> int:
         """``num_inference_steps`` as an int in [1, limit], or an error saying what the limit is (``limit_text``)."""
-        n = check_positive_int("num_inference_steps", num_inference_steps)
+        n = as_int("num_inference_steps", num_inference_steps, minimum=1, what="a positive integer")
         if n > limit:
             raise ValueError(f"num_inference_steps must be at most {limit_text}, got {n}.")
         self.num_inference_steps = n
@@ -133,10 +133,13 @@ class SamplerBase:
         return k
 
     @staticmethod
-    def _check_tensors(model_output, sample) -> None:
+    def _check_tensors(model_output, sample, generator=None) -> None:
+        """The inputs every ``step`` takes: two tensors of one shape, and a ``torch.Generator`` or None
+        (checked even by a deterministic sampler, so a wrong argument never goes unnoticed)."""
         if not isinstance(model_output, torch.Tensor) or not isinstance(sample, torch.Tensor):
             raise TypeError("model_output and sample must be tensors.")
         check_same_shape(model_output=model_output, sample=sample)
+        check_generator(generator)
 
     def scale_model_input(self, sample: torch.Tensor, timestep=None) -> torch.Tensor:
         """Identity, for interface parity with diffusers (these samplers need no input scaling)."""
@@ -172,10 +175,8 @@ class DiscreteSampler(SamplerBase):
         self.schedule = schedule
         self.prediction_type = check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
         self.timestep_spacing = check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
-        if not clip_sample_range > 0:
-            raise ValueError(f"clip_sample_range must be positive, got {clip_sample_range}.")
-        self.clip_sample = bool(clip_sample)
-        self.clip_sample_range = float(clip_sample_range)
+        self.clip_sample = check_bool("clip_sample", clip_sample)
+        self.clip_sample_range = as_float("clip_sample_range", clip_sample_range, low=0, low_open=True)
         self.timesteps = torch.arange(self.num_train_timesteps - 1, -1, -1, dtype=torch.long)
         self._alphas_cumprod = schedule.alphas_cumprod.tolist()  # Python floats: cheap scalar lookups
 
@@ -192,8 +193,10 @@ class DiscreteSampler(SamplerBase):
             # Every (T // n)-th timestep from 0: [..., 2k, k, 0] with k = T // n.
             return (np.arange(0, n) * (big_t // n)).round()[::-1].astype(np.int64)
         if self.timestep_spacing == "trailing":
-            # Counting down from T in steps of T / n, so the first step is the noisiest timestep.
-            return np.round(np.arange(big_t, 0, -big_t / n)).astype(np.int64) - 1
+            # Counting down from T in steps of T / n, so the first step is the noisiest timestep. Where
+            # rounding leaves T - n * (T / n) a hair above 0, arange makes n + 1 points, the last of them
+            # timestep -1 (diffusers does, e.g. n = 61 of 1,000); the first n are the grid.
+            return (np.round(np.arange(big_t, 0, -big_t / n)).astype(np.int64) - 1)[:n]
         return np.linspace(0, big_t - 1, n).round()[::-1].astype(np.int64)
 
     def previous_timestep(self, timestep: int) -> int:
@@ -205,8 +208,8 @@ class DiscreteSampler(SamplerBase):
         """``alpha_bar_t``, with ``alpha_bar_{-1} = 1`` (the clean end, after the last step)."""
         return 1.0 if t < 0 else self._alphas_cumprod[t]
 
-    def _check_step_args(self, model_output: torch.Tensor, timestep, sample: torch.Tensor) -> int:
-        self._check_tensors(model_output, sample)
+    def _check_step_args(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> int:
+        self._check_tensors(model_output, sample, generator)
         t = check_timesteps(timestep, self.num_train_timesteps, "timestep")
         if t.ndim != 0:
             raise ValueError(f"step takes one timestep at a time (as in diffusers); got shape {tuple(t.shape)}.")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._validation import check_positive_int
+from .._validation import as_float, check_positive_int
 from ..parameterization import noised
 from .base import DiscreteSampler, SamplerOutput, randn_like_diffusers
 
@@ -66,12 +66,10 @@ class ConsistencySampler(DiscreteSampler):
     def __init__(self, schedule, original_inference_steps: int = 50, timestep_scaling: float = TIMESTEP_SCALING,
                  min_alpha_bar: float = 0.0, clip_sample: bool = False, **kwargs):
         super().__init__(schedule, clip_sample=clip_sample, **kwargs)
-        if not 0.0 <= min_alpha_bar < 1.0:
-            raise ValueError(f"min_alpha_bar must lie in [0, 1), got {min_alpha_bar}.")
-        self.min_alpha_bar = float(min_alpha_bar)
+        self.min_alpha_bar = as_float("min_alpha_bar", min_alpha_bar, 0, 1, high_open=True)
         self.grid = solver_timesteps(self.num_train_timesteps, original_inference_steps)
-        self.original_inference_steps = original_inference_steps
-        self.timestep_scaling = float(timestep_scaling)
+        self.original_inference_steps = len(self.grid)
+        self.timestep_scaling = as_float("timestep_scaling", timestep_scaling, low=0, low_open=True, note="LCM: 10")
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         """``n`` of the ``N`` grid points, evenly spaced in index from the noisiest (diffusers' LCM rule)."""
@@ -94,7 +92,7 @@ class ConsistencySampler(DiscreteSampler):
         Returns ``prev_sample`` (the noised estimate, or the final image) and
         ``pred_original_sample`` (the denoised estimate ``f(x_t, t)``).
         """
-        t = self._check_step_args(model_output, timestep, sample)
+        t = self._check_step_args(model_output, timestep, sample, generator)
         denoised = self.denoise(model_output, t, sample)
         t_prev = self.previous_timestep(t)
         if t_prev < 0:  # the last step: no noise (and one-step sampling never adds any)

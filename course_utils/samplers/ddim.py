@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from .._validation import as_float, check_bool
 from .base import DiscreteSampler, SamplerOutput, randn_like_diffusers
 
 
@@ -23,7 +24,7 @@ class DDIMSampler(DiscreteSampler):
 
     def __init__(self, schedule, set_alpha_to_one: bool = True, **kwargs):
         super().__init__(schedule, **kwargs)
-        self.final_alpha_cumprod = 1.0 if set_alpha_to_one else self._alphas_cumprod[0]
+        self.final_alpha_cumprod = 1.0 if check_bool("set_alpha_to_one", set_alpha_to_one) else self._alphas_cumprod[0]
 
     def alpha_bar(self, t: int) -> float:
         return self.final_alpha_cumprod if t < 0 else self._alphas_cumprod[t]
@@ -50,9 +51,8 @@ class DDIMSampler(DiscreteSampler):
             eta: 0 for the deterministic DDIM ODE step, 1 for DDPM-like noise; values in [0, 1].
             generator: a ``torch.Generator`` for the noise when ``eta > 0``.
         """
-        t = self._check_step_args(model_output, timestep, sample)
-        if not 0.0 <= float(eta) <= 1.0:
-            raise ValueError(f"eta must lie in [0, 1] (0: deterministic DDIM, 1: DDPM-like), got {eta}.")
+        t = self._check_step_args(model_output, timestep, sample, generator)
+        eta = as_float("eta", eta, 0, 1, note="0: deterministic DDIM, 1: DDPM-like")
         t_prev = self.previous_timestep(t)
         a_t, a_prev = self.alpha_bar(t), self.alpha_bar(t_prev)
 

@@ -40,7 +40,7 @@ class DDPMSampler(DiscreteSampler):
             sample: ``(B, ...)`` the current ``x_t``.
             generator: a ``torch.Generator`` for the added noise (reproducible sampling).
         """
-        t = self._check_step_args(model_output, timestep, sample)
+        t = self._check_step_args(model_output, timestep, sample, generator)
         t_prev = self.previous_timestep(t)
 
         # 1. Schedule numbers for the jump t -> t_prev.

@@ -69,7 +69,7 @@ class DPMSolverSampler(DiscreteSampler):
         """One step of DPM-Solver++(2M) from ``timesteps[k]`` to the next timestep (``generator`` is
         unused: the solver is deterministic). Steps must be taken in order after ``set_timesteps``."""
         self._require_timesteps()
-        self._check_tensors(model_output, sample)
+        self._check_tensors(model_output, sample, generator)
         k = self._next_index(timestep, 0.0, "DPM-Solver++ (multistep)")
         sigma_s, sigma_t = self.sigmas[k], self.sigmas[k + 1]
         x = sample.to(torch.float32)

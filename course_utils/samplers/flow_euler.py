@@ -16,10 +16,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._validation import check_positive_int
+from .._validation import as_float, check_positive_int
 from ..flow_matching import NUM_TRAIN_TIMESTEPS
 from ..parameterization import flow_to_x0
 from .base import SamplerBase, SamplerOutput
+
+
+MAX_FLOW_STEPS = 100_000  # far past any use (the course's ODEs converge by 100); a typo's billion is refused
 
 
 class FlowMatchEulerSampler(SamplerBase):
@@ -30,9 +33,7 @@ class FlowMatchEulerSampler(SamplerBase):
 
     def __init__(self, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS, shift: float = 1.0):
         super().__init__(check_positive_int("num_train_timesteps", num_train_timesteps))
-        if not shift > 0:
-            raise ValueError(f"shift must be a positive number (1.0: no shift), got {shift}.")
-        self.shift = float(shift)
+        self.shift = as_float("shift", shift, low=0, low_open=True, note="1.0: no shift")
         self.timesteps = torch.empty(0)
         self.sigmas = torch.empty(0)
 
@@ -41,8 +42,7 @@ class FlowMatchEulerSampler(SamplerBase):
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         """``N`` sigmas from 1 down towards ``1/T`` (shifted), then 0; ``timesteps = sigmas[:-1] * T``."""
-        n = check_positive_int("num_inference_steps", num_inference_steps)
-        self.num_inference_steps, self._calls = n, 0
+        n = self._check_steps(num_inference_steps, MAX_FLOW_STEPS, f"{MAX_FLOW_STEPS:,} (Euler steps on the ODE)")
         t = self.num_train_timesteps
         # The ends of the grid are the shifted training sigmas t/T for t = T and t = 1, in float32
         # as diffusers stores them; the grid between them is spaced in float64, shifted, then cast.
@@ -55,7 +55,7 @@ class FlowMatchEulerSampler(SamplerBase):
     def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput:
         """One Euler step from ``sigma_k`` to ``sigma_{k+1}`` (``generator`` is unused: the ODE is
         deterministic; it is accepted so the shared ``sample_loop`` can pass it)."""
-        self._check_tensors(model_output, sample)
+        self._check_tensors(model_output, sample, generator)
         k = self._index_of(timestep, tolerance=1e-3 * self.num_train_timesteps)
         sigma, sigma_next = float(self.sigmas[k]), float(self.sigmas[k + 1])
         v = model_output.float()

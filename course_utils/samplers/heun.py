@@ -34,7 +34,7 @@ class FlowMatchHeunSampler(FlowMatchEulerSampler):
     def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput:
         """The predictor on odd calls (1st, 3rd, ...), the corrector on even ones."""
         self._require_timesteps()
-        self._check_tensors(model_output, sample)
+        self._check_tensors(model_output, sample, generator)
         i = self._next_index(timestep, 1e-3, "Heun (predictor, then corrector)")
         v = model_output.float()
         if self._pending is None:  # predictor: an Euler step from sigma_k to sigma_{k+1}

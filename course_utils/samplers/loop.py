@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import torch
 
-from .._validation import check_positive_int
+from .._validation import check_generator, check_positive_int
+from ..config import get_device
 
 
 @torch.no_grad()
@@ -38,6 +39,8 @@ def sample_loop(
     Returns:
         ``(B, ...)`` samples, or ``(samples, trajectory)``.
     """
+    check_generator(generator)
+    device = get_device(device)
     if num_inference_steps is not None:
         sampler.set_timesteps(check_positive_int("num_inference_steps", num_inference_steps))
     if latents is None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from .._validation import check_choice, check_positive_int
-from ..families import DIFFUSION, FAMILIES
+from .._validation import as_float, as_int, check_bool, check_choice, check_positive_int
+from ..families import CONSISTENCY, DIFFUSION, FAMILIES
 from ..parameterization import PREDICTION_TYPES
 
 PRECISIONS = ("auto", "fp32", "bf16")
+ORIGINAL_INFERENCE_STEPS = 50
 OBJECTIVES = FAMILIES  # what a run trains: a model of this family (course_utils.families)
 
 
@@ -31,7 +31,7 @@ class TrainConfig:
     prediction_type: str = "epsilon"  # diffusion's target; flow matching always predicts the velocity
     objective: str = DIFFUSION  # the model family: "diffusion", "flow_matching" (course_utils.flow_matching; no
     # noise schedule) or "consistency": distil a teacher (course_utils.distillation); ema_decay is then the target's mu
-    original_inference_steps: int = 50  # consistency: the teacher's DDIM grid N (steps of T // N)
+    original_inference_steps: int = ORIGINAL_INFERENCE_STEPS  # consistency: the teacher's DDIM grid N (steps of T // N)
     label_dropout: float = 0.0  # probability of the null label (classifier-free guidance training)
     precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 elsewhere
     compile: bool = False  # torch.compile the model (CUDA graphs on CUDA); falls back to eager on failure
@@ -42,25 +42,31 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        check_positive_int("steps", self.steps)
-        check_positive_int("batch_size", self.batch_size)
-        check_positive_int("log_every", self.log_every)
-        check_positive_int("original_inference_steps", self.original_inference_steps)
+        """Every field checked and normalised (numpy numbers become Python ones; NaN and inf refused)."""
+        for name in ("steps", "batch_size", "log_every", "original_inference_steps"):
+            setattr(self, name, check_positive_int(name, getattr(self, name)))
+        for name in ("warmup_steps", "checkpoint_every", "seed"):
+            setattr(self, name, as_int(name, getattr(self, name), minimum=0))
+        self.lr = as_float("lr", self.lr, low=0, low_open=True)
+        self.weight_decay = as_float("weight_decay", self.weight_decay, low=0)
+        self.grad_clip = as_float("grad_clip", self.grad_clip, low=0, note="0: no clipping")
+        self.ema_decay = as_float("ema_decay", self.ema_decay, 0, 1, high_open=True)
+        self.label_dropout = as_float("label_dropout", self.label_dropout, 0, 1, high_open=True, note="a probability")
+        self.compile, self.cuda_graph = check_bool("compile", self.compile), check_bool("cuda_graph", self.cuda_graph)
         check_choice("prediction_type", self.prediction_type, PREDICTION_TYPES)
         check_choice("objective", self.objective, OBJECTIVES)
         check_choice("precision", self.precision, PRECISIONS)
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}.")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}.")
-        if not 0 <= self.label_dropout < 1:
-            raise ValueError(f"label_dropout must lie in [0, 1), got {self.label_dropout}.")
+        if self.objective != DIFFUSION and self.prediction_type != "epsilon":
+            raise ValueError(f"prediction_type={self.prediction_type!r} is used only by objective='diffusion'; "
+                             f"objective={self.objective!r} fixes its own target (flow matching: the velocity; "
+                             "consistency: the noise). Leave prediction_type at 'epsilon'.")
+        if self.objective != CONSISTENCY and self.original_inference_steps != ORIGINAL_INFERENCE_STEPS:
+            raise ValueError(f"original_inference_steps is used only by objective='consistency' (the teacher's "
+                             f"grid); got {self.original_inference_steps} with objective={self.objective!r}.")
         if self.compile and self.cuda_graph:
             raise ValueError("compile=True and cuda_graph=True are two ways to remove launch overhead; choose one "
                              "(compile: Inductor's fused kernels, a cold start of about a minute; cuda_graph: "
                              "the eager kernels, recorded in a second).")
-        if self.warmup_steps < 0 or self.checkpoint_every < 0 or self.grad_clip < 0:
-            raise ValueError("warmup_steps, checkpoint_every and grad_clip must be >= 0.")
 
     def lr_at(self, step: int) -> float:
         """The learning rate of step ``step`` (0-indexed): a linear warm-up, then constant."""

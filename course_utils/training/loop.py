@@ -175,7 +175,7 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
     if config.label_dropout > 0 and null_label is None:
         raise ValueError("label_dropout needs a class-conditional model (config.num_classes set).")
     check_objective(config, schedule, teacher)
-    device = torch.device(device) if device is not None else get_device()
+    device = get_device(device)
     model.to(device).train()
     teacher = teacher.to(device).eval().requires_grad_(False) if teacher is not None else None
     state = TrainingState.start(model, config, device)
