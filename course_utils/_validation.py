@@ -118,8 +118,7 @@ def check_images(images, name: str = "images", shape: tuple | None = None, value
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"{name} must be a tensor of {what}, got {type(images).__name__}.")
     if images.ndim != 4 or len(images) == 0 or (shape is not None and tuple(images.shape[1:]) != tuple(shape)):
-        want = f"(N, {', '.join(map(str, shape))})" if shape is not None else "(N, C, H, W) with N >= 1"
-        raise ValueError(f"{name} must have shape {want}, got {tuple(images.shape)}.")
+        raise ValueError(f"{name} must be {what} (at least one), got shape {tuple(images.shape)}.")
     if not torch.isfinite(images).all():
         raise ValueError(f"{name} contain NaN or inf; a metric cannot score them (check the sampler's output).")
     if value_range is not None and images.abs().max() > value_range + 1e-3:

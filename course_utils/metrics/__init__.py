@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import pretrained
-from .._validation import check_choice
+from .._validation import as_float, check_choice, check_images, check_labels
 from ..data import load_digits
 from ..data.shapes import parse_caption
 from .classifier import FEATURE_DIM, DigitClassifier, accuracy, train_digit_classifier
@@ -58,12 +58,7 @@ def features(images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
 
 
 def _check_digits(images: torch.Tensor) -> None:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (1, 16, 16):
-        raise ValueError(f"expected digits of shape (N, 1, 16, 16), got {getattr(images, 'shape', type(images))}.")
-    if not torch.isfinite(images).all():
-        raise ValueError("images contain NaN or inf.")
-    if images.min() < -1.001 or images.max() > 1.001:
-        raise ValueError("images must be in [-1, 1] (clamp your samples first).")
+    check_images(images, shape=(1, 16, 16), what="(N, 1, 16, 16) digits")
 
 
 def digits_fid(images: torch.Tensor, require_n: bool = True) -> float:
@@ -102,8 +97,9 @@ def class_distribution(images: torch.Tensor) -> np.ndarray:
 
 
 def class_adherence(images: torch.Tensor, labels) -> float:
-    """Fraction of digits the classifier reads as the label they were drawn for."""
-    labels = torch.as_tensor(labels).long().expand(len(images))
+    """Fraction of digits the classifier reads as the label they were drawn for (one label or one per image)."""
+    _check_digits(images)
+    labels = check_labels(labels, len(images), 10)
     return float((predict_digits(images) == labels).float().mean())
 
 
@@ -113,7 +109,8 @@ def within_class_diversity(images: torch.Tensor, labels) -> float:
     Zero if every sample of a class is the same image; all 1,797 real digits score 1.77. Classes
     with fewer than two samples are skipped.
     """
-    labels = torch.as_tensor(labels).long().expand(len(images))
+    _check_digits(images)
+    labels = check_labels(labels, len(images), 10)
     f = features(images)  # (N, 64)
     spreads = [(f[labels == k] - f[labels == k].mean(0)).norm(dim=1).mean() for k in labels.unique()
                if int((labels == k).sum()) > 1]
@@ -129,9 +126,14 @@ def saturation(images: torch.Tensor, threshold: float = 0.98, ends: str = "both"
     """Fraction of pixels within ``1 - threshold`` of the ends of [-1, 1]: over-guided samples pile up there.
 
     ``ends``: ``"both"``, ``"high"`` (at +1 only) or ``"low"``. For digits, whose background is -1
-    anyway, ``"high"`` (strokes at full white) is the one that grows with the guidance scale.
+    anyway, ``"high"`` (strokes at full white) is the one that grows with the guidance scale. Values
+    past the ends (unclamped samples overshoot) count as saturated; NaN and inf are refused.
     """
     check_choice("ends", ends, SATURATION_ENDS)
+    if not isinstance(images, torch.Tensor) or not torch.isfinite(images).all():
+        raise ValueError("images must be a finite tensor (any shape; values past +-1, from unclamped samples, count as "
+                         "saturated), got " + (type(images).__name__ if not isinstance(images, torch.Tensor) else "NaN or inf") + ".")
+    threshold = as_float("threshold", threshold, 0, 1, low_open=True, note="how close to +-1 counts as saturated")
     at = {"both": images.abs() >= threshold, "high": images >= threshold, "low": images <= -threshold}[ends]
     return float(at.float().mean())
 
@@ -150,6 +152,7 @@ def prompt_adherence(images: torch.Tensor, prompts) -> dict[str, float]:
     the judge takes for a shapes picture rather than noise), ``object``: colour and shape both
     right (issue 5's bar), and ``all``: all four at once.
     """
+    check_images(images, shape=(3, 32, 32), what="(N, 3, 32, 32) shapes images")
     prompts = [prompts] * len(images) if isinstance(prompts, str) else list(prompts)
     if len(prompts) != len(images):
         raise ValueError(f"give one prompt or one per image: {len(prompts)} prompts for {len(images)} images.")

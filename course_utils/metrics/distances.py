@@ -14,12 +14,11 @@ import math
 
 import torch
 
-from .._validation import check_positive_int
+from .._validation import check_images, check_positive_int
 
 
 def _check_images(x: torch.Tensor, name: str = "images") -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f"{name} must be a tensor of shape (B, C, H, W), got {getattr(x, 'shape', type(x))}.")
+    check_images(x, name, value_range=None, what="(B, C, H, W) images")  # a distance takes any finite values
 
 
 def nearest_data(images: torch.Tensor, data: torch.Tensor, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,7 +68,8 @@ def pairwise_diversity(images: torch.Tensor) -> float:
 
     Identical samples score 0; real digits at 16x16 score about 0.5 (notebook 10 measures it).
     """
-    if images.ndim != 4 or len(images) < 2:
+    _check_images(images)
+    if len(images) < 2:
         raise ValueError(f"images must be (N, C, H, W) with N >= 2, got shape {tuple(images.shape)}.")
     flat = images.flatten(1).double()  # (N, D)
     d2 = torch.cdist(flat, flat).pow(2) / flat.shape[1]  # (N, N) mean squared difference
@@ -86,6 +86,8 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, num_projections: int = 
     toy samples against real ones (Rabin et al. 2011; Bonneel et al. 2015)."""
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must be (N, D) and (M, D), got {tuple(x.shape)} and {tuple(y.shape)}.")
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise ValueError("x and y must be finite point clouds (no NaN or inf).")
     g = torch.Generator().manual_seed(seed)
     dirs = torch.randn(x.shape[1], num_projections, generator=g, dtype=torch.float64)
     dirs = dirs / dirs.norm(dim=0, keepdim=True)  # (D, P) unit directions
@@ -106,6 +108,8 @@ def straightness(trajectory: torch.Tensor) -> torch.Tensor:
     """
     if trajectory.ndim < 3 or trajectory.shape[0] < 2:
         raise ValueError(f"trajectory must be (steps + 1, B, ...) with at least 2 points, got {tuple(trajectory.shape)}.")
+    if not torch.isfinite(trajectory).all():
+        raise ValueError("trajectory contains NaN or inf (did the sampler diverge?).")
     flat = trajectory.flatten(2)  # (K+1, B, D)
     chord = (flat[-1] - flat[0]).norm(dim=-1)  # (B,)
     length = (flat[1:] - flat[:-1]).norm(dim=-1).sum(0)  # (B,)

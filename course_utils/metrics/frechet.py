@@ -11,12 +11,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._validation import as_int
+
 
 def gaussian_stats(features: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Mean ``(D,)`` and covariance ``(D, D)`` (float64) of ``(N, D)`` features."""
     f = torch.as_tensor(features).detach().double().cpu().numpy()
     if f.ndim != 2 or len(f) < 2:
         raise ValueError(f"features must have shape (N, D) with N >= 2, got {f.shape}.")
+    if not np.isfinite(f).all():
+        raise ValueError("features contain NaN or inf (were the images finite?).")
     return f.mean(0), np.cov(f, rowvar=False)
 
 
@@ -43,6 +47,11 @@ def kernel_inception_distance(f1: torch.Tensor, f2: torch.Tensor, num_subsets: i
     y = torch.as_tensor(f2).double().cpu()
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"features must be (N, D) and (M, D); got {tuple(x.shape)} and {tuple(y.shape)}.")
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise ValueError("features contain NaN or inf (were the images finite?).")
+    num_subsets = as_int("num_subsets", num_subsets, minimum=1)
+    subset_size = as_int("subset_size", subset_size, minimum=2)
+    seed = as_int("seed", seed, minimum=0)
     m = min(subset_size, len(x), len(y))
     if m < 2:
         raise ValueError("KID needs at least 2 samples in each set.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._validation import check_images
 from ..data.shapes import COLORS, SHAPES, caption
 
 HEADS = {"shape": len(SHAPES), "color": len(COLORS), "background": len(COLORS)}
@@ -44,7 +45,9 @@ class ShapesJudge(nn.Module):
     @torch.no_grad()
     def read(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The judge's reading: ``(B,)`` integer labels per attribute (indices into SHAPES / COLORS),
-        and ``picture``: 1 where it sees a shapes picture, 0 where it sees noise."""
+        and ``picture``: 1 where it sees a shapes picture, 0 where it sees noise. ``x``: finite images in
+        [-1, 1] (a NaN image would be read as whatever the first class is)."""
+        check_images(x, "x", shape=(3, 32, 32), what="(B, 3, 32, 32) shapes images")
         return {k: v.argmax(1) for k, v in self(x).items()}
 
     def captions(self, x: torch.Tensor) -> list[str]:
