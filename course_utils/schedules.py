@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._validation import check_choice, check_positive_int, check_timesteps
+from ._validation import as_float, check_choice, check_positive_int, check_size, check_timesteps
 
 SCHEDULE_NAMES = ("linear", "cosine", "scaled_linear")
 
@@ -119,9 +119,12 @@ def get_schedule(name: str, num_timesteps: int = 1000, **kwargs) -> NoiseSchedul
         raise TypeError(f"schedule name must be a string; accepted: {', '.join(SCHEDULE_NAMES)}.")
     check_choice("schedule", name, SCHEDULE_NAMES)
     num_timesteps = check_positive_int("num_timesteps", num_timesteps)
+    # float64 betas, alphas and alpha_bar, plus the samplers' copies and a Python list of alpha_bar
+    check_size(f"a {num_timesteps:,}-step schedule", 8 * 12 * num_timesteps, "num_timesteps")
     unknown = set(kwargs) - set(_KWARGS[name])
     if unknown:
         raise TypeError(
             f"schedule {name!r} does not take {', '.join(sorted(unknown))}; it accepts {', '.join(_KWARGS[name])}."
         )
+    kwargs = {k: as_float(k, v, 0, 1, low_open=k != "s") for k, v in kwargs.items()}  # betas, s, max_beta
     return NoiseSchedule(_BUILDERS[name](num_timesteps, **kwargs), name=name)

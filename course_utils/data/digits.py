@@ -10,9 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._validation import check_positive_int
+from .._validation import as_int, check_positive_int, check_size
 
 DIGITS_SIZE = 16
+
+
+NUM_DIGITS = 1797  # scikit-learn's digits
 
 
 def load_digits(size: int = DIGITS_SIZE, split: str = "all", seed: int = 0):
@@ -32,6 +35,8 @@ def load_digits(size: int = DIGITS_SIZE, split: str = "all", seed: int = 0):
     size = check_positive_int("size", size)
     if split not in ("all", "train", "test"):
         raise ValueError(f"Unknown split {split!r}. Accepted: 'all', 'train', 'test'.")
+    seed = as_int("seed", seed, minimum=0)
+    check_size(f"1,797 digits at {size}x{size}", 3 * 4 * NUM_DIGITS * size**2, "size")  # images, resize, scaled copy
     bunch = _sk_load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (N, 1, 8, 8) in [0, 1]
     if size != 8:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._validation import check_positive_int
+from .._validation import as_int, check_positive_int, check_size
 
 SHAPES = ("circle", "square", "triangle")
 # Colour names and their RGB values in [0, 1]; used for shapes and for backgrounds.
@@ -101,6 +101,10 @@ def make_shapes(n: int = 1000, seed: int = 0, size: int = 32) -> ShapesDataset:
     size = check_positive_int("size", size)
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels for the shapes to be recognisable, got {size}.")
+    seed = as_int("seed", seed, minimum=0)
+    # float32 images, drawn 512 at a time in float64 (3 colour planes and a 4x4 supersampled mask)
+    check_size(f"{n:,} shapes images at {size}x{size}", 4 * 3 * n * size**2 + 8 * 19 * min(n, 512) * size**2,
+               "n or size")
     rng = np.random.default_rng(seed)
     palette = np.array(list(COLORS.values()))
     shape_idx = rng.integers(len(SHAPES), size=n)

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .._validation import check_choice, check_positive_int
+from .._validation import as_float, as_int, check_choice, check_positive_int, check_size
 
 TOY_DATASETS = ("moons", "swiss_roll", "gaussian_mixture")
 
@@ -48,23 +48,27 @@ def _gaussian_mixture(n: int, g: torch.Generator, noise: float) -> torch.Tensor:
     return means[comp] + std * torch.randn(n, 2, generator=g, dtype=torch.float64)
 
 
-def make_toy2d(name: str, n: int = 2000, seed: int = 0, noise: float = 0.05) -> torch.Tensor:
+def make_toy2d(name: str, n: int = 2000, seed: int = 0, noise: float | None = None) -> torch.Tensor:
     """Sample ``n`` points of a named 2-D set.
 
     Args:
         name: ``"moons"``, ``"swiss_roll"`` or ``"gaussian_mixture"`` (8 Gaussians on a circle,
-            see ``gaussian_mixture_params``; ``noise`` is ignored for it).
+            see ``gaussian_mixture_params``, whose spread is fixed: it takes no ``noise``).
         n: number of points.
         seed: the same seed gives the same points.
-        noise: standard deviation of the jitter added to moons and the swiss roll.
+        noise: standard deviation of the jitter added to moons and the swiss roll (None: 0.05).
 
     Returns:
         ``(n, 2)`` float32 points.
     """
     check_choice("toy dataset", name, TOY_DATASETS)
     n = check_positive_int("n", n)
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise}.")
+    if name == "gaussian_mixture" and noise is not None:
+        raise ValueError("noise is not used by 'gaussian_mixture' (its components' spread is gaussian_mixture_params' "
+                         "std); leave it out, or pick 'moons' or 'swiss_roll'.")
+    noise = 0.05 if noise is None else as_float("noise", noise, low=0, note="the jitter's standard deviation")
+    seed = as_int("seed", seed, minimum=0)
+    check_size(f"{n:,} toy points", 4 * 8 * 2 * n, "n")
     g = torch.Generator().manual_seed(seed)
     builder = {"moons": _moons, "swiss_roll": _swiss_roll, "gaussian_mixture": _gaussian_mixture}[name]
     return builder(n, g, noise).float()

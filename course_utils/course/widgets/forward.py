@@ -8,6 +8,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
+from ..._validation import as_int, check_images
 from ...forward import q_sample
 from ...schedules import SCHEDULE_NAMES, NoiseSchedule, get_schedule
 from ...viz import show_images
@@ -25,13 +26,18 @@ class ForwardExplorer(Explorer):
 
     def __init__(self, images: Mapping[str, torch.Tensor], schedules: Mapping[str, NoiseSchedule] | None = None,
                  seed: int = 0):
+        if not isinstance(images, Mapping):
+            raise TypeError(f"images must be a dict mapping labels to (B, C, H, W) images in [-1, 1], got "
+                            f"{type(images).__name__}.")
         if not images:
             raise ValueError("images must map at least one label to a (B, C, H, W) tensor.")
-        self.images = {k: torch.as_tensor(v).float() for k, v in images.items()}
-        for k, v in self.images.items():
-            if v.ndim != 4:
-                raise ValueError(f"images[{k!r}] must have shape (B, C, H, W), got {tuple(v.shape)}.")
+        self.images = {k: check_images(torch.as_tensor(v).float(), f"images[{k!r}]", what="(B, C, H, W) images")
+                       for k, v in images.items()}
         self.schedules = dict(schedules) if schedules else {n: get_schedule(n) for n in SCHEDULE_NAMES}
+        wrong = [k for k, s in self.schedules.items() if not isinstance(s, NoiseSchedule)]
+        if wrong:
+            raise TypeError(f"schedules must map names to NoiseSchedule objects (get_schedule(...)); {wrong} are not.")
+        seed = as_int("seed", seed, minimum=0)
         sizes = {s.num_timesteps for s in self.schedules.values()}
         if len(sizes) != 1:
             raise ValueError(f"all schedules must have the same number of timesteps, got {sorted(sizes)}.")

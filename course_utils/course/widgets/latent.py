@@ -6,6 +6,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
+from ..._validation import check_images
 from ...latent import decode, encode, latent_channel_correlations
 from .base import Explorer
 
@@ -21,10 +22,12 @@ class LatentExplorer(Explorer):
     """
 
     def __init__(self, vae, images: torch.Tensor):
-        images = torch.as_tensor(images).float()
+        if not isinstance(images, torch.Tensor):
+            raise TypeError(f"images must be a tensor of (N, 3, H, W) RGB images in [-1, 1], got {type(images).__name__}.")
+        images = images.float()
         if images.ndim != 4 or images.shape[1] != 3 or len(images) == 0:
             raise ValueError(f"images must be a non-empty (N, 3, H, W) RGB batch, got {tuple(images.shape)}.")
-        self.images = images
+        self.images = check_images(images, what="(N, 3, H, W) RGB images")
         self.latents = encode(vae, images, scaled=False)  # (N, C, h, w), posterior means
         self.reconstructions = decode(vae, self.latents, scaled=False)  # (N, 3, H, W)
         self.index = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image",

@@ -6,6 +6,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
+from ..._validation import as_int, check_images
 from ...models.dit import patchify, sequence_length
 from ...viz import to_display
 from .base import Explorer
@@ -23,13 +24,16 @@ class PatchExplorer(Explorer):
     """
 
     def __init__(self, image: torch.Tensor, patch_size: int = 2):
-        image = torch.as_tensor(image).float()
+        if not isinstance(image, torch.Tensor):
+            raise TypeError(f"image must be a tensor: one (C, H, H) image in [-1, 1], got {type(image).__name__}.")
+        image = image.float()
         image = image[0] if image.ndim == 4 and len(image) == 1 else image
         if image.ndim != 3 or image.shape[0] not in (1, 3) or image.shape[1] != image.shape[2]:
             raise ValueError(f"image must be one square (C, H, H) image with C = 1 or 3, got {tuple(image.shape)}.")
-        self.image = image
+        self.image = check_images(image[None], "image", what="one (C, H, H) image")[0]
         self.side = image.shape[1]
         self.sizes = [p for p in range(1, self.side + 1) if self.side % p == 0]
+        patch_size = as_int("patch_size", patch_size, minimum=1)
         if patch_size not in self.sizes:
             raise ValueError(f"patch_size must divide the image side {self.side}; accepted: {self.sizes}.")
         self.slider = widgets.SelectionSlider(options=self.sizes, value=patch_size, description="patch size p",

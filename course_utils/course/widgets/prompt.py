@@ -6,9 +6,13 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
+from ..._validation import as_float, as_int, check_positive_int
 from ...data.shapes import parse_caption
 from ...metrics import shapes_judge
 from .base import Explorer
+
+
+MAX_W = 20.0  # the guidance slider's top: past the over-saturation the course text describes at 15-20
 
 
 class PromptExplorer(Explorer):
@@ -24,13 +28,17 @@ class PromptExplorer(Explorer):
 
     def __init__(self, model, judge=None, prompt: str = "a red circle on a blue background",
                  guidance_scale: float = 3.0, n: int = 6, steps: int = 25, seed: int = 0):
-        if model.info.get("conditioning") != "text":
+        if getattr(model, "info", {}).get("conditioning") != "text":
             raise ValueError("PromptExplorer needs a text-conditioned model (info['conditioning'] == 'text').")
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a string, got {type(prompt).__name__}.")
+        guidance_scale = as_float("guidance_scale", guidance_scale, 0, MAX_W, note="the slider's range")
+        n, steps, seed = check_positive_int("n", n), check_positive_int("steps", steps), as_int("seed", seed, minimum=0)
         if judge is None:
             judge = shapes_judge()
         self.model, self.judge, self.n, self.steps, self.seed = model, judge, n, steps, seed
         self.prompt = widgets.Text(value=prompt, description="prompt", layout=widgets.Layout(width="460px"))
-        self.guidance = widgets.FloatSlider(value=guidance_scale, min=0.0, max=20.0, step=0.5,
+        self.guidance = widgets.FloatSlider(value=guidance_scale, min=0.0, max=MAX_W, step=0.5,
                                             description="guidance w", continuous_update=False)
         self.button = widgets.Button(description="Generate", button_style="primary")
         self.status = widgets.HTML()
@@ -64,8 +72,8 @@ class PromptExplorer(Explorer):
     def _draw(self) -> None:
         self.out.clear_output(wait=True)
         with self.out:
-            fig, axes = plt.subplots(1, self.n, figsize=(1.9 * self.n, 2.3))
-            for ax, img, reading in zip(axes, self.images, self.readings):
+            fig, axes = plt.subplots(1, self.n, figsize=(1.9 * self.n, 2.3), squeeze=False)
+            for ax, img, reading in zip(axes[0], self.images, self.readings):
                 ax.imshow(((img.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy())
                 ax.set_title(reading.removeprefix("a ").replace(" background", "").replace(" on a ", "\non "),
                              fontsize=8)

@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from ... import pretrained
+from ..._validation import as_int, check_positive_int
+from ...config import get_device
 from ...viz import show_images
 from ..speed import ROWS, spec
 from .base import Explorer
@@ -33,9 +35,15 @@ class SamplerExplorer(Explorer):
             warnings.warn("SamplerExplorer(families=...) is now SamplerExplorer(rows=...); the old name is removed in "
                           "course_utils 0.3.", DeprecationWarning, stacklevel=2)
             rows = families
+        if isinstance(rows, str) or not all(isinstance(r, str) for r in rows):
+            raise TypeError(f"rows must be a list of row names ({sorted(ROWS)}), got {rows!r}.")
         unknown = [r for r in rows if r not in ROWS]
         if unknown or not rows:
             raise ValueError(f"rows must be some of {sorted(ROWS)}, got {list(rows)}.")
+        n, seed = check_positive_int("n", n), as_int("seed", seed, minimum=0)
+        max_steps = check_positive_int("max_steps", max_steps)
+        steps = as_int("steps", steps, minimum=1, maximum=max_steps, what="a step count on the slider")
+        device = get_device(device)
         self.rows, self.n, self.seed, self.device = list(rows), n, seed, device
         self.row = widgets.Dropdown(options=self.rows, value=self.rows[0], description="sampler")
         self.steps = widgets.IntSlider(value=steps, min=1, max=max_steps, description="steps",
