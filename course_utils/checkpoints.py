@@ -31,10 +31,34 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict | None = None) -> Path:
-    """Write ``tensors`` (and JSON-able ``meta``) to ``path`` atomically."""
+def check_writable(path: str | Path) -> Path:
+    """Refuse, before any work, a checkpoint path that cannot be written: its folder (or a folder
+    above it) is a file, the path itself is a folder, or the folder is not writable."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path {path} is a folder; give a file name such as {path / 'run.safetensors'}.")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CheckpointError(f"cannot write {path}: {folder} is a file, not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CheckpointError(f"cannot write {path}: the folder {folder} is not writable (choose another path).")
+    return path
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporary files of ``path`` left by a write that was killed (they are never renamed into place)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict | None = None) -> Path:
+    """Write ``tensors`` (and JSON-able ``meta``) to ``path`` atomically; a write that fails (a full disk)
+    leaves the previous file as it was and no temporary file behind."""
+    path = check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     # safetensors wants contiguous CPU tensors that do not share memory.
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -60,7 +84,7 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None, device
         raise CheckpointError(f"no checkpoint at {path}.")
     if expected_sha256 is not None:
         actual = sha256_file(path)
-        if actual != expected_sha256:
+        if actual != expected_sha256.strip().lower():
             raise CheckpointError(
                 f"{path.name} does not match its manifest (SHA-256 {actual[:12]}... instead of {expected_sha256[:12]}...): "
                 "the file is damaged or was modified. Reinstall the package, or retrain it with "

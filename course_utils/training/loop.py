@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._validation import check_bool
+from ..checkpoints import check_writable
 from ..config import get_device
 from ..schedules import NoiseSchedule
 from . import distributed
@@ -40,6 +43,7 @@ class TrainResult:
     interrupted: bool = False
     warmup_s: float = 0.0  # this session's first TIMED_AFTER steps (compiling, CUDA-graph capture included)
     steady_images_per_s: float = 0.0  # after them; 0 when the session ran no more steps than that
+    checkpoint_error: str | None = None  # why the last checkpoint could not be written (None: it was)
 
 
 def check_data(images: torch.Tensor, labels: torch.Tensor | None, value_range: float | None, null_label) -> None:
@@ -120,6 +124,19 @@ class TrainStep:
         return mean
 
 
+def _save(state: TrainingState, path, model: nn.Module, config: TrainConfig, clock: "Clock") -> str | None:
+    """Write the training state; a failure (a full disk, a folder made read-only) is a warning, not the
+    end of the run: the weights, the EMA and the losses stay in memory and in ``train``'s result."""
+    try:
+        state.save(path, model, config, clock.elapsed())
+        return None
+    except OSError as err:
+        warnings.warn(f"could not write the checkpoint {path} at step {state.step} ({type(err).__name__}: {err}); "
+                      "training goes on and train() returns the model, its EMA and the losses, so nothing is lost: "
+                      "free the disk, then save them yourself (checkpoints.save_checkpoint).", stacklevel=3)
+        return f"{type(err).__name__}: {err}"
+
+
 class Clock:
     """Wall time of the session, and of its steady part after the first ``TIMED_AFTER`` steps."""
 
@@ -135,14 +152,16 @@ class Clock:
     def elapsed(self) -> float:
         return (self.end or time.perf_counter()) - self.start
 
-    def result(self, model, state: TrainingState, config: TrainConfig, interrupted: bool) -> TrainResult:
+    def result(self, model, state: TrainingState, config: TrainConfig, interrupted: bool,
+               checkpoint_error: str | None = None) -> TrainResult:
         """``TrainResult`` at the end of the session (``end`` set)."""
         total = state.earlier_wall_s + self.end - self.start  # over every session of the run, for the model card
         steady = (0.0 if self.steady_from in (None, state.step) else
                   (state.step - self.steady_from) * config.batch_size / (self.end - self.steady_start))
         warmup = (self.steady_start if self.steady_from is not None else self.end) - self.start
         return TrainResult(model, state.ema.model, state.losses, state.step, total,
-                           state.step * config.batch_size / total if total > 0 else 0.0, interrupted, warmup, steady)
+                           state.step * config.batch_size / total if total > 0 else 0.0, interrupted, warmup, steady,
+                           checkpoint_error)
 
 
 def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None, config: TrainConfig,
@@ -175,12 +194,16 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
     if config.label_dropout > 0 and null_label is None:
         raise ValueError("label_dropout needs a class-conditional model (config.num_classes set).")
     check_objective(config, schedule, teacher)
+    if checkpoint_path is not None:
+        check_writable(checkpoint_path)  # a path that cannot be written fails now, not after the training
     device = get_device(device)
     model.to(device).train()
     teacher = teacher.to(device).eval().requires_grad_(False) if teacher is not None else None
-    state = TrainingState.start(model, config, device)
-    if checkpoint_path is not None and resume and Path(checkpoint_path).exists():
-        state.resume(checkpoint_path, model, device)
+    state = TrainingState.start(model, config, device, schedule)
+    if checkpoint_path is not None and check_bool("resume", resume) and Path(checkpoint_path).exists():
+        state.resume(checkpoint_path, model, device, config)
+        if distributed.is_main():
+            print(f"resuming {checkpoint_path} from step {state.step} of {config.steps}", flush=True)
     shard = distributed.shard(config.batch_size)  # this process's rows of each batch (all of them in one process)
     net = distributed.wrap(model, device)  # DDP under torchrun (after resuming: it broadcasts rank 0's weights)
     if state.step == 0 and net is not model:
@@ -205,14 +228,13 @@ def train(model: nn.Module, images: torch.Tensor, schedule: NoiseSchedule | None
                     bar.set_postfix(loss=f"{mean:.4f}")
                 bar.update(1)
                 if save and config.checkpoint_every and state.step % config.checkpoint_every == 0:
-                    state.save(checkpoint_path, model, config, clock.elapsed())
+                    _save(state, checkpoint_path, model, config, clock)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
     runner.finish()
     clock.end = time.perf_counter()
-    if save:
-        state.save(checkpoint_path, model, config, clock.elapsed())
+    error = _save(state, checkpoint_path, model, config, clock) if save else None
     model.eval()
-    return clock.result(model, state, config, interrupted)
+    return clock.result(model, state, config, interrupted, error)

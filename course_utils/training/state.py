@@ -5,6 +5,7 @@ the random generator, the step count and the loss history; saved as one atomic s
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -92,18 +93,23 @@ class TrainingState:
     step: int = 0
     losses: list = field(default_factory=list)
     earlier_wall_s: float = 0.0
+    run: dict = field(default_factory=dict)  # what else defines the run, saved and compared on resume: the schedule
 
     @classmethod
-    def start(cls, model: nn.Module, config: TrainConfig, device: torch.device) -> "TrainingState":
+    def start(cls, model: nn.Module, config: TrainConfig, device: torch.device, schedule=None) -> "TrainingState":
         opt = make_optimizer(model, config, device)
         ema = EMA(model, config.ema_decay)
-        return cls(opt, ema, torch.Generator(device=device).manual_seed(config.seed))
+        run = {"schedule": schedule.name if schedule is not None else None}
+        return cls(opt, ema, torch.Generator(device=device).manual_seed(config.seed), run=run)
 
-    def resume(self, path, model: nn.Module, device: torch.device) -> None:
-        """Load a checkpoint written by ``save``: weights, EMA, optimiser, generator and progress."""
+    def resume(self, path, model: nn.Module, device: torch.device, config: TrainConfig | None = None) -> None:
+        """Load a checkpoint written by ``save``: weights, EMA, optimiser, generator and progress; one
+        made by another run (``check_same_run``) is refused before anything is loaded."""
         tensors, meta = load_checkpoint(path)
         if meta.get("kind") != "training_state":
             raise ValueError(f"{path} is not a training checkpoint; pass resume=False to overwrite it.")
+        if config is not None:
+            check_same_run(path, meta, model, config, self.run)
         model.load_state_dict(strip_prefix(tensors, "model."))
         self.ema.model.load_state_dict(strip_prefix(tensors, "ema."))
         load_optimizer(self.opt, tensors, meta["param_groups"], device)
@@ -114,4 +120,27 @@ class TrainingState:
     def save(self, path, model: nn.Module, config: TrainConfig, session_s: float):
         """Write everything to resume from (atomically); ``session_s``: this session's time so far."""
         return save_training_state(path, model, self.ema, self.opt, self.generator, self.step, config, self.losses,
-                                   {"wall_time_s": self.earlier_wall_s + session_s})
+                                   {"wall_time_s": self.earlier_wall_s + session_s} | self.run)
+
+
+def check_same_run(path, meta: dict, model: nn.Module, config: TrainConfig, run: dict) -> None:
+    """Refuse to resume from a checkpoint of another run: another network, objective, prediction type
+    or schedule, or a run already past ``config.steps``; the message names each difference."""
+    differences = []
+    net = json.loads(json.dumps(getattr(getattr(model, "config", None), "to_dict", dict)()))  # as stored: lists
+    saved_net = meta.get("model_config") or {}
+    changed = sorted(k for k in set(saved_net) | set(net) if saved_net.get(k) != net.get(k))
+    if changed:
+        differences.append("the network (" + ", ".join(f"{k}: {saved_net.get(k)!r} there, {net.get(k)!r} here"
+                                                       for k in changed) + ")")
+    saved = meta.get("train_config", {})
+    for key in ("objective", "prediction_type"):
+        if key in saved and saved[key] != getattr(config, key):
+            differences.append(f"{key} ({saved[key]!r} there, {getattr(config, key)!r} here)")
+    if "schedule" in meta and meta["schedule"] != run.get("schedule"):
+        differences.append(f"the schedule ({meta['schedule']!r} there, {run.get('schedule')!r} here)")
+    if meta.get("step", 0) > config.steps:
+        differences.append(f"its step count (it is at step {meta['step']}, past steps={config.steps} here)")
+    if differences:
+        raise ValueError(f"{path} was saved by another run: it differs in " + "; ".join(differences) + ". To start "
+                         "fresh, pass resume=False (command line: delete the file or pass another --out).")
