@@ -1,5 +1,9 @@
 """Plain helpers that test modules in several folders call (fixtures live in the conftest.py files)."""
 
+import contextlib
+import os
+import subprocess
+
 import torch
 
 from course_utils.models import UNet, UNetConfig
@@ -27,3 +31,35 @@ def random_digits(n: int, seed: int = 0) -> torch.Tensor:
 
 
 CAPS = ["a red circle on a blue background", "a green square on a white background"]  # two shapes captions
+
+
+@contextlib.contextmanager
+def tmpfs(path, size: str = "64k", read_only: bool = False):
+    """A small tmpfs mounted at ``path`` (made if needed), unmounted after; yields None where the
+    machine does not allow mounting (not root, no mount namespace), so a test can simulate instead."""
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                                           capture_output=True).returncode != 0:
+        yield None
+        return
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], capture_output=True)
+
+
+@contextlib.contextmanager
+def read_only_folder(path):
+    """A folder no process may write to: a read-only tmpfs as root (root ignores mode bits), mode 555
+    otherwise. Yields None where neither can be had."""
+    if os.geteuid() == 0:
+        with tmpfs(path, read_only=True) as mounted:
+            yield mounted
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o555)
+    try:
+        yield path
+    finally:
+        path.chmod(0o755)
