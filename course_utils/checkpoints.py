@@ -71,6 +71,9 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; a checkpoint is an ordinary file
         os.replace(tmp, path)
+    except SafetensorError as err:  # how safetensors reports a full disk: as what it is, an OSError
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(f"could not write {path}: {err}") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -222,6 +222,8 @@ def main(argv=None) -> None:
     parser.add_argument("--install", action="store_true", help="copy into the package and update the manifest")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--log-every", type=int, help="record the mean loss every this many steps (recipe: 50)")
+    parser.add_argument("--checkpoint-every", type=int,
+                        help="save the training state every this many steps, to resume from (recipe: 100)")
     parser.add_argument("--cuda-graph", action="store_true",
                         help="CUDA, one process: record each training step as one CUDA graph (TrainConfig.cuda_graph)")
     parser.add_argument("--skip-eval", action="store_true",
@@ -229,7 +231,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     recipe = get_recipe(args.name)
-    overrides = {k: v for k, v in (("steps", args.steps), ("log_every", args.log_every)) if v is not None}
+    overrides = {k: v for k, v in (("steps", args.steps), ("log_every", args.log_every),
+                                   ("checkpoint_every", args.checkpoint_every)) if v is not None}
     overrides |= {"cuda_graph": True} if args.cuda_graph else {}
     if args.cuda_graph and recipe.kind != "diffusion":
         parser.error(f"--cuda-graph records the diffusion loop's step; {recipe.name!r} is a {recipe.kind} with its own "

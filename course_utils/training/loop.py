@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._validation import check_bool
-from ..checkpoints import check_writable
+from ..checkpoints import CheckpointError, check_writable
 from ..config import get_device
 from ..schedules import NoiseSchedule
 from . import distributed
@@ -130,7 +130,7 @@ def _save(state: TrainingState, path, model: nn.Module, config: TrainConfig, clo
     try:
         state.save(path, model, config, clock.elapsed())
         return None
-    except OSError as err:
+    except (OSError, CheckpointError) as err:
         warnings.warn(f"could not write the checkpoint {path} at step {state.step} ({type(err).__name__}: {err}); "
                       "training goes on and train() returns the model, its EMA and the losses, so nothing is lost: "
                       "free the disk, then save them yourself (checkpoints.save_checkpoint).", stacklevel=3)
