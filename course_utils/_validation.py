@@ -18,12 +18,23 @@ def recording_cuda_graph() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
-def check_choice(name: str, value: str, accepted: Iterable[str]) -> str:
-    """Return ``value`` if it is one of ``accepted``; else raise a ``ValueError`` naming them."""
+def _same_choice(value, option) -> bool:
+    """``value`` is ``option``: the same string, or the same whole number (numpy ones too, never a bool)."""
+    if isinstance(option, str):
+        return isinstance(value, str) and value == option
+    if isinstance(option, numbers.Integral) and not isinstance(option, bool):
+        return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value == option
+    return value is option
+
+
+def check_choice(name: str, value, accepted: Iterable):
+    """Return the accepted option ``value`` stands for; else raise a ``ValueError`` naming them all."""
     accepted = list(accepted)
-    if value not in accepted:
-        raise ValueError(f"Unknown {name} {value!r}. Accepted: {', '.join(map(repr, accepted))}.")
-    return value
+    for option in accepted:
+        if _same_choice(value, option):
+            return option
+    shown = repr(value) if isinstance(value, (str, numbers.Number)) else f"{type(value).__name__} {value!r}"[:80]
+    raise ValueError(f"Unknown {name} {shown}. Accepted: {', '.join(map(repr, accepted))}.")
 
 
 def _describe(value) -> str:

@@ -159,7 +159,7 @@ class DiffusionModel:
         """``n`` and ``batch_size`` as ints, the sampler's registry entry, and the step options it takes;
         an option it would ignore (``eta`` with a sampler other than DDIM) is refused, not dropped."""
         n, batch_size = check_positive_int("n", n), check_positive_int("batch_size", batch_size)
-        entry = get_entry(check_choice("sampler", sampler or self.default_sampler, self.samplers))
+        entry = get_entry(check_choice("sampler", self.default_sampler if sampler is None else sampler, self.samplers))
         check_choice("output", output, ("images", "latents") if self.vae is not None else ("images",))
         check_generator(generator)
         eta = as_float("eta", eta, 0, 1, note="DDIM's noise: 0 deterministic, 1 DDPM-like")

@@ -107,7 +107,7 @@ class SamplerBase:
     def _index_of(self, timestep, tolerance: float = 0.0) -> int:
         """The position of ``timestep`` in ``.timesteps`` (the first, if listed twice)."""
         self._require_timesteps()
-        t = float(torch.as_tensor(timestep).float()) if tolerance else timestep
+        t = as_float("timestep", timestep, note="one of the sampler's .timesteps") if tolerance else timestep
         if tolerance:
             idx = int(torch.argmin((self.timesteps.cpu().float() - t).abs()))
             if abs(float(self.timesteps[idx]) - t) <= tolerance:
@@ -125,7 +125,8 @@ class SamplerBase:
         """The position of this call, which must be at the next timestep in order (a stateful sampler)."""
         self._require_timesteps()
         k = self._calls
-        if k >= len(self.timesteps) or abs(float(timestep) - float(self.timesteps[k])) > tolerance:
+        timestep = as_float("timestep", timestep, note="the next of the sampler's .timesteps")
+        if k >= len(self.timesteps) or abs(timestep - float(self.timesteps[k])) > tolerance:
             expected = f"{float(self.timesteps[k]):g}" if k < len(self.timesteps) else "none (the loop has ended)"
             raise ValueError(f"{name} keeps state between steps: steps must follow .timesteps in order; expected "
                              f"timestep {expected}, got {float(timestep):g}. Call set_timesteps again to restart.")
