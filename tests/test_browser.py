@@ -387,6 +387,9 @@ def test_book_pages_load_with_their_plots(page, book_url):
         # Equations are typeset by the MathJax copied next to the pages (no network here).
         page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_CHTML, mjx-container').length > 0",
                                timeout=60_000)
+        page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0", timeout=60_000)
+        page.evaluate("() => document.fonts.ready.then(() => true)")  # every font the page uses, fetched or failed:
+        # a missing one is caught on every run, not only when the page happened to stay long enough
     page.goto(f"{book_url}/{hrefs[0]}")
     page.screenshot(path=str(SHOTS / "book_first_page.png"))
     assert not failed, f"missing files: {failed}"

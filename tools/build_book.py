@@ -150,10 +150,16 @@ def install_mathjax(out: Path) -> str | None:
     return "../_static/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
 
 
+# The style: MathJax also puts a hidden copy of each equation as MathML in the page for screen
+# readers, and its NativeMML styles give that copy's \mathcal / \mathbb letters TeX web fonts
+# (fonts/HTML-CSS/TeX/otf/...) that the packaged MathJax does not ship. A browser fetched them
+# (404) whenever it laid out that hidden MathML before leaving the page, so the book test failed or
+# passed with the timing. The hidden copy is read, not seen: any local font does.
 STIX_CONFIG = """<script type="text/x-mathjax-config">
 MathJax.Hub.Config({"HTML-CSS": {availableFonts: ["STIX-Web"], preferredFont: "STIX-Web", webFont: "STIX-Web",
                                  imageFont: null}, SVG: {font: "STIX-Web"}});
 </script>
+<style>.MJX_Assistive_MathML, .MJX_Assistive_MathML * { font-family: serif !important; }</style>
 """
 
 
