@@ -36,7 +36,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks
 
 unit: setup
-	$(VENV)/bin/ruff check course_utils tests tools benchmarks solutions
+	$(VENV)/bin/ruff check course_utils tests tools benchmarks solutions conftest.py
 	OMP_NUM_THREADS=$(THREADS) $(OFFLINE) $(PY) -m pytest -n $(JOBS) --dist loadfile -m "not browser" tests
 
 # Every learner and solution notebook, top to bottom, in fast mode. COURSE_STRICT_CHECKS turns an
