@@ -27,6 +27,10 @@ import torch
 from ._validation import as_tensor, check_choice, paired_tensors, unit_coefficient
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+# Below this alpha_bar, x0 read from a noise prediction, (x_t - sigma eps) / alpha, multiplies the
+# prediction's error by more than 1 / sqrt(0.005) = 14 (the cosine schedule's alpha_bar_999 is 2.4e-9:
+# 20,000 times). Stable Diffusion's schedule ends at 0.0047.
+WELL_CONDITIONED_ALPHA_BAR = 0.005
 
 
 # --- The formulas, on the coefficients alpha = sqrt(alpha_bar) and sigma = sqrt(1 - alpha_bar) -----

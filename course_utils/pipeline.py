@@ -22,8 +22,12 @@ from .guidance import ClassifierFreeGuidance, check_guidance_scale
 from .latent import decode
 from .models.dit import DiT, DiTConfig
 from .models.unet import UNet, UNetConfig
+from .parameterization import WELL_CONDITIONED_ALPHA_BAR
 from .samplers import get_entry, sample_loop, samplers_for
 from .schedules import NoiseSchedule
+
+
+TRAILING_BELOW = 10  # fewer DDIM / DDPM steps than this count down from the noisy end (_sampler)
 
 
 class DiffusionModel:
@@ -126,7 +130,10 @@ class DiffusionModel:
             guidance_scale: classifier-free guidance ``w`` in [0, 50]; None: the model's default
                 (``info["default_guidance_scale"]``) when a condition is given.
             sampler: ``"ddim"`` (the default; deterministic with ``eta = 0``), ``"ddpm"``, or
-                ``"dpmsolver++"`` (DPM-Solver++ 2M, deterministic; good at 10-20 steps). A flow-matching
+                ``"dpmsolver++"`` (DPM-Solver++ 2M, deterministic; good at 10-20 steps). With fewer
+                than 10 steps, DDIM and DDPM start at the noisy end ("trailing" spacing), so that
+                one step already gives a blurry digit, not noise (diffusers' "leading" spacing
+                visits only t = 0); ``_sampler`` says where they start. A flow-matching
                 model takes ``"euler"`` (its default) or ``"heun"``; a consistency student ``"consistency"``
                 (1-4 steps; ``model.samplers`` lists what a model takes).
             eta: DDIM's noise (0: deterministic, 1: DDPM-like).
@@ -142,7 +149,7 @@ class DiffusionModel:
         clip = self.vae is None if clip_sample is None else check_bool("clip_sample", clip_sample)
         net, condition = self._conditioned(n, labels, prompts, guidance_scale)
         steps = check_positive_int("steps", steps if steps is not None else entry.default_steps or len(self.schedule))
-        s = entry.build(self.schedule, self.prediction_type, clip and entry.clamps_itself, **self.sampler_config)
+        s = self._sampler(entry, steps, clip)
         out = []
         for lo in range(0, n, batch_size):
             m = min(batch_size, n - lo)
@@ -168,6 +175,19 @@ class DiffusionModel:
                              "(leave eta at 0, or sample with DDIM).")
         check_size(f"{n:,} samples", 2 * 4 * n * self.config.in_channels * self.config.sample_size**2, "n")
         return n, batch_size, entry, ({"eta": eta} if "eta" in entry.step_options else {})
+
+    def _sampler(self, entry, steps: int, clip: bool):
+        """A fresh sampler. diffusers' "leading" spacing starts DDIM and DDPM at (k - 1) * (T // k): at
+        t = 0 for one step (the noise comes back), within 10% of T - 1 from ten steps on. With fewer
+        than TRAILING_BELOW steps they count down instead (``entry.model_options``: "trailing"), from
+        the noisiest timestep whose x0 a noise prediction still determines well (alpha_bar >=
+        WELL_CONDITIONED_ALPHA_BAR; the cosine schedule's last ones would multiply the model's error
+        by up to 20,000): one step is a blurry digit."""
+        options = dict(self.sampler_config)
+        if entry.model_options and steps < TRAILING_BELOW:
+            top = int((self.schedule.alphas_cumprod >= WELL_CONDITIONED_ALPHA_BAR).nonzero().max())
+            options |= entry.model_options | {"max_timestep": top}
+        return entry.build(self.schedule, self.prediction_type, clip and entry.clamps_itself, **options)
 
     def _conditioned(self, n: int, labels, prompts, guidance_scale) -> tuple[torch.nn.Module, dict]:
         """The network to call (the denoiser, or guidance around it) and the condition tensors, ``(n, ...)``

@@ -60,6 +60,9 @@ from course_utils.samplers.consistency import boundary_scalings
 from course_utils.training import train
 from course_utils.viz import show_images
 from course_utils.course.widgets import SamplerExplorer
+from course_utils.denoisers import ClampX0, WithCondition
+from course_utils.guidance import ClassifierFreeGuidance
+from course_utils.samplers import DDIMSampler, sample_loop
 
 MODE, DEVICE = config.get_mode(), config.get_device()
 N_LIVE = config.by_mode(fast=8, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
@@ -177,6 +180,39 @@ print(f"eta = 0 twice from the same seed: largest pixel difference {same.abs().m
 # 1.67 at $\eta = 0$, 1.58 at 0.5 and 1.72 at 1, differences too small to rank the three on one
 # seed. What $\eta = 0$ buys is determinism: one noise, one image, which is what makes DPM-Solver++
 # and distillation below possible, since both treat sampling as solving an ODE.
+
+# %% [markdown]
+# ### Where the grid starts: one step that is noise, and one that is a digit
+#
+# Which timesteps a sampler visits matters most when there are few of them. diffusers' default
+# ("leading" spacing) takes every $(T/k)$-th timestep counting up from 0, so its first step is
+# $t = (k-1)\lfloor T/k \rfloor$: 980 for 50 steps, 500 for two, and for **one step, $t = 0$**: the
+# model is told that pure noise is an almost clean image, and hands the noise back. "Trailing"
+# spacing counts down from the noisy end instead (Table 2 of Lin et al. 2024). `DiffusionModel.sample`
+# does so below 10 steps (from 10 steps on, the two grids start within a tenth of $T$ of each other),
+# from the noisiest timestep whose $\hat x_0$ a noise prediction still pins down: $t = 953$, the last
+# with $\bar\alpha_t \ge 0.005$. Above it the cosine schedule's $\bar\alpha_t$ falls to $2.4\times10^{-9}$,
+# and $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$ would multiply the
+# network's error by up to 20,000. Below, the same seed and the same guided network, with both
+# grids; the titles give how many of the 20 digits the classifier reads as the digit asked for
+# (chance: 10%).
+
+# %%
+few_labels = torch.arange(10).repeat(2)  # (20,): two of each digit
+guided = ClampX0(WithCondition(ClassifierFreeGuidance(teacher.denoiser, 3.0), DEVICE, class_labels=few_labels),
+                 teacher.schedule, "epsilon")  # what model.sample steps on: guidance, the condition, the x0 clamp
+fig, axes = plt.subplots(2, 3, figsize=(15, 4.4))
+for col, k in enumerate((1, 2, 4)):
+    leading = sample_loop(guided, DDIMSampler(teacher.schedule, clip_sample=False), (20, 1, 16, 16), k,
+                          generator=torch.Generator().manual_seed(0), device=DEVICE).clamp(-1, 1).cpu()
+    trailing = teacher.sample(20, steps=k, labels=few_labels, guidance_scale=3.0,
+                              generator=torch.Generator().manual_seed(0))
+    for row, (name, x) in enumerate((("leading", leading), ("trailing, model.sample", trailing))):
+        show_images(x, nrow=10, ax=axes[row, col],
+                    title=f"DDIM-{k}, {name}: {metrics.class_adherence(x, few_labels):.0%} read as asked")
+fig.suptitle("The same seed and network; only the timestep grid differs")
+fig.tight_layout()
+plt.show()
 
 # %%
 nb09.few_steps_question()

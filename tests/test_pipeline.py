@@ -5,7 +5,10 @@ import torch
 
 from course_utils.denoisers import ClampX0
 from course_utils.models import UNet, UNetConfig, build_denoiser
+from course_utils import pretrained
+from course_utils.parameterization import WELL_CONDITIONED_ALPHA_BAR
 from course_utils.pipeline import DiffusionModel
+from course_utils.samplers import DDIMSampler
 from course_utils.schedules import get_schedule
 from tests.helpers import CAPS, random_weights
 
@@ -45,19 +48,23 @@ def _loop(model, sampler, labels, w, steps=5):
 
 def test_x0_clamp_keeps_x0_and_eps_consistent(class_model):
     # DDIM: diffusers' clamp keeps the model's eps, ours re-derives it; they differ when x0 leaves
-    # [-1, 1], which a random net at w = 20 makes it do. No clamp at all matches the plain loop.
+    # [-1, 1], which a random net at w = 20 makes it do. No clamp at all matches the plain loop (five
+    # steps: the model's grid counts down from the last timestep with alpha_bar >= 0.005).
     from course_utils.samplers import DDIMSampler, DDPMSampler
 
     labels = torch.full((4,), 3)
+    top = int((class_model.schedule.alphas_cumprod >= WELL_CONDITIONED_ALPHA_BAR).nonzero().max())
+    trailing = {"timestep_spacing": "trailing", "max_timestep": top}
     ours = draw(class_model, labels=labels, guidance_scale=20.0)
-    diffusers_style = _loop(class_model, DDIMSampler(class_model.schedule, clip_sample=True), labels, 20.0)
+    diffusers_style = _loop(class_model, DDIMSampler(class_model.schedule, clip_sample=True, **trailing), labels, 20.0)
     assert not torch.allclose(ours, diffusers_style, atol=1e-3)
     torch.testing.assert_close(draw(class_model, labels=labels, guidance_scale=20.0, clip_sample=False),
-                               _loop(class_model, DDIMSampler(class_model.schedule, clip_sample=False), labels, 20.0))
+                               _loop(class_model, DDIMSampler(class_model.schedule, clip_sample=False, **trailing),
+                                     labels, 20.0))
     # DDPM's posterior mean needs only x0 and x_t, so there both clamps are the same.
     torch.testing.assert_close(draw(class_model, labels=labels, guidance_scale=20.0, sampler="ddpm"),
-                               _loop(class_model, DDPMSampler(class_model.schedule, clip_sample=True), labels, 20.0),
-                               atol=1e-5, rtol=1e-5)
+                               _loop(class_model, DDPMSampler(class_model.schedule, clip_sample=True, **trailing),
+                                     labels, 20.0), atol=1e-5, rtol=1e-5)
 
 
 def test_batches_do_not_change_the_result(class_model):
@@ -168,3 +175,20 @@ def test_attention_maps_of_a_sampling_run(text_model):
     assert maps[8][:, 9].abs().max() < 1e-6  # padding gets no attention
     flags = [m.store_attention for m in text_model.unet.modules() if isinstance(getattr(m, "store_attention", None), bool)]
     assert flags and not any(flags)  # switched off again after the run
+
+
+def test_one_step_gives_a_digit_not_noise():
+    """With few steps DiffusionModel.sample counts DDIM and DDPM down from the noisy end (trailing
+    spacing from t = 953, the last alpha_bar >= 0.005): one step is a blurry digit the classifier reads
+    as asked; diffusers' leading spacing would visit only t = 0 and hand back the noise."""
+    from course_utils import metrics
+
+    model = pretrained.load("digits-class", device="cpu")
+    labels = torch.arange(10).repeat_interleave(10)
+    for sampler in ("ddim", "ddpm"):
+        x = model.sample(100, steps=1, sampler=sampler, labels=labels, generator=torch.Generator().manual_seed(0))
+        assert metrics.class_adherence(x, labels) > 0.8  # chance: 0.1
+        assert metrics.saturation(x) < 0.5  # a blurry digit, not a saturated blob (near 1; real digits: 0.31)
+    noise_like = DDIMSampler(model.schedule)  # diffusers' default spacing, through the same loop
+    noise_like.set_timesteps(1)
+    assert noise_like.timesteps.tolist() == [0]

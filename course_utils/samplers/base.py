@@ -160,6 +160,9 @@ class DiscreteSampler(SamplerBase):
             (diffusers' default; right for images in [-1, 1], wrong for unbounded data).
         timestep_spacing: ``"leading"`` (diffusers' default), ``"trailing"`` or ``"linspace"``
             (Table 2 of Lin et al. 2024).
+        max_timestep: where a ``"trailing"`` grid starts (default ``T - 1``; not a diffusers option).
+            ``DiffusionModel.sample`` starts few-step grids at the noisiest timestep whose ``x0`` a
+            noise prediction still determines well (``parameterization.WELL_CONDITIONED_ALPHA_BAR``).
     """
 
     def __init__(
@@ -169,6 +172,7 @@ class DiscreteSampler(SamplerBase):
         clip_sample: bool = True,
         clip_sample_range: float = 1.0,
         timestep_spacing: str = "leading",
+        max_timestep: int | None = None,
     ):
         if not isinstance(schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule (from get_schedule), got {type(schedule).__name__}.")
@@ -178,6 +182,11 @@ class DiscreteSampler(SamplerBase):
         self.timestep_spacing = check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
         self.clip_sample = check_bool("clip_sample", clip_sample)
         self.clip_sample_range = as_float("clip_sample_range", clip_sample_range, low=0, low_open=True)
+        if max_timestep is not None and self.timestep_spacing != "trailing":
+            raise ValueError(f"max_timestep is used only by timestep_spacing='trailing' (where the grid starts); "
+                             f"got it with {self.timestep_spacing!r}.")
+        self.max_timestep = (self.num_train_timesteps - 1 if max_timestep is None else
+                             as_int("max_timestep", max_timestep, minimum=0, maximum=self.num_train_timesteps - 1))
         self.timesteps = torch.arange(self.num_train_timesteps - 1, -1, -1, dtype=torch.long)
         self._alphas_cumprod = schedule.alphas_cumprod.tolist()  # Python floats: cheap scalar lookups
 
@@ -194,10 +203,13 @@ class DiscreteSampler(SamplerBase):
             # Every (T // n)-th timestep from 0: [..., 2k, k, 0] with k = T // n.
             return (np.arange(0, n) * (big_t // n)).round()[::-1].astype(np.int64)
         if self.timestep_spacing == "trailing":
-            # Counting down from T in steps of T / n, so the first step is the noisiest timestep. Where
-            # rounding leaves T - n * (T / n) a hair above 0, arange makes n + 1 points, the last of them
-            # timestep -1 (diffusers does, e.g. n = 61 of 1,000); the first n are the grid.
-            return (np.round(np.arange(big_t, 0, -big_t / n)).astype(np.int64) - 1)[:n]
+            # Counting down from M + 1 = T (or max_timestep + 1) in steps of M / n, so the first step is
+            # the noisiest timestep. Where rounding leaves a hair above 0, arange makes n + 1 points, the
+            # last of them timestep -1 (diffusers does, e.g. n = 61 of 1,000); the first n are the grid.
+            top = self.max_timestep + 1
+            if n > top:
+                raise ValueError(f"num_inference_steps must be at most max_timestep + 1 = {top}, got {n}.")
+            return (np.round(np.arange(top, 0, -top / n)).astype(np.int64) - 1)[:n]
         return np.linspace(0, big_t - 1, n).round()[::-1].astype(np.int64)
 
     def previous_timestep(self, timestep: int) -> int:

@@ -13,7 +13,7 @@ table, so adding a sampler here makes it available everywhere.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._validation import check_choice
 from ..families import CONSISTENCY, DIFFUSION, FLOW_MATCHING, check_family
@@ -38,6 +38,10 @@ class SamplerEntry:
         step_options: keyword arguments its ``step`` takes beyond the protocol's (DDIM's ``eta``).
         clamps_itself: it clamps ``x0`` inside ``step``; for the others the model's denoiser does.
         calls_per_step: network evaluations per step, but the last (Heun: 2).
+        model_options: what ``DiffusionModel.sample`` builds it with for few steps, over the class's
+            defaults (which stay diffusers' for parity): DDIM and DDPM count down from the noisy end
+            (``"trailing"`` spacing), so that even one step gives a digit; diffusers' ``"leading"``
+            spacing with one step visits only t = 0 and returns the noise.
     """
 
     name: str
@@ -47,6 +51,7 @@ class SamplerEntry:
     step_options: tuple[str, ...] = ()
     clamps_itself: bool = False
     calls_per_step: int = 1
+    model_options: dict = field(default_factory=dict)
 
     def nfe(self, steps: int) -> int:
         """Network evaluations for ``steps`` steps (Heun's last step is a single Euler call)."""
@@ -71,9 +76,11 @@ def _flow(cls):
     return build
 
 
+TRAILING = {"timestep_spacing": "trailing"}  # Table 2 of Lin et al. 2024: the first step at t = T - 1
+
 SAMPLERS: dict[str, SamplerEntry] = {e.name: e for e in (
-    SamplerEntry("ddim", _clipping(DDIMSampler), 50, (DIFFUSION,), step_options=("eta",)),
-    SamplerEntry("ddpm", _clipping(DDPMSampler), None, (DIFFUSION,)),
+    SamplerEntry("ddim", _clipping(DDIMSampler), 50, (DIFFUSION,), step_options=("eta",), model_options=TRAILING),
+    SamplerEntry("ddpm", _clipping(DDPMSampler), None, (DIFFUSION,), model_options=TRAILING),
     SamplerEntry("dpmsolver++", _dpm_solver, 20, (DIFFUSION,)),
     SamplerEntry("euler", _flow(FlowMatchEulerSampler), 50, (FLOW_MATCHING,)),
     SamplerEntry("heun", _flow(FlowMatchHeunSampler), 25, (FLOW_MATCHING,), calls_per_step=2),

@@ -107,3 +107,12 @@ def test_the_noise_is_drawn_as_diffusers_draws_it():
     ours = randn_like_diffusers((2, 3), torch.Generator().manual_seed(0), like)
     theirs = randn_tensor((2, 3), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert ours.dtype == torch.float64 and torch.equal(ours, theirs)
+
+
+def test_trailing_spacing_gives_exactly_n_timesteps_for_every_n():
+    """diffusers' trailing grid has n + 1 points for some n (61 of 1,000: the last is timestep -1)."""
+    sampler = DDIMSampler(get_schedule("cosine"), timestep_spacing="trailing")
+    for n in range(1, 1001):
+        sampler.set_timesteps(n)
+        ts = sampler.timesteps.tolist()
+        assert len(ts) == n and ts[0] == 999 and ts[-1] >= 0 and ts == sorted(set(ts), reverse=True), n
