@@ -20,6 +20,18 @@
 # The score goes up. The image stays noise. This notebook runs that plan, measures the failure
 # three ways, explains it, and then asks a diffusion model for the same prompt.
 #
+# **A picture to keep in mind for the whole course.** A sculptor does not carve a statue in one
+# blow: he taps away thin layers of a shapeless block, one stroke at a time, and he knows where to
+# tap because he has studied thousands of finished statues. A diffusion model makes an image the
+# same way. The block is pure Gaussian noise; each stroke is one denoising step of a network; the
+# years of study are its training on real images; a client's sketch is the prompt that steers every
+# stroke; and a master on a deadline who skips strokes he knows are redundant is a fast sampler.
+# The search in this notebook is a sculptor who never studied a statue.
+#
+# **Why it matters.** The image and video generators in production today (Stable Diffusion, DALL-E 3,
+# Midjourney, Imagen, Adobe Firefly, and Sora for video) are diffusion models or close relatives of
+# them, so knowing how they work belongs to an AI engineer's basic equipment.
+#
 # In this notebook you will:
 #
 # 1. write one step of gradient ascent on pixels, then let an optimizer run hundreds of them;

@@ -148,9 +148,11 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 nb04.check_timestep_embedding(sinusoidal_embedding)
 
 # %% [markdown]
-# Each row of the picture below is one timestep's embedding (drawn with the package's
-# `timestep_embedding`, so it appears whether or not you have solved the exercise). The left
-# columns oscillate fast, the right ones slowly: every timestep gets its own barcode.
+# Each column of the picture below is one timestep's embedding (drawn with the package's
+# `timestep_embedding`, so it appears whether or not you have solved the exercise), and each row
+# one dimension as $t$ runs from 0 to 999. The first rows of each half (the cosines from dimension
+# 0, the sines from 32) oscillate fast along $t$, the last rows of each half slowly: every timestep
+# gets its own vertical barcode.
 
 # %%
 ts = torch.arange(0, 1000)

@@ -217,7 +217,7 @@ print(f"the label's effect, |eps_cond - eps_uncond| on average: {(eps_cond - eps
 
 # %%
 def guided_digits(wanted: torch.Tensor, w: float, steps: int, seed: int = 0, **kwargs) -> torch.Tensor:
-    """DDIM samples (N, 1, 16, 16) of the digits `wanted` (N,) at guidance scale w, from seed's noise."""
+    """DDIM samples (N, 1, 16, 16) of the digits `wanted` (N,) at guidance scale w, from the noise of seed `seed`."""
     return model.sample(len(wanted), steps=steps, labels=wanted, guidance_scale=w, batch_size=len(wanted),
                         generator=torch.Generator().manual_seed(seed), **kwargs)
 
@@ -257,7 +257,7 @@ nb05.w_question()
 # - **saturation**: the fraction of pixels pushed to full white, the top end of $[-1, 1]$ (the
 #   background is black anyway, so the bottom end says little).
 #
-# With the seed fixed, any change between columns comes from $w$ alone.
+# With the random seed fixed, any change between columns comes from $w$ alone.
 
 # %%
 SCALES = (0.0, 1.0, 3.0, 7.0, 12.0, 20.0)
@@ -349,7 +349,9 @@ nb05.cost_question()
 #   builds up from step to step.
 # - **`model.sample`** clamps $\hat x_0$ and then solves the same equation for the noise,
 #   $\hat\epsilon' = (x_t - \sqrt{\bar\alpha_t}\,\hat x_0) / \sqrt{1 - \bar\alpha_t}$
-#   (`parameterization.clamp_x0_prediction`), so the pair stays consistent.
+#   (`parameterization.clamp_x0_prediction`), so the pair stays consistent. diffusers offers this
+#   too, off by default: `DDIMScheduler.step(..., use_clipped_model_output=True)` re-derives the
+#   noise from the clamped $\hat x_0$ the same way.
 #
 # Here are both, and no clamp at all, at $w = 12$ from the same starting noise.
 
@@ -394,6 +396,12 @@ plt.show()
 # "a red circle on a blue background" into a sequence of token vectors: `<bos>`, the seven words,
 # `<eos>`, then padding to a fixed length. The model `shapes-text` was trained on captioned shapes
 # with some captions replaced by the empty prompt, the null label of text.
+#
+# The real thing is the same shape, larger. Stable Diffusion 1.5 encodes a prompt with the text
+# encoder of CLIP ViT-L/14: always 77 tokens (padded or cut), each a 768-number vector, from a
+# model trained contrastively on 400 million image-caption pairs to put an image and its caption
+# close together. Imagen and Stable Diffusion 3 add a T5 language model, whose token vectors have
+# 4,096 numbers. Ours: a few words, 64 numbers per token, 20,000 captioned shapes.
 #
 # Cross-attention, at a layer with $C$ channels on an $r \times r$ feature map:
 #

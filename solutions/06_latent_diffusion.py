@@ -439,8 +439,9 @@ for batch in (1, config.by_mode(fast=16, cpu=64, full=256)):
 #
 # The course text's failure table lists "VAE grid artifacts" from decoding in fp16 and prescribes
 # decoding in fp32. The reason is range: float16 cannot represent magnitudes above 65,504, and
-# Stable Diffusion's VAE decoder has layers whose activations go past that, so fp16 decoding
-# overflows to infinity there (diffusers' `AutoencoderKL` has a `force_upcast` setting for this).
+# SDXL's VAE decoder has layers whose activations go past that, so fp16 decoding overflows to
+# infinity there. Its diffusers config sets `force_upcast=True`, so the pipeline decodes in float32;
+# SD 1.5's VAE stays within range and decodes in float16.
 # Here we decode the same latents in fp32, bf16 and fp16 and record the largest activation inside
 # the decoder.
 
@@ -469,8 +470,9 @@ print(f"a value past the limit in float16: {torch.tensor([70000.0]).half().item(
 
 # %% [markdown]
 # Our small decoder stays far inside the float16 range, so here half precision only adds rounding
-# error (float16 keeps 10 bits of mantissa, bfloat16 7). A large decoder whose activations cross
-# 65,504 turns them into `inf`, then `nan` after the next normalisation, and the image shows
+# error (float16 stores 10 bits of mantissa, bfloat16 7: 11 and 8 with the implicit leading one).
+# A large decoder whose activations cross 65,504 turns them into `inf`, then `nan` after the next
+# normalisation, and the image shows
 # black patches or tiling artifacts. The fix in the table, decoding in fp32, costs little: the
 # decoder runs once per image, the denoiser once per step.
 #
@@ -494,7 +496,8 @@ print(f"a value past the limit in float16: {torch.tensor([70000.0]).half().item(
 #   directions holds almost all the variation of our shapes. An autoencoder exploits that to store each image in 12 times
 #   fewer numbers (Stable Diffusion: 48 times).
 # - The VAE's encoder outputs a Gaussian; the reparameterisation trick makes sampling from it
-#   differentiable, and a small KL term keeps latents close to $\mathcal N(0, I)$.
+#   differentiable, and a small KL term keeps latents from drifting far or growing without bound
+#   (not to unit variance: that is the scale factor's job).
 # - Latents are multiplied by a scale factor, 1 / their standard deviation, so the diffusion
 #   model sees unit-variance data as its schedule assumes.
 # - Each latent channel is a small spatial map; what each carries is for the VAE to decide and for

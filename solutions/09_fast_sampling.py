@@ -27,7 +27,7 @@
 #    teaches a student to jump from any point of the teacher's path straight to its end: 1 to 4 steps.
 #    LCM, SDXL-Turbo and FLUX-Schnell are built on this idea or its relatives.
 #
-# Then you put them side by side in one table, the seed's Exercise 5 made real: quality and wall time
+# Then you put them side by side in one table, the course text's Exercise 5 made real: quality and wall time
 # for DDPM-1000, DDIM, DPM-Solver++, the flow-matching model of notebook 08 with Euler steps, and the
 # distilled student.
 #
@@ -122,9 +122,10 @@ for name, nfe in (("DDPM-1000", 1000), ("DDIM-50", 50), ("DPM-Solver++-20", 20),
 # | FLUX-Schnell | 4 | small | flow matching + distillation |
 #
 # We will measure our own version of every row we can: DDPM, DDIM, DPM-Solver++, a consistency
-# student, and flow matching with Euler steps. The published reference point: on CIFAR-10 the
-# DDIM paper reports FID 4.67 with 50 steps against DDPM's 4.04 with 1,000 (Table 1, Song et al.
-# 2021), a loss of about 15% for 20x fewer calls.
+# student, and flow matching with Euler steps. The published reference point, CIFAR-10 in Table 1
+# of the DDIM paper (Song et al. 2021): deterministic DDIM ($\eta = 0$) reaches FID 4.67 in 50 steps
+# against 4.04 in 1,000, about 16% worse for 20x fewer calls. DDPM's own sampler (the row with its
+# larger variance) reaches 3.17 in 1,000 steps but 32.72 in 50: it needs its whole chain.
 #
 # ## 2. DDIM, and the knob `eta`
 #
@@ -178,8 +179,10 @@ print(f"eta = 0 twice from the same seed: largest pixel difference {same.abs().m
 # Once $\eta > 0$ the same seed gives different digits: every step draws fresh noise. At 20 steps
 # that noise costs little here: on 898 digits (seed 0, a 2-core CPU, 2026-11-26) digits-FID was
 # 1.67 at $\eta = 0$, 1.58 at 0.5 and 1.72 at 1, differences too small to rank the three on one
-# seed. What $\eta = 0$ buys is determinism: one noise, one image, which is what makes DPM-Solver++
-# and distillation below possible, since both treat sampling as solving an ODE.
+# seed. What $\eta = 0$ buys is determinism: one noise, one image. It is also the step that follows
+# the probability-flow ODE, which DPM-Solver++ and distillation below solve in better ways. That ODE
+# does not come from choosing $\eta$: every diffusion model has one, whatever sampler drew from it
+# before (`eta` only picks how much fresh noise a step adds).
 
 # %% [markdown]
 # ### Where the grid starts: one step that is noise, and one that is a digit
@@ -373,7 +376,7 @@ plt.show()
 # hard to tell from the teacher's 50 (the reference table below puts numbers on it). The published pattern is the same: the consistency-models paper reports one-step
 # FIDs about 1.7 times the teacher's on CIFAR-10, and a second step closes much of the gap.
 #
-# ## 5. The speed table (the seed's Exercise 5)
+# ## 5. The speed table (the course text's Exercise 5)
 #
 # Now everything at once: every sampler draws the same number of unconditional digits from the same
 # seed on this machine, timed, and scored with digits-KID and digits-FID (notebook 05). The flow

@@ -360,11 +360,12 @@ nb10.check_seeded_draw(my_draw)
 # %% [markdown]
 # ### 2.6 Precision
 #
-# The course text's precision failures are Stable Diffusion's: its VAE overflows float16's largest
-# number (65,504) and decodes to black or grid-patterned images, which is why diffusers decodes it in
-# float32. Do they show on our models? Notebook 06 measured our VAE's largest activation at 9.8, far
+# The course text's precision failures are Stable Diffusion's: SDXL's VAE overflows float16's largest
+# number (65,504) and decodes to black or grid-patterned images, which is why its diffusers config
+# sets `force_upcast=True` and decodes it in float32 (SD 1.5's VAE stays within range). Do they show on our models? Notebook 06 measured our VAE's largest activation at 9.8, far
 # from that limit (its float16 decode differs from float32 by at most 0.003). Here we run the digits
-# U-Net in bfloat16 (8 bits of mantissa, about 2 decimal digits) while the sampler's own arithmetic
+# U-Net in bfloat16 (7 stored bits of mantissa, 8 with the implicit leading one: about 2 decimal
+# digits) while the sampler's own arithmetic
 # stays in float32, which is how diffusers' pipelines use reduced precision.
 
 # %%
@@ -392,6 +393,25 @@ print(f"digits-FID at N = {n_precision}: U-Net in bf16 {precision_demo.broken:.3
 # %%
 demos = [schedule_demo, ignored, burnt, collapse, seed_demo, precision_demo]
 display(Markdown(failures.failure_table(demos)))
+
+# %% [markdown]
+# ### The rows that need a production system
+#
+# Three rows of the course text's table cannot be reproduced on digits and shapes; here is what
+# they say and where to look.
+#
+# - **ControlNet not working** (the pose or edges are not respected): ControlNet adds a trainable
+#   copy of the U-Net's encoder that reads a control image (a pose skeleton, an edge map). Check
+#   that the control image was made by the preprocessor the ControlNet was trained with, and that
+#   its conditioning scale is high enough (about 0.7 or more).
+# - **NSFW outputs in production**: a model trained on web images can draw what a service must not
+#   show. Stable Diffusion's pipelines ship a safety checker (a classifier on the output image);
+#   negative prompts and guidance steer away from content; a production service adds its own filter
+#   and review.
+# - **Licences**: read the licence of the weights you deploy before you build on them. FLUX.1
+#   [schnell] is Apache 2.0, FLUX.1 [dev] carries a non-commercial licence for the model, SDXL the
+#   CreativeML Open RAIL++-M licence, and Stable Diffusion 3 Stability AI's own community licence.
+#   Whether outputs and training data are free to use is a legal question, unsettled in many places.
 
 # %% [markdown]
 # ## 3. Production notes, measured
@@ -533,6 +553,23 @@ print(f"most drawn: {most} ({drawn[most]:.1%}), least drawn: {least} ({drawn[lea
 SelfCheckQuiz()
 
 # %% [markdown]
+# ## Before you move on: the foundation-gap check
+#
+# The course text closes with four things any project that builds on diffusion will assume. Tick
+# each only if you can say it without looking, and reread the notebook named if you cannot.
+#
+# | you must be able to say | notebooks |
+# |---|---|
+# | how a diffusion model makes an image: the forward process destroys the signal with noise, a network learns to reverse it step by step, sampling starts from noise and ends at something that looks like the training data | [02](02_forward_process.ipynb), [03](03_reverse_process.ipynb), [04](04_unet_training.ipynb) |
+# | what latent space is: a VAE encodes an image into a small latent, diffusion runs entirely there, and the VAE's decoder turns the final latent back into pixels | [06](06_latent_diffusion.ipynb) |
+# | how a prompt steers the image: text encoder, token vectors, cross-attention at every resolution, each image region attending to the words it needs; guidance amplifies the difference | [05](05_guidance.ipynb) |
+# | the speed-quality trade-off: more steps, slower and better; DDIM and DPM-Solver++ for fewer deterministic steps; a distilled student for one to four | [09](09_fast_sampling.ipynb) |
+#
+# The four gaps the course text warns about: being unsure that $\bar\alpha_T \approx 0$ means $x_T$
+# is pure noise (02); no feel for what the guidance scale does (05, the sweep); mixing up pixel-space
+# and latent-space shapes (06); and never having run a model yourself, which ten notebooks have now
+# taken care of.
+#
 # ## What comes next
 #
 # This is the end of the series: ten notebooks from random pixels against CLIP

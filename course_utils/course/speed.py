@@ -59,7 +59,7 @@ ROWS = {  # row name -> (shipped model, sampler of samplers.SAMPLERS); all uncon
     "student": ("digits-student", "consistency"),
 }
 
-# The table issue #7 asks for (the seed's Exercise 5, on our own models).
+# The table issue #7 asks for (the course text's Exercise 5, on our own models).
 TABLE = ([spec("DDPM", 1000)] + [spec("DDIM", s) for s in (10, 20, 50)]
          + [spec("DPM-Solver++", s) for s in (5, 10, 20)] + [spec("flow Euler", s) for s in (4, 8, 16)]
          + [spec("student", s) for s in (1, 2, 4)])

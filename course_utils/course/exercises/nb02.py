@@ -18,7 +18,7 @@ from ...forward import forward_step, q_sample
 from ...schedules import SCHEDULE_NAMES, get_schedule
 from .core import CheckResult, ask_choice, ask_number, check_values, run_check
 
-# The seed's hand-worked step: x0 = [0.8, -0.3], beta = 0.02, noise = [0.5, -0.7] -> [0.863, -0.396].
+# The course text's hand-worked step: x0 = [0.8, -0.3], beta = 0.02, noise = [0.5, -0.7] -> [0.863, -0.396].
 SEED_X0 = (0.8, -0.3)
 SEED_BETA = 0.02
 SEED_NOISE = (0.5, -0.7)
@@ -59,7 +59,7 @@ def _step_cases():
 def check_one_step(fn: Callable) -> CheckResult:
     """``fn(x_prev, beta_t, noise)`` must return ``sqrt(1 - beta_t) * x_prev + sqrt(beta_t) * noise``.
 
-    Checked on the seed's two-pixel example and on a batch of 8x8 images with ``beta_t = 0.3``
+    Checked on the course text's two-pixel example and on a batch of 8x8 images with ``beta_t = 0.3``
     (a large beta, so that every coefficient matters).
     """
     name = "Exercise 1 (one step of the chain)"
@@ -72,7 +72,7 @@ def check_one_step(fn: Callable) -> CheckResult:
     expected = torch.cat([forward_step(x, b, e).reshape(-1) for x, b, e in cases])
     wrong = {
         "The noise is scaled by beta_t itself; scale it by its square root, sqrt(beta_t), so that its "
-        "variance is beta_t (the seed's prose says 'scaled by beta', but its worked example uses sqrt(0.02) = 0.1414).":
+        "variance is beta_t (the course text's prose says 'scaled by beta', but its worked example uses sqrt(0.02) = 0.1414).":
             lambda x, b, e: (1 - b) ** 0.5 * x + b * e,
         "The image is multiplied by (1 - beta_t); use its square root, sqrt(1 - beta_t).":
             lambda x, b, e: (1 - b) * x + b**0.5 * e,
@@ -86,14 +86,14 @@ def check_one_step(fn: Callable) -> CheckResult:
         for hint, formula in wrong.items():
             if _close(got, torch.cat([formula(x, b, e).reshape(-1) for x, b, e in cases])):
                 return hint
-        return ("x_t = sqrt(1 - beta_t) * x_prev + sqrt(beta_t) * noise. On the seed's example the answer is "
+        return ("x_t = sqrt(1 - beta_t) * x_prev + sqrt(beta_t) * noise. On the course text's example the answer is "
                 "[0.863, -0.396].")
 
     return _check(name, attempt, expected, diagnose, atol=1e-5, rtol=1e-5)
 
 
 # --------------------------------------------------------------------------------------------
-# Exercise: the first timestep with alpha_bar below a threshold (the seed's Exercise 1)
+# Exercise: the first timestep with alpha_bar below a threshold (the course text's Exercise 1)
 # --------------------------------------------------------------------------------------------
 
 def _below_cases() -> list[tuple[torch.Tensor, float]]:

@@ -25,7 +25,7 @@ from .core import CheckResult, ask_choice, ask_number, check_cases
 # --- Exercise 1: x0 from a noise prediction -------------------------------------------------------
 
 def _predict_x0_cases() -> list:
-    # The seed's forward example, unrounded: x0 = [0.8, -0.3], eps = [0.5, -0.7], beta = 0.02.
+    # The course text's forward example, unrounded: x0 = [0.8, -0.3], eps = [0.5, -0.7], beta = 0.02.
     x0 = torch.tensor([0.8, -0.3], dtype=torch.float64)
     eps = torch.tensor([0.5, -0.7], dtype=torch.float64)
     x1 = forward_step(x0, 0.02, eps)
@@ -57,14 +57,14 @@ def check_predict_x0(predict_x0: Callable) -> CheckResult:
     )
 
 
-# --- Exercise 2: the reverse-step mean (the seed's manual reverse step) ---------------------------
+# --- Exercise 2: the reverse-step mean (the course text's manual reverse step) ---------------------------
 
 def _reverse_mean_cases() -> list:
-    # The seed's Exercise 2: x_T = [0.1, 0.9, -0.5], beta_T = 0.02, alpha_bar_T = 0.001,
+    # The course text's Exercise 2: x_T = [0.1, 0.9, -0.5], beta_T = 0.02, alpha_bar_T = 0.001,
     # eps = [0.3, -0.1, 0.2] -> mean about [0.0950, 0.9112, -0.5091].
     ex2 = (torch.tensor([0.1, 0.9, -0.5], dtype=torch.float64), torch.tensor([0.3, -0.1, 0.2], dtype=torch.float64),
            0.02, 0.001)
-    # The seed's reverse example: x1 from the forward step, beta = 0.02, alpha_bar = 0.98 -> [0.8, -0.3].
+    # The course text's reverse example: x1 from the forward step, beta = 0.02, alpha_bar = 0.98 -> [0.8, -0.3].
     x1 = forward_step([0.8, -0.3], 0.02, [0.5, -0.7])
     seed = (x1, torch.tensor([0.5, -0.7], dtype=torch.float64), 0.02, 0.98)
     g = torch.Generator().manual_seed(4)
