@@ -1,9 +1,18 @@
-"""The checker machinery: results, strict mode, numeric comparison, question widgets."""
+"""The checker machinery: results, strict mode, numeric comparison, question widgets.
+
+A learner's function runs through ``call_learner``: under a time limit (``COURSE_CHECK_TIMEOUT``
+seconds, 60 by default), so an endless loop ends in a message instead of a hung notebook. Its
+answer is then read strictly: ``None`` (a forgotten ``return``), complex numbers, NaN and a wrong
+shape are each incorrect with a hint that names the likely slip.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
+import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +27,49 @@ _STYLE = {CORRECT: ("#e6f4ea", "#137333", "✅"), INCORRECT: ("#fce8e6", "#a50e0
 
 class ExerciseFailed(AssertionError):
     """Raised for an incorrect answer in strict mode (``COURSE_STRICT_CHECKS=1``)."""
+
+
+class LearnerTimeout(Exception):
+    """A learner's function ran past the checker's time limit."""
+
+
+def time_limit() -> float:
+    """Seconds a learner's function may run in a check: ``COURSE_CHECK_TIMEOUT``, else 60."""
+    try:
+        return max(float(os.environ.get("COURSE_CHECK_TIMEOUT", "60")), 0.001)
+    except ValueError:
+        return 60.0
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float):
+    """Raise ``LearnerTimeout`` in this thread after ``seconds`` (a SIGALRM timer: where there is
+    none, as on Windows or off the main thread, the code runs without a limit)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise LearnerTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def call_learner(fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)`` under the time limit; ``LearnerTimeout`` if it does not return in time."""
+    with _deadline(time_limit()):
+        return fn(*args, **kwargs)
+
+
+def _timeout_message() -> str:
+    return (f"Your code did not return within {time_limit():g} s. Look for a loop that never ends (a `while` "
+            "whose condition never changes, a counter that is never updated), then rerun its cell.")
 
 
 @dataclass
@@ -53,6 +105,13 @@ def _finish(result: CheckResult) -> CheckResult:
     return result
 
 
+def _is_complex(x: Any) -> bool:
+    try:
+        return bool(np.iscomplexobj(x))
+    except (TypeError, ValueError, AttributeError, RuntimeError):  # not array-like: check_values says so
+        return False
+
+
 def _as_array(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().double().numpy()
@@ -82,6 +141,11 @@ def _diagnose(got: Any, slips: Sequence[tuple[Any, str]]) -> str | None:
 def check_values(exercise: str, got: Any, expected: Any, atol: float = 1e-4, rtol: float = 1e-4,
                  hint: str = "") -> CheckResult:
     """Compare a learner's numbers with the reference (shapes first, then values)."""
+    if got is None:
+        return _finish(CheckResult(exercise, INCORRECT, "Your function returned None: did you forget `return`?"))
+    if got.is_complex() if isinstance(got, torch.Tensor) else _is_complex(got):
+        return _finish(CheckResult(exercise, INCORRECT, "Your answer has complex numbers: a square root or a "
+                                                        f"log of a negative number somewhere? {hint}".strip()))
     try:
         g, e = _as_array(got), _as_array(expected)
     except (TypeError, ValueError):
@@ -103,9 +167,11 @@ def run_check(exercise: str, attempt: Callable[[], Any], expected: Any, **kwargs
     incorrect answer whose message names the error.
     """
     try:
-        got = attempt()
+        got = call_learner(attempt)
     except NotImplementedError:
         return CheckResult(exercise, NOT_ATTEMPTED, "Fill in the function above, run its cell, then run this one.")
+    except LearnerTimeout:
+        return _finish(CheckResult(exercise, INCORRECT, _timeout_message()))
     except Exception as err:  # a learner's bug is an answer to report, not a crash
         return _finish(CheckResult(exercise, INCORRECT, f"Your code raised {type(err).__name__}: {err}"))
     return check_values(exercise, got, expected, **kwargs)
@@ -121,7 +187,7 @@ def check_cases(exercise: str, fn: Callable, cases: Sequence[tuple[tuple, Any, S
     result = None
     for args, expected, slips in cases:
         try:
-            got, error = fn(*args), None
+            got, error = call_learner(fn, *args), None
         except Exception as err:  # re-raised inside run_check, which knows how to report it
             got, error = None, err
 

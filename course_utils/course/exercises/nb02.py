@@ -16,7 +16,7 @@ import torch
 
 from ...forward import forward_step, q_sample
 from ...schedules import SCHEDULE_NAMES, get_schedule
-from .core import CheckResult, ask_choice, ask_number, check_values, run_check
+from .core import CheckResult, ask_choice, ask_number, call_learner, check_values, run_check
 
 # The course text's hand-worked step: x0 = [0.8, -0.3], beta = 0.02, noise = [0.5, -0.7] -> [0.863, -0.396].
 SEED_X0 = (0.8, -0.3)
@@ -28,10 +28,11 @@ def _check(exercise: str, attempt: Callable[[], Any], expected: Any, diagnose: C
            **kwargs) -> CheckResult:
     """``run_check`` with a hint picked from the learner's answer by ``diagnose(got)``."""
     try:
-        got = attempt()
-    except Exception:
-        # Not attempted, or the learner's code raised: run_check reports both (it calls again).
-        return run_check(exercise, attempt, expected, **kwargs)
+        got = call_learner(attempt)
+    except Exception as err:  # not attempted, timed out or raised: run_check reports each (without a rerun)
+        def again(err=err):
+            raise err
+        return run_check(exercise, again, expected, **kwargs)
     try:
         hint = diagnose(got)
     except Exception:  # an answer of the wrong shape or type: check_values explains that

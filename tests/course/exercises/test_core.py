@@ -1,8 +1,11 @@
 """course_utils.course.exercises.core: the checker machinery: three states, strict mode, widget questions."""
 
+import numpy as np
 import pytest
+import torch
 
-from course_utils.course.exercises import NOT_ATTEMPTED, ExerciseFailed, ask_choice, ask_number, check_values, run_check
+from course_utils.course.exercises import (NOT_ATTEMPTED, ExerciseFailed, ask_choice, ask_number, check_cases,
+                                           check_values, run_check)
 
 
 def test_three_states(stub):
@@ -88,3 +91,26 @@ def test_choice_options_fit_on_one_line():
             if name.endswith("OPTIONS"):
                 long = [o for o in value if len(o) > 100]
                 assert not long, f"{info.name}.{name}: options over 100 characters: {long}"
+
+
+def test_a_learner_function_that_never_returns_is_stopped_with_a_message(monkeypatch):
+    monkeypatch.setenv("COURSE_CHECK_TIMEOUT", "0.5")
+
+    def forever():
+        while True:
+            pass
+
+    result = run_check("Exercise X", forever, 1.0)
+    assert result.status == "incorrect" and "did not return within 0.5 s" in result.message
+    slow_case = check_cases("Exercise Y", lambda x: forever(), [((1.0,), 1.0, [])], hint="")
+    assert slow_case.status == "incorrect" and "loop that never ends" in slow_case.message
+
+
+def test_none_complex_nan_and_shape_each_get_their_own_hint():
+    expected = np.ones(3)
+    assert "forget `return`" in run_check("E", lambda: None, expected).message
+    assert "complex numbers" in run_check("E", lambda: torch.ones(3, dtype=torch.complex64), expected).message
+    assert "complex numbers" in run_check("E", lambda: np.ones(3) * 1j, expected).message
+    assert "NaN or inf" in run_check("E", lambda: np.array([1.0, np.nan, 1.0]), expected).message
+    assert "Expected shape (3,), got (2,)" in run_check("E", lambda: np.ones(2), expected).message
+    assert run_check("E", lambda: np.ones(3), expected).correct  # and a right answer still passes
