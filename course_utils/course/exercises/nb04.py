@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ...models import UNet, UNetConfig, timestep_embedding, trace_shapes
-from .core import CORRECT, INCORRECT, NOT_ATTEMPTED, CheckResult, _finish, ask_choice, check_cases
+from .core import (CORRECT, INCORRECT, NOT_ATTEMPTED, CheckResult, LearnerTimeout, _finish, _timeout_message,
+                   ask_choice, call_learner, check_cases)
 
 # --- Exercise 1: the bottleneck's shape -------------------------------------------------------
 
@@ -73,9 +74,11 @@ def check_sample_timesteps(fn: Callable, num_timesteps: int = 1000) -> CheckResu
     """``fn(batch_size, num_timesteps, generator)``: uniform integers in ``[0, T-1]``, as a ``(B,)`` LongTensor."""
     name = "Exercise 3 (sampling timesteps)"
     try:
-        t = fn(50000, num_timesteps, torch.Generator().manual_seed(0))
+        t = call_learner(fn, 50000, num_timesteps, torch.Generator().manual_seed(0))
     except NotImplementedError:
         return CheckResult(name, NOT_ATTEMPTED, "Fill in the function above, run its cell, then run this one.")
+    except LearnerTimeout:
+        return _finish(CheckResult(name, INCORRECT, _timeout_message()))
     except Exception as err:
         return _finish(CheckResult(name, INCORRECT, f"Your code raised {type(err).__name__}: {err}"))
     problems = []
@@ -98,7 +101,26 @@ def check_sample_timesteps(fn: Callable, num_timesteps: int = 1000) -> CheckResu
                 problems.append("the timesteps are not uniform: every t should be equally likely")
     if problems:
         return _finish(CheckResult(name, INCORRECT, problems[0][0].upper() + problems[0][1:] + "."))
+    randomness = _seeded_draws(fn, num_timesteps, t)
+    if randomness:
+        return _finish(CheckResult(name, INCORRECT, randomness))
     return CheckResult(name, CORRECT, "Uniform over every timestep, as the simple loss needs.")
+
+
+def _seeded_draws(fn: Callable, num_timesteps: int, first: torch.Tensor) -> str | None:
+    """What is wrong with how the draws use the generator, if anything: the same seed must give the
+    same timesteps, another seed other ones (a generator that is ignored gives neither)."""
+    try:
+        again = call_learner(fn, 50000, num_timesteps, torch.Generator().manual_seed(0))
+        other = call_learner(fn, 50000, num_timesteps, torch.Generator().manual_seed(1))
+    except Exception as err:  # it ran once: a second call that fails is a bug of its own
+        return f"A second call raised {type(err).__name__}: {err}"
+    if not torch.equal(torch.as_tensor(again), first):
+        return ("The same seed gave other timesteps: draw from the generator you are given "
+                "(torch.randint(..., generator=generator)), not from torch's global one.")
+    if torch.equal(torch.as_tensor(other), first):
+        return "Seeds 0 and 1 gave the same timesteps: the generator you are given is ignored; draw from it."
+    return None
 
 
 # --- Question: skip connections ---------------------------------------------------------------

@@ -11,7 +11,8 @@ from collections.abc import Callable
 import torch
 
 from ...guidance import guide
-from .core import CORRECT, INCORRECT, NOT_ATTEMPTED, CheckResult, _finish, ask_choice, check_cases
+from .core import (CORRECT, INCORRECT, NOT_ATTEMPTED, CheckResult, LearnerTimeout, _finish, _timeout_message,
+                   ask_choice, call_learner, check_cases)
 
 # --- Exercise 1: the guidance combination ----------------------------------------------------
 
@@ -43,9 +44,11 @@ def check_label_dropout(fn: Callable) -> CheckResult:
     name = "Exercise 2 (label dropout)"
     labels = torch.arange(10).repeat(2000)  # (20000,)
     try:
-        out = fn(labels.clone(), 0.1, 10, torch.Generator().manual_seed(0))
+        out = call_learner(fn, labels.clone(), 0.1, 10, torch.Generator().manual_seed(0))
     except NotImplementedError:
         return _finish(CheckResult(name, NOT_ATTEMPTED, "Fill in drop_labels, then rerun this cell."))
+    except LearnerTimeout:
+        return _finish(CheckResult(name, INCORRECT, _timeout_message()))
     except Exception as exc:  # noqa: BLE001 - the learner's code may raise anything
         return _finish(CheckResult(name, INCORRECT, f"drop_labels raised {type(exc).__name__}: {exc}"))
     out = torch.as_tensor(out)
@@ -62,9 +65,22 @@ def check_label_dropout(fn: Callable) -> CheckResult:
     if abs(rate - 0.1) > 0.015:  # 20,000 draws: the standard error of the rate is 0.002
         return _finish(CheckResult(name, INCORRECT, f"{rate:.1%} of labels were dropped; p = 0.1 should drop about "
                                                     "10%. Draw one uniform number per label and compare it to p."))
-    again = torch.as_tensor(fn(labels.clone(), 0.1, 10, torch.Generator().manual_seed(0)))
+    per_class = torch.stack([dropped[labels == c].float().mean() for c in range(10)])  # (10,), each ~0.1
+    if float((per_class - 0.1).abs().max()) > 0.04:  # 2,000 labels a class: 0.04 is 6 standard errors
+        return _finish(CheckResult(name, INCORRECT, "The dropped labels are not spread at random: from digit "
+                                   f"{int(per_class.argmax())} you dropped {float(per_class.max()):.0%}, from digit "
+                                   f"{int(per_class.argmin())} {float(per_class.min()):.0%}. Draw one uniform number "
+                                   "per label (with the generator) and drop where it is below p."))
+    try:
+        again = torch.as_tensor(call_learner(fn, labels.clone(), 0.1, 10, torch.Generator().manual_seed(0)))
+        other = torch.as_tensor(call_learner(fn, labels.clone(), 0.1, 10, torch.Generator().manual_seed(1)))
+    except Exception as exc:  # noqa: BLE001 - it ran once: a second call that fails is a bug of its own
+        return _finish(CheckResult(name, INCORRECT, f"A second call of drop_labels raised {type(exc).__name__}: {exc}"))
     if not torch.equal(again, out):
         return _finish(CheckResult(name, INCORRECT, "Use the generator you are given, so that a seed fixes the result."))
+    if torch.equal(other, out):
+        return _finish(CheckResult(name, INCORRECT, "Seeds 0 and 1 dropped the same labels: the generator you are "
+                                                    "given is ignored; draw the random numbers from it."))
     return _finish(CheckResult(name, CORRECT, f"{rate:.1%} dropped to the null label; the rest untouched."))
 
 

@@ -67,3 +67,11 @@ def test_skip_question():
     field.value = "The fine spatial detail that the 4x4 bottleneck cannot hold"
     box.check()
     assert box.result.correct
+
+
+def test_timestep_draws_that_ignore_the_generator_are_caught():
+    """A fixed internal seed passes every statistical test; only another generator reveals it."""
+    fixed = nb04.check_sample_timesteps(lambda b, T, g: torch.randint(0, T, (b,), generator=torch.Generator().manual_seed(0)))
+    assert fixed.status == "incorrect" and "ignored" in fixed.message
+    global_rng = nb04.check_sample_timesteps(lambda b, T, g: torch.randint(0, T, (b,)))
+    assert global_rng.status == "incorrect" and "global" in global_rng.message

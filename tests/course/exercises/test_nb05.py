@@ -47,3 +47,15 @@ def test_questions():
         box.field.value = [o for o in box.field.options if o != right][0]
         box.check()
         assert box.result.status == "incorrect"
+
+
+def test_label_dropout_that_is_not_random_is_caught():
+    every_tenth = nb05.check_label_dropout(lambda y, p, null, g: torch.where(torch.arange(len(y)) % 10 == 0, null, y))
+    assert every_tenth.status == "incorrect" and "not spread at random" in every_tenth.message
+
+    def fixed_seed(y, p, null, g):
+        drop = torch.rand(len(y), generator=torch.Generator().manual_seed(0)) < p
+        return torch.where(drop, torch.full_like(y, null), y)
+
+    ignored = nb05.check_label_dropout(fixed_seed)
+    assert ignored.status == "incorrect" and "ignored" in ignored.message
