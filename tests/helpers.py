@@ -3,10 +3,13 @@
 import contextlib
 import os
 import subprocess
+from pathlib import Path
 
 import torch
 
 from course_utils.models import UNet, UNetConfig
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 
 
 def random_weights(net: torch.nn.Module, std: float = 0.05) -> torch.nn.Module:

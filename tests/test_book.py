@@ -4,6 +4,7 @@ Executing and rendering the notebooks is `make book`'s job, and the browser test
 wrote; these tests cover the logic that needs no kernel.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -82,3 +83,22 @@ def test_jobs_below_one_is_refused(capsys):
     with pytest.raises(SystemExit):
         bb.main(["--jobs", "0", "--only", "none"])
     assert "--jobs must be 1 or more, got 0" in capsys.readouterr().err
+
+
+def test_a_cell_past_its_timeout_is_retried_once_then_fails_the_build(tmp_path, monkeypatch, capsys):
+    import nbformat
+
+    monkeypatch.setattr(bb, "ROOT", tmp_path)
+    for name in ("COURSE_MODE", "MPLBACKEND", "HF_HUB_OFFLINE"):  # execute() sets them; put them back after
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.setenv(name, "")
+            monkeypatch.delenv(name)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("import time\ntime.sleep(60)")]
+    nbformat.write(nb, tmp_path / "slow.ipynb")
+    with pytest.raises(bb.BookError, match="ran past 2 s twice"):
+        bb.execute(tmp_path / "slow.ipynb", "fast", timeout=2)
+    assert "retrying with a fresh kernel" in capsys.readouterr().out

@@ -91,7 +91,8 @@ def execute(path: Path, mode: str, timeout: int | None = None) -> tuple[nbformat
     (a lost kernel message was seen once on a heavily loaded machine) gets one more try with a
     fresh kernel before the build fails.
     """
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
@@ -102,7 +103,8 @@ def execute(path: Path, mode: str, timeout: int | None = None) -> tuple[nbformat
     for attempt in (1, 2):
         nb = nbformat.read(path, as_version=4)
         with tempfile.TemporaryDirectory(prefix=f"book-{path.stem}-") as work:
-            km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(work) / "kernel"))
+            # the async manager: with a synchronous one nbclient never enforces the per-cell timeout
+            km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(Path(work) / "kernel"))
             client = NotebookClient(nb, km=km, timeout=timeout, store_widget_state=True,
                                     resources={"metadata": {"path": work}})
             start = time.perf_counter()
@@ -117,7 +119,7 @@ def execute(path: Path, mode: str, timeout: int | None = None) -> tuple[nbformat
                 raise BookError(f"{path.relative_to(ROOT)} failed in {mode} mode:\n{exc}") from None
             finally:
                 if km.has_kernel:  # the client does not stop a kernel it was handed
-                    km.shutdown_kernel(now=True)
+                    run_sync(km.shutdown_kernel)(now=True)
     raise AssertionError("unreachable")
 
 

@@ -33,7 +33,7 @@ LAYERS = [
     ("data and networks", ["data", "models", "latent"]),
     ("models in use", ["denoisers", "pipeline", "pretrained", "metrics", "viz"]),
     ("recipes", ["recipes", "cards", "train"]),
-    ("course wing", ["course"]),
+    ("course wing", ["course", "grade"]),
 ]
 
 
