@@ -12,11 +12,14 @@ With ``COURSE_STRICT_CHECKS=1`` (set by ``make test``) an incorrect result raise
 wrong reference answer in a solution notebook fails CI. (Question widgets are exempt: nobody
 answers them during a CI run, so they stay "not attempted" there.)
 
+A build exercise (``BuildExercise``, graded by ``grade_build``) is a whole piece the notebook then
+uses: ``use_build`` gives the later cells the learner's piece once it is correct, the package's until then.
+
 One module per notebook: ``nb02``, ``nb03``, ...
 """
 
-from .core import (NOT_ATTEMPTED, CheckResult, ExerciseFailed, ask_choice, ask_number, check_cases, check_values,
-                   run_check)
+from .core import (NOT_ATTEMPTED, BuildExercise, CheckResult, ExerciseFailed, Miss, ask_choice, ask_number, check_cases,
+                   check_values, grade_build, run_check, use_build)
 
-__all__ = ["NOT_ATTEMPTED", "CheckResult", "ExerciseFailed", "ask_choice", "ask_number", "check_cases", "check_values",
-           "run_check"]
+__all__ = ["NOT_ATTEMPTED", "BuildExercise", "CheckResult", "ExerciseFailed", "Miss", "ask_choice", "ask_number",
+           "check_cases", "check_values", "grade_build", "run_check", "use_build"]

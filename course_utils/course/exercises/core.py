@@ -1,9 +1,16 @@
-"""The checker machinery: results, strict mode, numeric comparison, question widgets.
+"""The checker machinery: results, strict mode, numeric comparison, build exercises, question widgets.
 
 A learner's function runs through ``call_learner``: under a time limit (``COURSE_CHECK_TIMEOUT``
 seconds, 60 by default), so an endless loop ends in a message instead of a hung notebook. Its
 answer is then read strictly: ``None`` (a forgotten ``return``), complex numbers, NaN and a wrong
 shape are each incorrect with a hint that names the likely slip.
+
+A **build exercise** is a whole working piece (a sampling loop, a training step, a VAE loss) that
+the notebook then uses. ``BuildExercise`` names it and says what it will be graded on before the
+learner starts; ``grade_build`` runs its stages (unit cases, then outcomes such as a distance to
+the data) and turns the first ``Miss`` into an incorrect verdict with that stage's hint; ``use_build``
+hands the cells after it the learner's piece when it is correct and the package's otherwise, so Run
+All reaches the end with every build unsolved.
 """
 
 from __future__ import annotations
@@ -201,6 +208,103 @@ def check_cases(exercise: str, fn: Callable, cases: Sequence[tuple[tuple, Any, S
         if not result.correct:
             return result
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Build exercises
+# --------------------------------------------------------------------------------------------
+
+class Miss(Exception):
+    """A build stage that the learner's piece fails; the message is the hint shown to the learner."""
+
+
+@dataclass(frozen=True)
+class BuildExercise:
+    """A build exercise: its name, the piece the learner writes, and what the checker grades.
+
+    Displaying it (the last line of a cell) shows the learner the grading before they start.
+    """
+
+    exercise: str
+    task: str
+    graded_on: tuple[str, ...]
+
+    def __str__(self) -> str:
+        lines = [f"🔧 {self.exercise}: {self.task}", "Graded on:"]
+        return "\n".join(lines + [f"  {i}. {g}" for i, g in enumerate(self.graded_on, 1)])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<li>{html.escape(g)}</li>" for g in self.graded_on)
+        return (f'<div style="border-left:4px solid #1a73e8;padding:4px 10px;">🔧 <b>{html.escape(self.exercise)}</b>: '
+                f"{html.escape(self.task)}<br>Graded on:<ol style='margin:2px 0'>{items}</ol></div>")
+
+
+def grade_build(build: BuildExercise, *stages: Callable[[], str | None]) -> CheckResult:
+    """Run ``stages`` in order; each calls the learner's code (through ``call_learner``) and either
+    returns a short note of what it measured or raises ``Miss(hint)``.
+
+    The first stage that misses decides: ``incorrect`` with its hint. ``NotImplementedError`` (the
+    stub) is ``not attempted``, a time-out or any other exception ``incorrect`` with a message. When
+    every stage passes the verdict is ``correct`` and the notes (the figures reached) follow it.
+    """
+    notes = []
+    for stage in stages:
+        try:
+            note = stage()
+        except NotImplementedError:
+            return CheckResult(build.exercise, NOT_ATTEMPTED,
+                               "Fill in the function(s) above, run the cell, then run this one.")
+        except LearnerTimeout:
+            return _finish(CheckResult(build.exercise, INCORRECT, _timeout_message()))
+        except Miss as miss:
+            return _finish(CheckResult(build.exercise, INCORRECT, str(miss)))
+        except Exception as err:  # a learner's bug is an answer to report, not a crash
+            return _finish(CheckResult(build.exercise, INCORRECT, f"Your code raised {type(err).__name__}: {err}"))
+        if note:
+            notes.append(note)
+    return CheckResult(build.exercise, CORRECT, "Well done. " + "; ".join(notes) + ("." if notes else ""))
+
+
+def use_build(result: CheckResult, mine: Any, fallback: Any, what: str) -> Any:
+    """``mine`` when the build ``result`` is correct, else ``fallback`` (the package's version); says which."""
+    if not isinstance(result, CheckResult):
+        raise TypeError(f"result must be the CheckResult a build checker returned, got {type(result).__name__}.")
+    if result.correct:
+        print(f"Using your {what} from here on.")
+        return mine
+    print(f"Using the package's {what} from here on ({result.exercise} is {result.status}).")
+    return fallback
+
+
+def expect_close(got: Any, expected: Any, what: str, hint: str, atol: float = 1e-5, rtol: float = 1e-5) -> None:
+    """``Miss`` unless ``got`` has the numbers of ``expected``: None, complex, non-finite, a wrong shape
+    and wrong values each get their own message, ending in ``hint``."""
+    if got is None:
+        raise Miss(f"{what} is None: did you forget `return`?")
+    if got.is_complex() if isinstance(got, torch.Tensor) else _is_complex(got):
+        raise Miss(f"{what} has complex numbers: a square root or log of a negative number? {hint}".strip())
+    g, e = _numbers(got), _as_array(expected)
+    if g is None:
+        raise Miss(f"{what} should be numbers, got {type(got).__name__}. {hint}".strip())
+    if g.shape != e.shape:
+        raise Miss(f"{what} should have shape {e.shape}, got {g.shape}. {hint}".strip())
+    if not np.all(np.isfinite(g)):
+        raise Miss(f"{what} contains NaN or inf. {hint}".strip())
+    if not np.allclose(g, e, atol=atol, rtol=rtol):
+        raise Miss(f"{what} is off by up to {float(np.max(np.abs(g - e))):.3g}. {hint}".strip())
+
+
+def expect_seeded(draw: Callable[[torch.Generator], Any], what: str) -> None:
+    """``Miss`` unless ``draw(generator)`` repeats for the same seed and changes with another: a piece
+    that uses torch's global generator, or ignores the one it is given, fails with a hint."""
+    first, again, other = (_as_array(call_learner(draw, torch.Generator().manual_seed(s))) for s in (0, 0, 1))
+    if first.shape != again.shape or not np.array_equal(first, again):
+        raise Miss(f"The same seed gave another {what}: draw every random number from the generator you are given "
+                   "(torch.randn(..., generator=generator)), not from torch's global one.")
+    if first.shape == other.shape and np.array_equal(first, other):
+        raise Miss(f"Seeds 0 and 1 gave the same {what}: the generator you are given is ignored; draw from it.")
 
 
 def _question_widget(exercise: str, prompt: str, field, judge: Callable[[Any], CheckResult]):

@@ -1,11 +1,13 @@
-"""course_utils.course.exercises.core: the checker machinery: three states, strict mode, widget questions."""
+"""course_utils.course.exercises.core: the checker machinery: three states, strict mode, build exercises,
+widget questions."""
 
 import numpy as np
 import pytest
 import torch
 
-from course_utils.course.exercises import (NOT_ATTEMPTED, ExerciseFailed, ask_choice, ask_number, check_cases,
-                                           check_values, run_check)
+from course_utils.course.exercises import (NOT_ATTEMPTED, BuildExercise, ExerciseFailed, Miss, ask_choice, ask_number,
+                                           check_cases, check_values, grade_build, run_check, use_build)
+from course_utils.course.exercises.core import call_learner, expect_close, expect_seeded
 
 
 def test_three_states(stub):
@@ -114,3 +116,61 @@ def test_none_complex_nan_and_shape_each_get_their_own_hint():
     assert "NaN or inf" in run_check("E", lambda: np.array([1.0, np.nan, 1.0]), expected).message
     assert "Expected shape (3,), got (2,)" in run_check("E", lambda: np.ones(2), expected).message
     assert run_check("E", lambda: np.ones(3), expected).correct  # and a right answer still passes
+
+
+# --- build exercises ---------------------------------------------------------------------------
+
+BUILD = BuildExercise("Build 0 (a doubler)", "write double(x).", ("twice x on three cases", "a random batch"))
+
+
+def _grade(fn):
+    def cases():
+        expect_close(call_learner(fn, torch.arange(3.0)), torch.arange(3.0) * 2, "double([0, 1, 2])", "Return 2 * x.")
+        return "3 cases right"
+
+    def outcome():
+        return f"mean {float(call_learner(fn, torch.ones(4)).mean()):.1f}"
+
+    return grade_build(BUILD, cases, outcome)
+
+
+def test_a_build_states_its_grading_and_its_stages_decide_in_order(stub, monkeypatch):
+    assert "Graded on:" in str(BUILD) and "2. a random batch" in str(BUILD) and "<ol" in BUILD._repr_html_()
+    right = _grade(lambda x: 2 * x)
+    assert right.correct and right.message == "Well done. 3 cases right; mean 2.0."
+    assert _grade(stub).status == NOT_ATTEMPTED
+    assert "forget `return`" in _grade(lambda x: None).message
+    assert "off by up to 2" in _grade(lambda x: x).message and "Return 2 * x." in _grade(lambda x: x).message
+    assert "shape (3,), got (1, 3)" in _grade(lambda x: (2 * x)[None]).message
+    assert "raised ZeroDivisionError" in _grade(lambda x: 1 / 0).message
+    assert "NaN or inf" in _grade(lambda x: x * float("nan")).message
+    monkeypatch.setenv("COURSE_CHECK_TIMEOUT", "0.3")
+
+    def forever(x):
+        while True:
+            pass
+
+    assert "did not return within 0.3 s" in _grade(forever).message
+    monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
+    with pytest.raises(ExerciseFailed):
+        _grade(lambda x: x)
+    assert _grade(stub).status == NOT_ATTEMPTED  # never raises for the stub
+
+
+def test_use_build_takes_the_learners_piece_only_when_it_is_correct(capsys, stub):
+    mine, package = object(), object()
+    assert use_build(_grade(lambda x: 2 * x), mine, package, "doubler") is mine
+    assert "Using your doubler" in capsys.readouterr().out
+    assert use_build(_grade(stub), mine, package, "doubler") is package
+    out = capsys.readouterr().out
+    assert "Using the package's doubler" in out and "is not attempted" in out
+    with pytest.raises(TypeError, match="CheckResult"):
+        use_build(True, mine, package, "doubler")
+
+
+def test_randomness_must_follow_the_generator_it_is_given():
+    expect_seeded(lambda g: torch.randn(3, generator=g), "noise")  # passes
+    with pytest.raises(Miss, match="global one"):
+        expect_seeded(lambda g: torch.randn(3), "noise")
+    with pytest.raises(Miss, match="ignored"):
+        expect_seeded(lambda g: torch.randn(3, generator=torch.Generator().manual_seed(7)), "noise")
