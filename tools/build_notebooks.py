@@ -10,7 +10,8 @@ Both get an Open-in-Colab badge and a setup cell that installs ``course_utils`` 
 A solution block must sit inside a function body, so the learner's stub raises only when the
 function is called and Run All still reaches the end of the notebook.
 
-Usage: ``python tools/build_notebooks.py [--check]`` (``--check``: fail if a committed notebook is stale).
+Usage: ``python tools/build_notebooks.py [--check] [--only NN ...]`` (``--check``: fail if a committed
+notebook is stale; ``--only``: just the notebooks with these numbers).
 """
 
 from __future__ import annotations
@@ -150,9 +151,16 @@ def sources() -> list[Path]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if a committed notebook is stale")
+    parser.add_argument("--only", nargs="+", metavar="NN", default=None,
+                        help="only the notebooks with these numbers (e.g. --only 03 07)")
     args = parser.parse_args(argv)
+    chosen = sources()
+    if args.only is not None:
+        chosen = [s for s in chosen if s.name[:2] in args.only]
+        if not chosen:
+            parser.error(f"--only {' '.join(args.only)} matches no source; numbers are two digits, e.g. 03")
     stale = []
-    for src in sources():
+    for src in chosen:
         for path, text in build(src).items():
             if args.check:
                 if not path.exists() or path.read_text() != text:
