@@ -20,7 +20,7 @@ OFFLINE := tools/offline
 JOBS ?= 2
 THREADS := $(shell n=$$(nproc 2>/dev/null || echo 2); t=$$((n / $(JOBS))); [ $$t -ge 1 ] && echo $$t || echo 1)
 
-.PHONY: lab test setup unit nbval widgets7 book browser notebooks clean-venv
+.PHONY: lab test setup unit nbval graded widgets7 book browser notebooks clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ lab: setup
 
 unit: setup
 	$(VENV)/bin/ruff check course_utils tests tools benchmarks solutions conftest.py
-	OMP_NUM_THREADS=$(THREADS) $(OFFLINE) $(PY) -m pytest -n $(JOBS) --dist loadfile -m "not browser" tests
+	OMP_NUM_THREADS=$(THREADS) $(OFFLINE) $(PY) -m pytest -n $(JOBS) --dist loadfile -m "not browser and not series" tests
 
 # Every learner and solution notebook, top to bottom, in fast mode. COURSE_STRICT_CHECKS turns an
 # exercise checker's "incorrect" into an error, so a wrong reference answer fails the run.
@@ -50,6 +50,11 @@ NBVAL_FILES += $(filter-out $(NBVAL_FILES),$(sort $(wildcard notebooks/*.ipynb s
 nbval: setup
 	COURSE_MODE=fast COURSE_STRICT_CHECKS=1 MPLBACKEND=agg OMP_NUM_THREADS=$(THREADS) $(OFFLINE) $(PY) -m pytest \
 	  -n $(JOBS) --dist loadscope --no-loadscope-reorder --nbval-lax --nbval-cell-timeout=600 $(NBVAL_FILES)
+
+# The teacher's grader over the whole series: every solution exercise correct, no learner one.
+# One notebook pair per test, handed to whichever worker is free (longest first).
+graded: setup
+	OMP_NUM_THREADS=$(THREADS) $(OFFLINE) $(PY) -m pytest -n $(JOBS) --dist load -m series tests/test_grade_series.py
 
 # The widget tests again, against ipywidgets 7.7 (Colab) instead of .venv's 8.x (JupyterLab 4).
 $(WIDGETS7)/.installed: | $(STAMP)
@@ -67,7 +72,7 @@ book: setup
 browser: setup book
 	$(OFFLINE) $(PY) -m pytest -m browser tests
 
-test: unit nbval widgets7 browser
+test: unit nbval graded widgets7 browser
 
 notebooks: setup
 	$(PY) tools/build_notebooks.py
