@@ -24,12 +24,14 @@
 # 2. Compute one reverse step by hand and reproduce the course text's worked example and its
 #    "manual reverse step" exercise.
 # 3. Write the training loss that every later notebook minimises.
-# 4. Sample 2-D data with **DDPM** and **DDIM**, using an *exact* noise predictor in place of a
-#    network, so you watch the reverse process work before anything is trained.
+# 4. Write the **DDPM** and **DDIM** sampling loops yourself, from the schedule alone, and sample
+#    2-D data with them, using an *exact* noise predictor in place of a network, so you watch the
+#    reverse process work before anything is trained.
 # 5. Swap our sampler for the one in 🤗 diffusers in one line and get the same samples.
 #
-# There are three coding exercises and two quick questions; each has an automatic checker. The
-# whole notebook runs in well under a minute on a laptop CPU.
+# There are three coding exercises, two build exercises (the DDPM and the DDIM sampling loops,
+# which the rest of the notebook then samples with) and two quick questions; each has an automatic
+# checker. The whole notebook runs in well under a minute on a laptop CPU.
 
 # %%
 import math
@@ -40,7 +42,7 @@ import torch
 
 from course_utils import config
 from course_utils.data import gaussian_mixture_params, make_toy2d
-from course_utils.course.exercises import nb03
+from course_utils.course.exercises import nb03, use_build
 from course_utils.forward import forward_step, q_sample
 from course_utils.oracle import GaussianMixtureOracle
 from course_utils.parameterization import (
@@ -467,8 +469,7 @@ assert per_step[0] > 0.9 and per_step[-1] < 0.01
 # %% [markdown]
 # ## 6. Sampling: DDPM and DDIM with the oracle
 #
-# Two samplers turn noise predictions into samples. Both share diffusers' interface
-# (`set_timesteps`, `.timesteps`, `step`), and `sample_loop` runs either of them.
+# Two samplers turn noise predictions into samples.
 #
 # * **DDPM** (Ho et al. 2020) takes all $T = 1000$ steps, and every step but the last adds fresh
 #   noise $\sigma_t z$: it is **stochastic**.
@@ -476,22 +477,152 @@ assert per_step[0] > 0.9 and per_step[-1] < 0.01
 #   deterministically along the path implied by $\hat{x}_0$ and $\hat\epsilon$. That path is smooth
 #   enough to follow with 50 steps instead of 1000. With $\eta = 1$ it adds DDPM-like noise again.
 #
-# One setting matters for this data: by default both samplers clip $\hat{x}_0$ to $[-1, 1]$, which
-# suits images but would squash our blobs (at radius 2) onto a square. For unbounded data, pass
-# `clip_sample=False`. Both runs start from the same noise (the same seed).
+# The package has both (`DDPMSampler`, `DDIMSampler`, with diffusers' interface, run by
+# `sample_loop`). You will write both loops yourself first, from the schedule alone, and the rest
+# of this notebook samples with yours once the checker accepts them.
+#
+# One setting matters for this data: by default both of the package's samplers clip $\hat{x}_0$ to
+# $[-1, 1]$, which suits images but would squash our blobs (at radius 2) onto a square. Here they
+# run with `clip_sample=False`, and your loops clip nothing either.
+#
+# ### Build 1: the DDPM sampling loop
+#
+# Write `ddpm_sample(model, schedule, shape, generator)`: Algorithm 2 of Ho et al. 2020, with the
+# 0-indexed timesteps of section 1 and the variance the package and diffusers use by default. In
+# the code, $\beta_t$ is `schedule.betas[t]`, $\bar\alpha_t$ is `schedule.alphas_cumprod[t]` (0-d
+# float64 tensors; `.item()` gives a Python float) and $T$ is `schedule.num_timesteps`.
+#
+# 1. Draw $x_T \sim \mathcal{N}(0, I)$.
+# 2. For $t = T-1, T-2, \dots, 0$ (one model call per step, noisiest first):
+#    * $\hat\epsilon = $ `model(x, t)`, with `x` of shape `(B, D)` and `t` a Python int;
+#    * the mean of section 3 (Eq. 11): $\mu = \big(x_t - \tfrac{\beta_t}{\sqrt{1-\bar\alpha_t}}\,\hat\epsilon\big)/\sqrt{\alpha_t}$, with $\alpha_t = 1 - \beta_t$;
+#    * if $t > 0$: $x_{t-1} = \mu + \sigma_t z$ with the posterior variance
+#      $\sigma_t^2 = \tilde\beta_t = \frac{1-\bar\alpha_{t-1}}{1-\bar\alpha_t}\,\beta_t$ (Eq. 7) and $z \sim \mathcal{N}(0, I)$;
+#    * if $t = 0$: the sample is $\mu$ itself, **no noise at the last step** (section 3 says why).
+# 3. Return the samples, shape `shape`.
+#
+# **The generator convention.** To give the same samples as the package for the same generator,
+# draw in the same order: first `x = torch.randn(shape, generator=generator)` (the default dtype,
+# float32), then, at each step with $t > 0$, one `torch.randn(shape, generator=generator)` for $z$,
+# and nothing at $t = 0$. Never use torch's global generator (`torch.randn(shape)` without
+# `generator=`, or `torch.randn_like`). The cell below lists what the checker grades.
 
 # %%
-ddpm = DDPMSampler(schedule, clip_sample=False)
-ddim = DDIMSampler(schedule, clip_sample=False)
+nb03.BUILD_DDPM
+
+
+# %%
+def ddpm_sample(model, schedule, shape, generator):
+    """DDPM ancestral sampling over all T steps (Algorithm 2 of Ho et al. 2020), no clipping.
+
+    Args:
+        model: model(x_t, t) -> (B, D) predicted noise, with x_t: (B, D) and t an int in [0, T).
+        schedule: the NoiseSchedule (betas, alphas_cumprod, num_timesteps).
+        shape: (B, D), the shape of the samples.
+        generator: a torch.Generator for x_T and for every step's noise.
+
+    Returns:
+        (B, D) float32 samples.
+    """
+    # BEGIN SOLUTION
+    x = torch.randn(shape, generator=generator)  # x_T, the first draw
+    for t in range(schedule.num_timesteps - 1, -1, -1):  # T-1, ..., 1, 0
+        eps = model(x, t)
+        beta_t = schedule.betas[t].item()
+        alpha_bar_t = schedule.alphas_cumprod[t].item()
+        alpha_bar_prev = schedule.alphas_cumprod[t - 1].item() if t > 0 else 1.0
+        # Eq. (11): mu = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_t)
+        mean = (x - beta_t / math.sqrt(1 - alpha_bar_t) * eps) / math.sqrt(1 - beta_t)
+        if t > 0:
+            variance = (1 - alpha_bar_prev) / (1 - alpha_bar_t) * beta_t  # beta_tilde_t, Eq. (7)
+            x = mean + math.sqrt(variance) * torch.randn(shape, generator=generator)
+        else:
+            x = mean  # the last step adds no noise
+    return x
+    # END SOLUTION
+
+
+# %%
+ddpm_result = nb03.check_ddpm_sample(ddpm_sample)
+ddpm_result
+
+# %% [markdown]
+# ### Build 2: the DDIM loop
+#
+# Write `ddim_sample(model, schedule, shape, num_inference_steps, generator)`: DDIM with $\eta = 0$
+# (Eq. 12 of Song et al. 2021) on a subsequence of $n$ = `num_inference_steps` timesteps.
+#
+# 1. The timesteps, with diffusers' default `"leading"` spacing: $k = T // n$ (integer division),
+#    then $(n-1)k, \dots, 2k, k, 0$, noisiest first: exactly $n$ of them. For $n = 50$:
+#    $980, 960, \dots, 20, 0$ (so the first step starts at $t = 980$, not 999).
+# 2. Draw $x_T$ = `torch.randn(shape, generator=generator)`: the **only** draw. With $\eta = 0$
+#    nothing else is random.
+# 3. For each timestep $t$ of the list, with $t'$ the **next timestep of the list** (not $t - 1$:
+#    DDIM jumps over the ones in between), and $\bar\alpha_{t'} = 1$ after the last one:
+#    * $\hat\epsilon = $ `model(x, t)`;
+#    * $\hat x_0 = \big(x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon\big)/\sqrt{\bar\alpha_t}$ (your Exercise 1);
+#    * $x_{t'} = \sqrt{\bar\alpha_{t'}}\,\hat x_0 + \sqrt{1-\bar\alpha_{t'}}\,\hat\epsilon$: the clean estimate, noised
+#      again to the level of $t'$ with the noise the model sees.
+# 4. Return the samples, shape `shape`.
+
+# %%
+nb03.BUILD_DDIM
+
+
+# %%
+def ddim_sample(model, schedule, shape, num_inference_steps, generator):
+    """DDIM with eta = 0 (Eq. (12) of Song et al. 2021) on the "leading" timesteps, no clipping.
+
+    Args:
+        model: model(x_t, t) -> (B, D) predicted noise, with x_t: (B, D) and t an int in [0, T).
+        schedule: the NoiseSchedule (alphas_cumprod, num_timesteps).
+        shape: (B, D), the shape of the samples.
+        num_inference_steps: n, the number of steps (and of model calls).
+        generator: a torch.Generator, used for x_T only.
+
+    Returns:
+        (B, D) float32 samples.
+    """
+    # BEGIN SOLUTION
+    k = schedule.num_timesteps // num_inference_steps
+    timesteps = [i * k for i in range(num_inference_steps)][::-1]  # (n-1)k, ..., k, 0
+    x = torch.randn(shape, generator=generator)  # x_T, the only draw
+    for i, t in enumerate(timesteps):
+        eps = model(x, t)
+        alpha_bar_t = schedule.alphas_cumprod[t].item()
+        alpha_bar_next = schedule.alphas_cumprod[timesteps[i + 1]].item() if i + 1 < len(timesteps) else 1.0
+        x0_hat = (x - math.sqrt(1 - alpha_bar_t) * eps) / math.sqrt(alpha_bar_t)
+        x = math.sqrt(alpha_bar_next) * x0_hat + math.sqrt(1 - alpha_bar_next) * eps  # Eq. (12), eta = 0
+    return x
+    # END SOLUTION
+
+
+# %%
+ddim_result = nb03.check_ddim_sample(ddim_sample)
+ddim_result
+
+# %% [markdown]
+# ### Sampling the mixture with your loops
+#
+# From here on the notebook samples with your loops once they are correct, and with the package's
+# (`sample_loop` with `DDPMSampler` or `DDIMSampler`) until then; the next cell says which. To draw
+# the paths as well, we hand the loop a `TracedModel`: the oracle, plus a memory of every $x_t$ it
+# is asked about. Both runs start from the same noise (the same seed).
+
+# %%
+ddpm_loop = use_build(ddpm_result, ddpm_sample, nb03.package_ddpm_sample, "DDPM loop")
+ddim_loop = use_build(ddim_result, ddim_sample, nb03.package_ddim_sample, "DDIM loop")
 
 start = time.perf_counter()
-ddpm_samples, ddpm_path = sample_loop(oracle, ddpm, (num_points, 2), num_inference_steps=1000,
-                                      generator=torch.Generator().manual_seed(0), return_trajectory=True)
+traced = nb03.TracedModel(oracle)
+ddpm_samples = ddpm_loop(traced, schedule, (num_points, 2), torch.Generator().manual_seed(0))
+ddpm_path = traced.path(ddpm_samples)  # (1001, N, 2): x_T, ..., x_1, then the samples
 ddpm_seconds = time.perf_counter() - start
 
 start = time.perf_counter()
-ddim_samples, ddim_path = sample_loop(oracle, ddim, (num_points, 2), num_inference_steps=50,
-                                      generator=torch.Generator().manual_seed(0), return_trajectory=True)
+traced = nb03.TracedModel(oracle)
+ddim_samples = ddim_loop(traced, schedule, (num_points, 2), 50, torch.Generator().manual_seed(0))
+ddim_path = traced.path(ddim_samples)  # (51, N, 2)
 ddim_seconds = time.perf_counter() - start
 print(f"DDPM: 1000 steps in {ddpm_seconds:.2f} s;  DDIM: 50 steps in {ddim_seconds:.2f} s")
 print("trajectory shapes (steps + 1, N, 2):", tuple(ddpm_path.shape), tuple(ddim_path.shape))
@@ -544,9 +675,9 @@ plt.show()
 # %% [markdown]
 # ### Stochastic or deterministic?
 #
-# `sample_loop` draws the starting noise *and* every later noise from one generator. To separate
-# the two, here is the loop it runs, written out, starting from an $x_T$ that we give it. Before
-# running it, answer Question A.
+# Your loops, like the package's `sample_loop`, draw the starting noise *and* every later noise from
+# one generator. To separate the two, here is the package's loop written out with its samplers'
+# `step`, starting from an $x_T$ that we give it. Before running it, answer Question A.
 
 # %%
 nb03.ddim_determinism_question()
@@ -563,6 +694,7 @@ def denoise_from(x_T, sampler, num_steps, generator, **step_kwargs):
     return x
 
 
+ddim = DDIMSampler(schedule, clip_sample=False)  # the package's samplers: `ddpm` is section 3's
 x_T = torch.randn(8, 2, generator=torch.Generator().manual_seed(42))
 ends = {}
 for name, sampler, num_steps in (("DDPM", ddpm, 1000), ("DDIM", ddim, 50)):
@@ -632,8 +764,8 @@ num_moon_samples = config.by_mode(fast=500, cpu=1000, full=2000)
 moon_samples = {}
 for bandwidth in (0.0, 0.1):
     memo_oracle = GaussianMixtureOracle.from_data(train_moons, schedule, bandwidth=bandwidth)
-    moon_samples[bandwidth] = sample_loop(memo_oracle, DDIMSampler(schedule, clip_sample=False),
-                                          (num_moon_samples, 2), 50, generator=torch.Generator().manual_seed(3))
+    moon_samples[bandwidth] = ddim_loop(memo_oracle, schedule, (num_moon_samples, 2), 50,
+                                        torch.Generator().manual_seed(3))  # yours once Build 2 is correct
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
 for ax, (bandwidth, samples) in zip(axes, moon_samples.items()):
@@ -668,6 +800,9 @@ plt.show()
 # * Training is a regression onto the noise; even the perfect predictor keeps a loss floor.
 # * DDPM is stochastic (1000 noisy steps); DDIM with $\eta = 0$ is deterministic and needs far fewer
 #   steps. Both recover the data when the noise prediction is exact, and our DDIM matches diffusers'.
+# * Both loops fit in a dozen lines written from the schedule: DDPM draws $x_T$, then one $z$ per step
+#   with $t > 0$ and uses the posterior variance $\tilde\beta_t$; DDIM draws only $x_T$ and walks a
+#   subsequence of timesteps, each step to the *next timestep of the list*, ending at $\bar\alpha = 1$.
 #
 # ## What comes next
 #

@@ -183,3 +183,147 @@ def test_seed_exercise_2_manual_reverse_step():
                                atol=2e-6, rtol=0)
     # The checker's reference is the same number.
     assert nb03.check_reverse_mean(lambda *a: ddpm_mean(*a)).correct
+
+
+# --- Builds 1 and 2: the DDPM and DDIM sampling loops ---------------------------------------------
+# Written here independently of the notebook; the keyword arguments switch in one slip each.
+
+def ddpm_loop(model, schedule, shape, generator, variance="posterior", divide_by="alpha", order="down",
+              noise_at_zero=False, global_noise=False, fixed_schedule=None):
+    schedule = fixed_schedule or schedule  # a slip: a schedule of its own instead of the argument
+    big_t = schedule.num_timesteps
+    x = torch.randn(shape, generator=generator)
+    for t in (range(big_t - 1, -1, -1) if order == "down" else range(big_t)):
+        eps = model(x, t)
+        b, ab = schedule.betas[t].item(), schedule.alphas_cumprod[t].item()
+        ab_prev = schedule.alphas_cumprod[t - 1].item()  # at t = 0 this is index -1: used only by a slip
+        mean = (x - b / math.sqrt(1 - ab) * eps) / math.sqrt(1 - b if divide_by == "alpha" else ab)
+        if t > 0 or noise_at_zero:
+            var = (1 - ab_prev) / (1 - ab) * b if variance == "posterior" else b
+            z = torch.randn(shape) if global_noise else torch.randn(shape, generator=generator)
+            mean = mean + math.sqrt(var) * z
+        x = mean
+    return x
+
+
+def ddim_loop(model, schedule, shape, n, generator, previous="next", spacing="leading", final=1.0,
+              global_start=False):
+    big_t = schedule.num_timesteps
+    if spacing == "leading":
+        ts = [i * (big_t // n) for i in range(n)][::-1]
+    else:  # "linspace": from T - 1 down to 0
+        ts = torch.linspace(0, big_t - 1, n).round().long().tolist()[::-1]
+    ab = schedule.alphas_cumprod
+    x = torch.randn(shape) if global_start else torch.randn(shape, generator=generator)
+    for i, t in enumerate(ts):
+        eps = model(x, t)
+        if i + 1 == len(ts):
+            a_prev = final
+        else:
+            a_prev = ab[ts[i + 1] if previous == "next" else t - 1].item()
+        x0 = (x - (1 - ab[t]).sqrt().item() * eps) / ab[t].sqrt().item()
+        x = math.sqrt(a_prev) * x0 + math.sqrt(1 - a_prev) * eps
+    return x
+
+
+def _cosine():
+    from course_utils.schedules import get_schedule
+
+    return get_schedule("cosine")
+
+
+def test_ddpm_build_accepts_a_right_loop_and_prints_the_figures():
+    result = nb03.check_ddpm_sample(ddpm_loop)
+    assert result.status == "correct", result
+    assert "The same samples as the package's DDPMSampler" in result.message
+    assert "sliced Wasserstein" in result.message and "threshold 0.1" in result.message
+
+
+@pytest.mark.parametrize("slip, hint", [
+    (dict(noise_at_zero=True), "adds no noise"),
+    (dict(variance="beta"), "posterior variance"),
+    (dict(divide_by="alpha_bar"), "not by sqrt(alpha_bar_t)"),
+    (dict(order="up"), "noisiest timestep down"),
+    (dict(global_noise=True), "global"),
+])
+def test_ddpm_build_names_each_slip(slip, hint):
+    result = nb03.check_ddpm_sample(lambda *args: ddpm_loop(*args, **slip))
+    assert result.status == "incorrect" and hint in result.message, result
+
+
+def test_ddpm_build_that_ignores_its_schedule_fails_on_the_outcome():
+    # Right on the cosine schedule of the unit stages, so only the outcome (on 'linear') catches it.
+    result = nb03.check_ddpm_sample(lambda *args: ddpm_loop(*args, fixed_schedule=_cosine()))
+    assert result.status == "incorrect", result
+    assert "far from the data" in result.message and "`schedule` argument" in result.message
+
+
+def test_ddpm_build_wants_no_draw_at_the_last_step():
+    def draws_an_unused_z_at_zero(model, schedule, shape, generator):
+        x = ddpm_loop(model, schedule, shape, generator)
+        torch.randn(shape, generator=generator)  # sigma_0 * z with sigma_0 = 0: same samples, one draw too many
+        return x
+
+    result = nb03.check_ddpm_sample(draws_an_unused_z_at_zero)
+    assert result.status == "incorrect" and "none at t = 0" in result.message, result
+
+
+def test_ddim_build_accepts_a_right_loop_and_prints_the_figures():
+    result = nb03.check_ddim_sample(ddim_loop)
+    assert result.status == "correct", result
+    assert "at 50 steps" in result.message and "at 7 steps" in result.message
+    assert "sliced Wasserstein" in result.message
+
+
+@pytest.mark.parametrize("slip, hint", [
+    (dict(previous="t-1"), "NEXT timestep"),
+    (dict(spacing="linspace"), "'leading' spacing"),
+    (dict(final=0.0), "set_alpha_to_one"),  # alpha_bar_prev = 0 after t = 0: lands on pure eps
+    (dict(global_start=True), "global"),
+])
+def test_ddim_build_names_each_slip(slip, hint):
+    result = nb03.check_ddim_sample(lambda *args: ddim_loop(*args, **slip))
+    assert result.status == "incorrect" and hint in result.message, result
+
+
+def test_ddim_build_rejects_noise_and_a_foreign_schedule():
+    def adds_noise(model, schedule, shape, n, generator):
+        x = ddim_loop(model, schedule, shape, n, generator)
+        return x + 0.0 * torch.randn(shape, generator=generator)
+
+    assert "draws one thing" in nb03.check_ddim_sample(adds_noise).message
+    result = nb03.check_ddim_sample(lambda m, s, *args: ddim_loop(m, _cosine(), *args))
+    assert result.status == "incorrect" and "far from the data" in result.message, result
+
+
+@pytest.mark.parametrize("check", [nb03.check_ddpm_sample, nb03.check_ddim_sample])
+def test_build_stub_is_not_attempted_and_a_none_is_named(check, stub):
+    assert check(stub).status == "not attempted"
+    result = check(lambda *args: None)
+    assert result.status == "incorrect" and "forget `return" in result.message
+
+
+def test_builds_raise_in_strict_mode(monkeypatch):
+    monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
+    with pytest.raises(ExerciseFailed):
+        nb03.check_ddim_sample(lambda *args: ddim_loop(*args, previous="t-1"))
+
+
+def test_use_build_falls_back_to_the_package_loops(stub):
+    from course_utils.course.exercises import use_build
+
+    result = nb03.check_ddim_sample(stub)
+    assert use_build(result, stub, nb03.package_ddim_sample, "DDIM loop") is nb03.package_ddim_sample
+
+
+def test_traced_model_records_the_path():
+    from course_utils.data import gaussian_mixture_params
+    from course_utils.oracle import GaussianMixtureOracle
+
+    schedule = _cosine()
+    traced = nb03.TracedModel(GaussianMixtureOracle(*gaussian_mixture_params(), schedule))
+    samples = nb03.package_ddim_sample(traced, schedule, (5, 2), 10, torch.Generator().manual_seed(0))
+    assert traced.timesteps == list(range(900, -1, -100))
+    path = traced.path(samples)
+    assert path.shape == (11, 5, 2) and torch.equal(path[-1], samples)
+    assert torch.equal(path[0], torch.randn(5, 2, generator=torch.Generator().manual_seed(0)))
