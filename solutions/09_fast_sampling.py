@@ -39,7 +39,8 @@
 # | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count (DDPM-1000's row copied from the reference run; set `LIVE_DDPM = True` to time it too) | 18 minutes on a 2-core AMD EPYC with AVX-512 (1,064 s measured, the distillation 633 s of them and the table 219 s; 2026-11-28); the distillation alone took 24 minutes on an older 2-core EPYC without it |
 # | `full` | the whole recipe | 898 | not yet measured on a GPU |
 #
-# Three coding exercises and two questions, each with an automatic checker.
+# Three coding exercises, one build exercise (the whole DPM-Solver++ sampler, graded by its agreement with
+# diffusers' scheduler and by the digits it draws) and two questions, each with an automatic checker.
 
 # %%
 import copy
@@ -47,12 +48,13 @@ import math
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from course_utils import config, metrics, pretrained
 from course_utils.course import speed
 from course_utils.data import load_digits
-from course_utils.course.exercises import nb09
+from course_utils.course.exercises import nb09, use_build
 from course_utils.pipeline import DiffusionModel
 from course_utils.profiling import time_call
 from course_utils.recipes import get_recipe
@@ -68,6 +70,8 @@ MODE, DEVICE = config.get_mode(), config.get_device()
 N_LIVE = config.by_mode(fast=8, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
 # fast mode times the speed table on 2 digits per row: its DDPM-1000 row alone takes 40 s at 8 on one core
 N_TABLE = config.by_mode(fast=2, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
+# digits the DPM-Solver++ build draws at 10 steps for its quality check (and the package's sampler as many)
+N_BUILD = config.by_mode(fast=64, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
 # DDPM-1000 on 898 digits is 1,000 calls at batch 898: 26 minutes on the reference run's 2-core CPU,
 # more than the rest of the table together. cpu mode copies that one row from the reference run;
 # set True to time it here too.
@@ -258,15 +262,95 @@ def my_dpm_update(x, d, d_prev, sigma_prev, sigma_s, sigma_t):
 nb09.check_dpm_update(my_dpm_update)
 
 # %% [markdown]
-# Same network, same seed, same number of calls: DDIM against DPM-Solver++ at 5 and 10 steps.
+# ### Build: the whole DPM-Solver++(2M) sampler
+#
+# Exercise 2 was one update. Now write the whole sampler (Algorithm 2 of Lu et al. 2022), from noise to digits, as diffusers'
+# `DPMSolverMultistepScheduler` runs it with `algorithm_type="dpmsolver++"`, `solver_order=2` and its
+# other defaults, so that the two agree to float32 precision.
+#
+# `my_dpm_solver(model_fn, x_T, alphas_cumprod, num_steps)` returns the sample `(B, C, H, W)`, unclamped:
+#
+# - `model_fn(x, t)`: the network; `x` is `(B, C, H, W)`, `t` an int timestep; it returns the noise
+#   prediction $\hat\epsilon$, `(B, C, H, W)`. Call it once per step: `num_steps` calls in all.
+# - `x_T`: `(B, C, H, W)`, the starting noise, already drawn. Nothing inside is random: the sampler is
+#   deterministic.
+# - `alphas_cumprod`: `(T,)` float64, the schedule's $\bar\alpha_t$ ($T = 1000$).
+#
+# The recipe:
+#
+# 1. **Timesteps, exactly diffusers' "linspace" spacing**, noisiest first:
+#    `np.linspace(0, T - 1, num_steps + 1).round()[::-1][:-1]`, that is
+#    $t_i = \operatorname{round}\big(i\,(T-1)/N\big)$ for $i = N, N-1, \dots, 1$ with numpy's rounding (a half
+#    goes to the even neighbour). 10 steps visit 999, 899, 799, 699, 599, 500, 400, 300, 200, 100; after the last
+#    of them comes one more target, $\bar\alpha = 1$ (no noise left): the image.
+# 2. **At each timestep** $t_i$ (call it $s$, and the next one $t$, as in Exercise 2): $\alpha_s = \sqrt{\bar\alpha_s}$,
+#    $s_s = \sqrt{1-\bar\alpha_s}$, $\lambda_s = \log(\alpha_s/s_s)$, and the data prediction
+#    $D_i = (x - s_s\,\hat\epsilon)/\alpha_s$ from one call of `model_fn(x, t_i)`.
+# 3. **Step** to the next timestep $t$, with $h = \lambda_t - \lambda_s$ (in $\lambda$, not in $\log\alpha$):
+#    - the first step is first order: $x \leftarrow \frac{s_t}{s_s}\,x - \alpha_t\,(e^{-h} - 1)\,D_i$;
+#    - from the second step on, 2M: the same update with $D' = D_i + \frac{1}{2r}(D_i - D_{i-1})$ in place of
+#      $D_i$, where $r = h_{prev}/h$ is the previous step's $h$ over this one's (Exercise 2's
+#      $(\lambda_s - \lambda_{prev})/h$), and $D_{i-1}$ is the previous step's own prediction, not its $D'$;
+#    - the last step, to $\bar\alpha = 1$, is first order (diffusers' `lower_order_final`): there $s_t = 0$,
+#      $\lambda_t = +\infty$ and $e^{-h} = 0$, so the update returns $D$ of the last timestep. Return it directly
+#      ($\log 0$ would not compute).
+#
+# You may reuse the lines of `my_dpm_update` (Exercise 2), which indexes the steps by $\sigma = s/\alpha$
+# instead; the build is graded on its own. The checker's `model_fn` is the digits U-Net,
+# unconditional, with the $\hat x_0$ it implies clamped to $[-1, 1]$, exactly what `teacher.sample` steps on.
+# It grades:
 
 # %%
+nb09.build_dpm_solver(N_BUILD)
+
+
+# %%
+def my_dpm_solver(model_fn, x_T, alphas_cumprod, num_steps):
+    """model_fn(x, t) -> eps, x: (B, C, H, W), t: int; x_T: (B, C, H, W); alphas_cumprod: (T,) -> x_0 (B, C, H, W)."""
+    # BEGIN SOLUTION
+    T = len(alphas_cumprod)
+    timesteps = np.linspace(0, T - 1, num_steps + 1).round()[::-1][:-1].astype(int)  # noisiest first
+    abar = [float(alphas_cumprod[t]) for t in timesteps]
+    x, d_prev, h_prev = x_T, None, None
+    for i, t in enumerate(timesteps):
+        alpha_s, s_s = math.sqrt(abar[i]), math.sqrt(1 - abar[i])
+        d = (x - s_s * model_fn(x, int(t))) / alpha_s  # D_i, the data prediction
+        if i == num_steps - 1:
+            return d  # the last step, to alpha_bar = 1, is first order: x = D
+        alpha_t, s_t = math.sqrt(abar[i + 1]), math.sqrt(1 - abar[i + 1])
+        h = math.log(alpha_t / s_t) - math.log(alpha_s / s_s)  # the step in lambda
+        d_used = d if d_prev is None else d + (d - d_prev) / (2 * h_prev / h)  # 2M: D' with r = h_prev / h
+        x = (s_t / s_s) * x - alpha_t * (math.exp(-h) - 1) * d_used
+        d_prev, h_prev = d, h
+    # END SOLUTION
+
+
+dpm_result = nb09.check_dpm_solver(my_dpm_solver, teacher, n=N_BUILD)
+dpm_result
+
+# %% [markdown]
+# Same network, same seed, same number of calls: DDIM against DPM-Solver++ at 5 and 10 steps. The
+# DPM-Solver++ row is drawn by your sampler once it is correct (the package's until then), on the network
+# `teacher.sample` steps on.
+
+# %%
+dpm_solver = use_build(dpm_result, my_dpm_solver, nb09.package_dpm_solver, "DPM-Solver++(2M) sampler")
+clamped = ClampX0(WithCondition(teacher.denoiser, DEVICE), teacher.schedule, "epsilon")  # unconditional, x0 clamped
+
+
+def digits_eps(x, t):
+    """The model_fn of the build: x (B, 1, 16, 16), t an int -> eps (B, 1, 16, 16)."""
+    return clamped(x, torch.as_tensor(t))
+
+
 fig, axes = plt.subplots(2, 2, figsize=(11, 5.4))
 for col, steps in enumerate((5, 10)):
-    for row, sampler in enumerate(("ddim", "dpmsolver++")):
-        x = teacher.sample(N_LIVE, steps=steps, sampler=sampler, generator=torch.Generator().manual_seed(0))
-        show_images(x[:16], nrow=8, ax=axes[row, col],
-                    title=f"{'DDIM' if sampler == 'ddim' else 'DPM-Solver++'}, {steps} steps{kid_note(x)}")
+    x_T = torch.randn(N_LIVE, 1, 16, 16, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    with torch.no_grad():
+        x_dpm = dpm_solver(digits_eps, x_T, teacher.schedule.alphas_cumprod, steps).clamp(-1, 1).cpu()
+    x_ddim = teacher.sample(N_LIVE, steps=steps, sampler="ddim", generator=torch.Generator().manual_seed(0))
+    for row, (name, x) in enumerate((("DDIM", x_ddim), ("DPM-Solver++", x_dpm))):
+        show_images(x[:16], nrow=8, ax=axes[row, col], title=f"{name}, {steps} steps{kid_note(x)}")
 fig.suptitle("The same network and starting noise; only the solver differs")
 fig.tight_layout()
 plt.show()
@@ -533,7 +617,8 @@ else:
 # - DDIM reuses a DDPM's network on a coarse grid; with $\eta = 0$ it follows the probability-flow
 #   ODE deterministically, and $\sigma_t(\eta)$ interpolates to DDPM-like noise.
 # - DPM-Solver++(2M) solves the same ODE in $\lambda$, correcting each step with the previous
-#   prediction at no extra cost.
+#   prediction at no extra cost; written from its update rule, it draws the same digits as diffusers'
+#   `DPMSolverMultistepScheduler`, to float32 precision.
 # - Consistency distillation trains a student to map any point of the teacher's trajectory to its
 #   end, by comparing only neighbouring grid points; it samples in 1-4 calls.
 # - Measured on one machine with one seed, the table above says which shortcut reaches DDPM-1000's

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from course_utils import pretrained
 from course_utils.course.exercises import nb09
 from course_utils.samplers import ConsistencySampler, DDIMSampler, DPMSolverSampler
 from course_utils.samplers.consistency import boundary_scalings
@@ -70,6 +71,81 @@ def test_dpm_checker_and_the_library_agree(stub):
     x2 = s.step(d1, s.timesteps[1], x1).prev_sample
     sig = [float(v) for v in s.sigmas[:3]]
     torch.testing.assert_close(x2, nb09.dpm_update(x1, d1, d0, *sig).float(), atol=1e-4, rtol=1e-4)
+
+
+def my_solver(model_fn, x_T, ab, num_steps, order=2, final="first order", spacing="linspace"):
+    """DPM-Solver++(2M) written apart from the notebook, in noise levels sigma = s / alpha as diffusers does;
+    ``order``, ``final`` and ``spacing`` make the slips the tests expect to be named."""
+    T = len(ab)
+    if spacing == "linspace":
+        ts = [round(i * (T - 1) / num_steps) for i in range(num_steps, 0, -1)]  # Python's round: half to even
+    elif spacing == "ascending":
+        ts = [round(i * (T - 1) / num_steps) for i in range(1, num_steps + 1)]
+    else:  # leading
+        ts = [i * (T // num_steps) for i in range(num_steps - 1, -1, -1)]
+    sigmas = [math.sqrt((1 - float(ab[t])) / float(ab[t])) for t in ts] + [0.0]
+    lam = [-math.log(v) if v > 0 else math.inf for v in sigmas]
+    x, d_prev = x_T, None
+    for i, t in enumerate(ts):
+        alpha_s = 1 / math.sqrt(1 + sigmas[i] ** 2)
+        alpha_t = 1 / math.sqrt(1 + sigmas[i + 1] ** 2)
+        d = (x - sigmas[i] * alpha_s * model_fn(x, t)) / alpha_s
+        h = lam[i + 1] - lam[i]
+        use = d
+        if d_prev is not None and order == 2 and (i < num_steps - 1 or final != "first order"):
+            use = d + (d - d_prev) * h / (2 * (lam[i] - lam[i - 1]))
+        x = (sigmas[i + 1] * alpha_t) / (sigmas[i] * alpha_s) * x - alpha_t * (math.exp(-h) - 1) * use
+        d_prev = d
+    return x
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return pretrained.load("digits-class")
+
+
+def check(fn, model, **kw):
+    return nb09.check_dpm_solver(fn, model, **{"n": 16, "steps": (10,), **kw})
+
+
+def test_dpm_solver_build_accepts_a_solver_written_apart(digits, stub):
+    result = check(my_solver, digits, steps=(10, 20))
+    assert result.correct, result.message
+    assert "10 steps" in result.message and "digits-FID" in result.message
+    assert check(stub, digits).status == "not attempted"
+    # the reference loop is the package's sampler and diffusers' scheduler on the toy network
+    x_T = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    toy = nb09.toy_eps(AB)
+    for k in (1, 3, 10):
+        ref = nb09.dpm_solver(toy, x_T, AB, k)
+        torch.testing.assert_close(nb09.package_dpm_solver(toy, x_T, AB, k), ref, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(nb09.diffusers_dpm_solver(toy, x_T, get_schedule("cosine"), k), ref,
+                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(my_solver(toy, x_T, AB, k), ref, atol=1e-5, rtol=1e-5)
+    assert nb09.dpm_solver_timesteps(10) == [999, 899, 799, 699, 599, 500, 400, 300, 200, 100]
+
+
+def test_dpm_solver_build_names_the_slip(digits):
+    def hint(fn):
+        result = check(fn, digits)
+        assert result.status == "incorrect"
+        return result.message
+
+    # passes the toy cases (1 and 2 steps are first order anyway), fails agreement with diffusers
+    assert "DDIM" in hint(lambda m, x, ab, n: my_solver(m, x, ab, n, order=1))
+    assert "ascending" in hint(lambda m, x, ab, n: my_solver(m, x, ab, n, spacing="ascending"))
+    assert "'leading'" in hint(lambda m, x, ab, n: my_solver(m, x, ab, n, spacing="leading"))
+    assert "lower_order_final" in hint(lambda m, x, ab, n: my_solver(m, x, ab, n, final="second order"))
+    twice = lambda m, x, ab, n: my_solver(lambda x, t: (m(x, t), m(x, t))[1], x, ab, n)  # noqa: E731
+    assert "once per step" in hint(twice)
+
+    def slipped(slip):
+        return lambda m, x, ab, n: nb09.dpm_solver(m, x, ab, n, slip=slip)
+
+    assert "PREVIOUS" in hint(slipped("inverted ratio"))
+    assert "noise predictions" in hint(slipped("eps"))
+    assert "log-SNR" in hint(slipped("log alpha"))
+    assert "forget `return`" in hint(lambda m, x, ab, n: None)
 
 
 def my_consistency(x_t, eps, t, t_next, ab, noise):
