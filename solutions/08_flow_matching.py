@@ -28,22 +28,24 @@
 # 1. Write the straight path and the flow-matching loss, and put the path next to DDPM's.
 # 2. Train a DDPM and a flow on a 2-D toy with the same network and budget, draw their sampling
 #    paths from the same noise, measure how straight they are, and sample both with 1 to 8 steps.
-# 3. Answer the course text's Exercise 6 (flow matching vs DDPM) on digits, with a measured plot:
+# 3. **Build** a flow yourself: the training step and the Euler sampler, graded by what they
+#    achieve, a trained toy flow's sliced Wasserstein distance to the data.
+# 4. Answer the course text's Exercise 6 (flow matching vs DDPM) on digits, with a measured plot:
 #    quality against the number of steps for two U-Nets trained the same way, one with each loss.
-# 4. **Reflow**: retrain the toy flow on its own (noise, sample) pairs, and watch one step become
+# 5. **Reflow**: retrain the toy flow on its own (noise, sample) pairs, and watch one step become
 #    enough.
 #
 # **How long it takes.** The work depends on `COURSE_MODE` (printed below):
 #
 # | mode | training | samples | time |
 # |---|---|---|---|
-# | `fast` | two toy MLPs, 1,500 steps each, then 1,500 steps of reflow | toy: 2,000 per panel; digits: 64 per point, 2 to 16 steps | 50-52 s on 2 idle cores of an AMD EPYC (2026-11-27) |
-# | `cpu` | 4,000 steps each, 4,000 of reflow | toy: 4,000; digits: 898 (the digits-FID count), 2 to 32 steps | 333 s (5.6 minutes) on 2 idle cores of an AMD EPYC (2026-11-27) |
-# | `full` | 8,000 steps each, 8,000 of reflow | toy: 4,000; digits: 898, 2 to 50 steps | not measured |
+# | `fast` | two toy MLPs, 1,500 steps each, then 1,500 steps of reflow; the build: 2 x 500 steps, then 1,500 on two moons | toy: 2,000 per panel; digits: 64 per point, 2 to 16 steps | 50-52 s on 2 idle cores of an AMD EPYC (2026-11-27), before the build exercise, which adds a few seconds |
+# | `cpu` | 4,000 steps each, 4,000 of reflow; the build: 2 x 500, then 4,000 on two moons | toy: 4,000; digits: 898 (the digits-FID count), 2 to 32 steps | 333 s (5.6 minutes) on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `full` | 8,000 steps each, 8,000 of reflow; the build: 2 x 500, then 8,000 on two moons | toy: 4,000; digits: 898, 2 to 50 steps | not measured |
 #
 # The digit models are the shipped checkpoints `digits-class` (DDPM) and `digits-class-flow` (flow
 # matching): the same U-Net, data, 1,500 training steps and label dropout, only the loss differs.
-# Four coding exercises and two questions, each with an automatic checker.
+# Four coding exercises, a build exercise and two questions, each with an automatic checker.
 
 # %%
 import copy
@@ -57,7 +59,7 @@ from course_utils import flow_matching as fm
 from course_utils import reflow
 from course_utils.data import make_toy2d
 from course_utils.metrics.distances import sliced_wasserstein, straightness
-from course_utils.course.exercises import nb08
+from course_utils.course.exercises import nb08, use_build
 from course_utils.models.mlp import ToyMLP
 from course_utils.samplers import DDIMSampler, FlowMatchEulerSampler, sample_loop
 from course_utils.schedules import get_schedule
@@ -330,6 +332,103 @@ for k in FEW:
 nb08.one_step_question()
 
 # %% [markdown]
+# ### Build exercise: a flow from scratch
+#
+# Exercises 1 to 3 wrote the pieces; now assemble them into the two functions that make a
+# flow-matching model, the training step and the sampler. The checker then trains the notebook's
+# `ToyMLP` with your step, samples it with your sampler and measures how close the samples come to
+# the 8 Gaussians, so it grades what your code achieves, not only its formulas.
+#
+# **`my_flow_train_step(model, optimizer, x0, generator)`**: one training step on a batch `x0` of
+# `(B, 2)` points.
+#
+# 1. Draw `sigma = torch.rand(B, generator=generator)`, one level in $[0, 1)$ per point, **then** the
+#    noise `eps = torch.randn(x0.shape, generator=generator)`. Every random number comes from
+#    `generator`, in this order (the package's, in `flow_matching_loss`), so the checker can replay them.
+# 2. Build $x_\sigma = (1 - \sigma)\,x_0 + \sigma\,\epsilon$ (section 1; `sigma` needs a column axis, `(B, 1)`).
+# 3. Predict the velocity `v = model(x_sigma, 1000 * sigma)` and take the loss of Exercise 2,
+#    $\operatorname{mean}\big(v - (\epsilon - x_0)\big)^2$.
+# 4. `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`, in that order; return `loss.detach()`.
+#
+# **`my_euler_sample(model, noise, steps)`**: start from `noise`, `(B, 2)`, at $\sigma = 1$ and take
+# $N$ = `steps` Euler steps (Exercise 3) down the even grid $\sigma_k = 1 - k/N$, $k = 0, \dots, N$:
+#
+# $$x \leftarrow x + (\sigma_{k+1} - \sigma_k)\, v_\theta(x, \sigma_k), \qquad v_\theta(x, \sigma_k) = \texttt{model(x, 1000 * sigma\_k)},$$
+#
+# one network call per step (the timestep a number, or a `(B,)` tensor). Return the `(B, 2)` samples
+# at $\sigma = 0$, and leave `noise` itself unchanged. The package's `FlowMatchEulerSampler` takes the
+# same steps on diffusers' grid, printed above (levels from 1 to 0.001, then 0) instead of the even one.
+#
+# Run the next cell to see what the checker grades, and the thresholds.
+
+# %%
+nb08.FLOW_BUILD
+
+
+# %%
+def my_flow_train_step(model, optimizer, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One flow-matching step on ``x0 (B, 2)``; returns the loss, a 0-d tensor."""
+    # BEGIN SOLUTION
+    sigma = torch.rand(x0.shape[0], generator=generator, dtype=x0.dtype)  # (B,) levels, 1 = noise
+    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)  # (B, 2)
+    s = sigma[:, None]  # (B, 1)
+    x_sigma = (1 - s) * x0 + s * eps  # (B, 2), the straight path
+    v = model(x_sigma, 1000 * sigma)  # (B, 2), the predicted velocity
+    loss = ((v - (eps - x0)) ** 2).mean()  # the target is d x_sigma / d sigma = eps - x0
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+    # END SOLUTION
+
+
+@torch.no_grad()
+def my_euler_sample(model, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    """Euler's method on dx/dsigma = v from ``noise (B, 2)`` at sigma = 1 to sigma = 0: ``(B, 2)``."""
+    # BEGIN SOLUTION
+    x = noise.clone()  # (B, 2)
+    for k in range(steps):
+        sigma, sigma_next = 1 - k / steps, 1 - (k + 1) / steps
+        v = model(x, torch.full((x.shape[0],), 1000 * sigma))  # (B, 2)
+        x = x + (sigma_next - sigma) * v  # sigma_next < sigma: a step against v, towards the data
+    return x
+    # END SOLUTION
+
+
+flow_check = nb08.check_flow_build(my_flow_train_step, my_euler_sample)
+flow_check
+
+# %% [markdown]
+# From here on the notebook samples with your sampler and trains with your step once the build is
+# correct (the package's versions until then). First, your two functions on data they were not graded
+# on, two moons: a fresh `ToyMLP` trained with the checker's loop (`nb08.train_toy_flow`: batches of
+# 256 drawn with replacement, Adam at lr 0.002, your step on each) for as many steps as the flow of
+# section 2, then 20 Euler steps from noise. (No EMA here, unlike section 2's training, so expect a
+# few stragglers between the moons.)
+
+# %%
+flow_train_step = use_build(flow_check, my_flow_train_step, nb08.package_flow_train_step, "flow-matching training step")
+euler_sample = use_build(flow_check, my_euler_sample, nb08.package_euler_sample, "Euler sampler")
+
+moons = make_toy2d("moons", 4000, seed=0)  # (4000, 2) training points
+moons_real = make_toy2d("moons", N_TOY, seed=1)  # (N_TOY, 2) held out
+moon_flow = nb08.train_toy_flow(flow_train_step, moons, TOY_STEPS)
+moon_noise = torch.randn(N_TOY, 2, generator=torch.Generator().manual_seed(3))  # (N_TOY, 2)
+moon_samples = euler_sample(moon_flow, moon_noise, 20)  # (N_TOY, 2)
+
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.4), sharex=True, sharey=True)
+for ax, x, title in ((axes[0], moon_noise, "start: noise"), (axes[1], moon_samples, "after 20 Euler steps")):
+    ax.scatter(*moons_real[::N_TOY // 800].T, s=3, c="0.8", label="real")  # both moons: the set lists one, then the other
+    ax.scatter(*x[:800].T, s=3, c="C0", label="flow")
+    ax.set(title=f"{title}\nSW to real {sliced_wasserstein(x, moons_real):.3f}", xlabel="$x_1$", aspect="equal",
+           xlim=(-3, 3), ylim=(-3, 3))
+axes[0].set_ylabel("$x_2$")
+axes[0].legend(fontsize=8, loc="lower left", markerscale=3)
+fig.suptitle(f"Two moons: {TOY_STEPS} training steps with the build's step, sampled with its sampler")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
 # ## 3. Exercise 6 of the course text, measured on digits
 #
 # The course text asks (Exercise 6): *describe why straight flow trajectories require fewer steps
@@ -454,15 +553,16 @@ for k in DIGIT_STEPS:
 # nearly those straight lines. This is **reflow**, and the new model is the *2-rectified flow*. It keeps sampling the same distribution, up to the error of the first
 # model's ODE, and its paths can be followed in one step.
 #
-# `reflow.reflow_pairs(model, noise, steps)` builds the pairs with a 100-step Euler ODE,
-# `reflow.fit_pairs(model, x0, noise, steps)` trains on them with the loss of Exercise 2 but
-# the noise of each pair kept (`paired_flow_loss`).
+# The pairs come from the build's Euler sampler, 100 steps from each noise (yours once the build is
+# correct; until then the package's, what `reflow.reflow_pairs(model, noise, steps)` runs);
+# `reflow.fit_pairs(model, x0, noise, steps)` trains on them with the loss of Exercise 2 but the
+# noise of each pair kept (`paired_flow_loss`).
 
 # %%
 REFLOW_STEPS = TOY_STEPS
 start = time.perf_counter()
 noise = torch.randn(4000, 2, generator=torch.Generator().manual_seed(2))  # (4000, 2), new noise
-pair_x0, pair_noise = reflow.reflow_pairs(toy["flow"], noise, steps=ODE_STEPS)  # (4000, 2) each
+pair_x0, pair_noise = euler_sample(toy["flow"], noise, ODE_STEPS), noise  # (4000, 2) each: (ODE end, its noise)
 reflowed = copy.deepcopy(toy["flow"])  # fine-tune the first flow rather than start afresh
 reflow_losses = reflow.fit_pairs(reflowed, pair_x0, pair_noise, steps=REFLOW_STEPS, lr=1e-3)
 reflowed.eval()
@@ -546,6 +646,9 @@ nb08.reflow_question()
 #   ($\sigma = 1$ is noise, as in diffusers), and regresses the velocity $\epsilon - x_0$. Sampling
 #   integrates $dx/d\sigma = v_\theta$ from 1 down to 0; Euler's step is
 #   $x + (\sigma_\text{next} - \sigma)\,v$.
+# - The whole recipe fits in two short functions, which you wrote: a training step (draw $\sigma$ and
+#   $\epsilon$, regress the velocity, step the optimiser) and Euler's loop from $\sigma = 1$ to 0; a
+#   toy flow trained with them reaches the package's sliced Wasserstein distance on the same budget.
 # - Each training path is straight, but the learnt field averages the lines that cross each point,
 #   and its sampling paths bend: towards the mean of the data first, then to a mode. We measured them
 #   on the toy, no straighter there than DDIM's.

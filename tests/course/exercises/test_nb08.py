@@ -1,11 +1,13 @@
-"""course_utils.course.exercises.nb08: the flow checkers (path, loss, Euler step, straightness) and the questions."""
+"""course_utils.course.exercises.nb08: the flow checkers (path, loss, Euler step, straightness), the build (training
+step and Euler sampler) and the questions."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from course_utils import flow_matching as fm
-from course_utils.metrics.distances import straightness
+from course_utils.data import make_toy2d
+from course_utils.metrics.distances import sliced_wasserstein, straightness
 from course_utils.course.exercises import ExerciseFailed, nb08
 
 
@@ -124,3 +126,122 @@ def test_the_fixed_net_depends_on_the_timestep_scale():
     net = nb08._FixedVelocityNet()
     x = torch.randn(3, 2)
     assert not torch.allclose(net(x, torch.full((3,), 500.0)), net(x, torch.full((3,), 0.5)))
+
+
+# --- The build: a flow from scratch ----------------------------------------------------------------------
+# The builds below are written here, independently of the notebook. Outcome runs use 300 training steps
+# (the solution reaches a sliced Wasserstein distance of about 0.11 there, as at the notebook's 500).
+
+STEPS = 300
+
+
+def make_step(draw=None, interp=None, target=None, timestep=None, zero_grad="before", given_t=True):
+    """A flow-matching training step, right unless one of its parts is replaced by a slip."""
+
+    def step(model, optimizer, x0, generator):
+        sigma, eps = (draw or default_draw)(x0, generator)
+        s = sigma.reshape(-1, 1).float()
+        x = (interp or (lambda x0, e, s: (1 - s) * x0 + s * e))(x0, eps, s)
+        t = (timestep or (lambda sigma: 1000 * sigma))(sigma)
+        v = model(x, t) if given_t else model(x)
+        loss = F.mse_loss(v, (target or (lambda x0, e: e - x0))(x0, eps))
+        if zero_grad == "before":
+            optimizer.zero_grad()
+        loss.backward()
+        if zero_grad == "between":
+            optimizer.zero_grad()
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def default_draw(x0, g):
+    return torch.rand(len(x0), generator=g), torch.randn(x0.shape, generator=g)
+
+
+def noise_first(x0, g):
+    eps = torch.randn(x0.shape, generator=g)
+    return torch.rand(len(x0), generator=g), eps
+
+
+@torch.no_grad()
+def euler(model, noise, steps, grid=None, sign=1.0):
+    """Euler from sigma = 1 to 0 on ``grid`` (default the even one); ``sign=-1`` flips dt."""
+    sigmas = grid if grid is not None else torch.linspace(1, 0, steps + 1)
+    x = noise.clone()
+    for s, s_next in zip(sigmas[:-1], sigmas[1:]):
+        x = x + sign * (s_next - s) * model(x, 1000 * float(s))
+    return x
+
+
+def check(step=None, sampler=euler):
+    return nb08.check_flow_build(step or make_step(), sampler, steps=STEPS)
+
+
+def test_flow_build_accepts_a_correct_build_and_prints_its_figures(stub):
+    result = check()
+    assert result.correct, result.message
+    for words in ("sliced Wasserstein", "threshold 0.2", "the package's training", "the noise itself"):
+        assert words in result.message
+    assert check(stub, stub).status == "not attempted"
+    assert check(make_step(), stub).status == "not attempted"
+
+
+@pytest.mark.parametrize("step, words", [
+    (make_step(target=lambda x0, e: x0 - e), "sign flipped"),
+    (make_step(interp=lambda x0, e, s: s * x0 + (1 - s) * e), "wrong end"),
+    (make_step(timestep=lambda sigma: 1000 * (1 - sigma)), "wrong end"),
+    (make_step(timestep=lambda sigma: sigma), "sigma itself"),
+    (make_step(draw=lambda x0, g: (torch.randint(0, 1000, (len(x0),), generator=g) / 1000,
+                                   torch.randn(x0.shape, generator=g))), "whole numbers"),
+    (make_step(draw=lambda x0, g: (torch.rand(len(x0)), torch.randn(x0.shape, generator=g))), "global"),
+    (make_step(draw=noise_first), "Draw sigma first"),
+    (make_step(given_t=False), "without its timestep"),
+    (make_step(target=lambda x0, e: e), "DDPM"),
+])
+def test_flow_build_names_each_training_slip(step, words):
+    result = check(step)
+    assert result.status == "incorrect" and words in result.message, (words, result.message)
+    assert "sliced Wasserstein" not in result.message  # caught by a unit stage, before any training
+
+
+def test_flow_build_names_each_sampler_slip():
+    def ascending(model, noise, steps):
+        return euler(model, noise, steps, grid=torch.linspace(0, 1, steps + 1))
+
+    def in_place(model, noise, steps):
+        x = noise
+        for k in range(steps):
+            x -= model(x, 1000 * (1 - k / steps)) / steps
+        return x
+
+    def package_grid(model, noise, steps):
+        return nb08.package_euler_sample(model, noise, steps)
+
+    for sampler, words in ((ascending, "wrong way"), (lambda m, n, k: euler(m, n, k, sign=-1.0), "wrong sign"),
+                           (in_place, "in place"), (package_grid, "even grid")):
+        result = check(make_step(), sampler)
+        assert result.status == "incorrect" and words in result.message, (words, result.message)
+
+
+@pytest.mark.parametrize("step, words", [(make_step(zero_grad="between"), "never changed"),
+                                         (make_step(zero_grad="never"), "earlier steps")])
+def test_flow_build_fails_a_step_that_does_not_learn_at_the_outcome(step, words):
+    result = check(step)
+    assert result.status == "incorrect" and words in result.message, result.message
+    assert "did not learn" in result.message and "the noise itself" in result.message  # the outcome stage
+
+
+def test_package_step_passes_the_build_and_its_sampler_learns():
+    assert check(nb08.package_flow_train_step).correct
+    model = nb08.train_toy_flow(nb08.package_flow_train_step, make_toy2d("gaussian_mixture", 4000), STEPS)
+    samples = nb08.package_euler_sample(model, torch.randn(2000, 2, generator=torch.Generator().manual_seed(2)), 20)
+    assert sliced_wasserstein(samples, make_toy2d("gaussian_mixture", 2000, seed=1)) < nb08.BUILD_THRESHOLD
+
+
+def test_flow_build_is_strict_in_strict_mode(monkeypatch, stub):
+    monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
+    with pytest.raises(ExerciseFailed):
+        check(make_step(target=lambda x0, e: x0 - e))
+    assert check(stub, stub).status == "not attempted"
