@@ -25,8 +25,10 @@
 #
 # 1. Cut a digit into patch tokens, and see how the patch size sets the length of the sequence
 #    and the cost of attention.
-# 2. Write **adaLN-Zero**, the way the timestep and the label steer every block, and check live
-#    that a fresh block is exactly the identity.
+# 2. Learn **adaLN-Zero**, the way the timestep and the label steer every block, then **build a
+#    DiT of your own**: unpatchify, the adaLN-Zero block and the final layer. The checker trains it
+#    and puts its loss next to the package's; then check live that a fresh block is exactly the
+#    identity.
 # 3. Train two DiT sizes with the course's training loop and plot loss and quality against the
 #    number of parameters: the scaling claim in miniature.
 # 4. Put the larger DiT next to the U-Net of notebook 05, which has about as many parameters:
@@ -36,11 +38,13 @@
 #
 # | mode | training | samples per model | time |
 # |---|---|---|---|
-# | `fast` | 3 steps of each DiT to prove the loop, then the shipped checkpoints and their recorded loss curves | 50 (5 per digit), DDIM-10 | 24 s on 2 idle cores of an AMD EPYC (2026-11-27); several times longer while another job shares them |
+# | `fast` | the build's check: a small DiT trained 200 steps, twice (your pieces, the package's), then the shipped checkpoints and their recorded loss curves | 50 (5 per digit), DDIM-10 | 24 s on 2 idle cores of an AMD EPYC (2026-11-27); several times longer while another job shares them |
 # | `cpu` | both DiT recipes, printed in section 3 | 898 (the digits-FID count), DDIM-25 | 23 minutes on a 2-core AMD EPYC with AVX-512 (1,398 s measured, the two trainings 6 and 15 minutes of it, 2026-11-28); 44 minutes on an older 2-core EPYC without it (2026-11-28) |
 # | `full` | both DiT recipes | 898, DDIM-50 | not yet measured on a GPU |
 #
-# Three coding exercises and two questions, each with an automatic checker.
+# Three coding exercises and two questions, each with an automatic checker. The third exercise is a
+# **build**: you write the pieces of a DiT, and its checker grades them one by one and then by how
+# well a DiT made of them learns.
 
 # %%
 import statistics
@@ -50,12 +54,13 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from course_utils import config, metrics, pretrained
 from course_utils.data import load_digits
-from course_utils.course.exercises import nb07
+from course_utils.course.exercises import nb07, use_build
 from course_utils.models import DIT_PRESETS, DiT, UNet
-from course_utils.models.dit import modulate, patchify, sequence_length, unpatchify
+from course_utils.models.dit import Attention, DiTBlock, FinalLayer, modulate, patchify, sequence_length, unpatchify
 from course_utils.pipeline import DiffusionModel
 from course_utils.recipes import get_recipe
 from course_utils.schedules import get_schedule
@@ -196,31 +201,128 @@ def my_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> to
 nb07.check_modulate(my_modulate)
 
 # %% [markdown]
-# ### Exercise 3: the adaLN-Zero block
+# ### Exercise 3 (build): a DiT of your own
 #
-# Write the forward pass of a `DiTBlock`: `my_block(block, x, c)` with tokens `x (B, N, D)` and the
-# conditioning `c (B, D)`. The block's parts are `block.adaLN_modulation` (SiLU then the linear
-# layer, giving `(B, 6D)`), `block.norm1`, `block.attn`, `block.norm2` and `block.mlp`. Use the
-# package's `modulate` (the one Exercise 2 checked yours against). The checker gives the
-# modulation random weights first, as training would; a fresh block is the identity and would hide
-# most mistakes.
+# You now have every idea a DiT needs. Build the three pieces that Exercises 1 and 2 leave out, and
+# the checker will put them together with your `my_patchify` (so do Exercise 1 first) into a DiT and
+# train it.
+#
+# **1. `my_unpatchify(tokens, p, channels, side)`**: `(B, N, p*p*C)` tokens -> `(B, C, side, side)`
+# images, the exact inverse of `my_patchify`, in the same two orders: token $i \cdot (W/p) + j$ is
+# the patch in row $i$, column $j$ (the order the position code assumes), and inside a token the
+# numbers go (row, column, channel). Hint: `reshape` to `(B, H/p, W/p, p, p, C)`, `permute` to
+# `(B, C, H/p, p, W/p, p)`, `reshape` to `(B, C, H, W)`.
+#
+# **2. `MyDiTBlock(hidden_size, num_heads, mlp_ratio)`**, an `nn.Module` whose `forward(x, c)` maps
+# tokens `x (B, N, D)` and the conditioning `c (B, D)` to `(B, N, D)` by the two updates of the
+# adaLN-Zero equations above. The attention and the MLP are given. Add:
+#
+# - `self.norm1`, `self.norm2`: LayerNorms **without** a learned scale and shift of their own
+#   (`nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)`): $\gamma$ and $\beta$ take their place;
+# - `self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(D, 6 * D))`, the $W\,\mathrm{SiLU}(c) + b$
+#   that gives $(\beta_1, \gamma_1, \alpha_1, \beta_2, \gamma_2, \alpha_2)$, in that order
+#   (`.chunk(6, dim=1)`), with its Linear's weight and bias set to zero (`nn.init.zeros_`).
+#
+# In `forward`, use `modulate` (the package's, which Exercise 2 checked yours against).
+#
+# **3. `MyFinalLayer(hidden_size, patch_size, out_channels)`**, the head: `forward(x, c)` maps tokens
+# `(B, N, D)` to one patch per token, `(B, N, p*p*C_out)`, by a last adaLN with a shift and a scale
+# but no gate:
+#
+# $$(\beta, \gamma) = W\,\mathrm{SiLU}(c) + b, \qquad \mathrm{patch} = W_o\big(\mathrm{LN}(x)\,(1 + \gamma) + \beta\big) + b_o,$$
+#
+# with `self.norm_final` (no affine, `eps=1e-6`), `self.adaLN_modulation = nn.Sequential(nn.SiLU(),
+# nn.Linear(D, 2 * D))` and `self.linear = nn.Linear(D, p * p * C_out)`, both Linears zero-initialised
+# so that a fresh DiT predicts $\hat\epsilon = 0$.
+#
+# Keep these names: the checker loads the package's weights into your modules to compare them with
+# the package's `DiTBlock` and `FinalLayer`. Then it builds a small DiT: the package's patch
+# embedding (a Linear on your tokens), position code and timestep embedding, your blocks, your head
+# and your `my_unpatchify`, and trains it with `training.train`, the loop of every notebook. Here is
+# what it grades:
 
 # %%
-def my_block(block, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+nb07.build_dit()
+
+
+# %%
+def my_unpatchify(tokens: torch.Tensor, p: int, channels: int, side: int) -> torch.Tensor:
+    """``(B, N, p*p*C)`` tokens -> ``(B, C, side, side)`` images: the inverse of ``my_patchify``."""
     # BEGIN SOLUTION
-    shift1, scale1, gate1, shift2, scale2, gate2 = block.adaLN_modulation(c).chunk(6, dim=1)  # 6 x (B, D)
-    x = x + gate1[:, None] * block.attn(modulate(block.norm1(x), shift1, scale1))  # (B, N, D)
-    return x + gate2[:, None] * block.mlp(modulate(block.norm2(x), shift2, scale2))  # (B, N, D)
+    b, g = tokens.shape[0], side // p
+    x = tokens.reshape(b, g, g, p, p, channels)  # (B, H/p, W/p, p, p, C)
+    x = x.permute(0, 5, 1, 3, 2, 4)  # (B, C, H/p, p, W/p, p)
+    return x.reshape(b, channels, side, side)  # (B, C, H, W)
     # END SOLUTION
 
 
-nb07.check_adaln_zero_block(my_block)
+# %%
+class MyDiTBlock(nn.Module):
+    """adaLN-Zero block: tokens ``x (B, N, D)`` and conditioning ``c (B, D)`` -> ``(B, N, D)``."""
+
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.attn = Attention(hidden_size, num_heads)  # multi-head self-attention, (B, N, D) -> (B, N, D)
+        mlp_hidden = int(hidden_size * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(hidden_size, mlp_hidden), nn.GELU(approximate="tanh"),
+                                 nn.Linear(mlp_hidden, hidden_size))  # (B, N, D) -> (B, N, D)
+        # BEGIN SOLUTION
+        self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
+        nn.init.zeros_(self.adaLN_modulation[-1].weight)  # adaLN-Zero: every shift, scale and gate starts at 0
+        nn.init.zeros_(self.adaLN_modulation[-1].bias)
+        # END SOLUTION
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        # BEGIN SOLUTION
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN_modulation(c).chunk(6, dim=1)  # 6 x (B, D)
+        x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1))  # (B, N, D)
+        return x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))  # (B, N, D)
+        # END SOLUTION
+
+
+# %%
+class MyFinalLayer(nn.Module):
+    """The head: tokens ``x (B, N, D)`` and ``c (B, D)`` -> one patch per token, ``(B, N, p*p*C_out)``."""
+
+    def __init__(self, hidden_size: int, patch_size: int, out_channels: int):
+        super().__init__()
+        # BEGIN SOLUTION
+        self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
+        for layer in (self.linear, self.adaLN_modulation[-1]):  # a fresh DiT predicts 0
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        # END SOLUTION
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        # BEGIN SOLUTION
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)  # 2 x (B, D)
+        return self.linear(modulate(self.norm_final(x), shift, scale))  # (B, N, p*p*C_out)
+        # END SOLUTION
+
+
+# %%
+build_result = nb07.check_dit_build(my_patchify, my_unpatchify, MyDiTBlock, MyFinalLayer)
+build_result
+
+# %% [markdown]
+# The two DiTs of the outcome line, yours and the one built from the package's pieces, start from
+# the same seed and see the same batches, so when your pieces compute what the package's do, their
+# losses come out the same. From here on this section builds its DiT from your pieces once they
+# pass, and from the package's until then:
+
+# %%
+pieces = use_build(build_result, (my_patchify, my_unpatchify, MyDiTBlock, MyFinalLayer),
+                   (patchify, unpatchify, DiTBlock, FinalLayer), "patchify, unpatchify, DiT block and final layer")
 
 # %% [markdown]
 # ### The identity at initialisation, tested
 #
-# A fresh small DiT: feed its first block random tokens and a random conditioning vector. Then
-# train the whole model for three steps on real digits and watch where the gradient arrives. At
+# A fresh small DiT (`dit-digits-s`, assembled from the pieces chosen above, as the checker did):
+# feed its first block random tokens and a random conditioning vector. Then train the whole model for three steps on real digits and watch where the gradient arrives. At
 # step 1 only the final layer's linear map can learn: everything before it is multiplied by its zero
 # weights. At step 2 the gates can, since the output now depends on them, and so can the patch
 # embedding, whose tokens reach the output through the identity blocks. From step 3 on, every layer
@@ -228,7 +330,7 @@ nb07.check_adaln_zero_block(my_block)
 
 # %%
 torch.manual_seed(0)
-dit = DiT("dit-digits-s")
+dit = nb07.AssembledDiT("dit-digits-s", *pieces)  # the package's embeddings around the chosen pieces
 block = dit.blocks[0]
 x, c = torch.randn(8, 64, 64), torch.randn(8, 64) * 5  # tokens (B, N, D), conditioning (B, D)
 with torch.no_grad():
@@ -288,8 +390,8 @@ for name in SIZES:
 # %% [markdown]
 # Both are trained by the same recipe with the training loop every notebook uses, `training.train`:
 # the same data, the cosine schedule, 10% label dropout for guidance. In `fast` mode we run 3
-# steps of each to prove the loop works on a DiT, then load the shipped checkpoints, which were made
-# by exactly these recipes, and read the loss curves they recorded; in `cpu` and `full` mode you
+# steps of each to prove the loop works on these DiTs, then load the shipped checkpoints, which were
+# made by exactly these recipes, and read the loss curves they recorded; in `cpu` and `full` mode you
 # run both recipes here.
 
 # %%
@@ -563,6 +665,8 @@ plt.show()
 #   shift, a scale and a gate per sub-layer, $x + \alpha \odot f(\mathrm{LN}(x)(1 + \gamma) + \beta)$.
 # - adaLN-Zero initialises that layer at zero, so every block starts as the identity; we checked it
 #   bit for bit, and saw the gradient open the gates within two steps.
+# - You built a DiT's own pieces (unpatchify, the adaLN-Zero block, the final layer) and trained a
+#   small DiT of them with the course's loop, next to the same DiT made of the package's pieces.
 # - The same training loop trains a DiT and a U-Net: only the network changes.
 # - On our digits the larger DiT and the U-Net of the same size are compared above, with the caveat
 #   that two small models on 1,797 images and one seed show a trend, not a scaling law.
