@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -35,9 +36,11 @@ class VAETrainResult:
 
 def train_vae(images: torch.Tensor, config: VAEConfig | str = "shapes-vae", steps: int = 3000,
               batch_size: int = 64, lr: float = 1e-3, kl_weight: float = 1e-3, seed: int = 0,
-              log_every: int = 50, device: str | torch.device = "cpu", progress: bool = True) -> VAETrainResult:
-    """Train a ``VAE`` on ``images`` with ``vae_loss`` (AdamW, cosine decay to 0), then set its
-    ``scaling_factor`` from the trained encoder (``latent_scaling_factor``).
+              log_every: int = 50, device: str | torch.device = "cpu", progress: bool = True,
+              loss_fn: Callable[..., dict[str, torch.Tensor]] = vae_loss) -> VAETrainResult:
+    """Train a ``VAE`` on ``images`` with ``loss_fn`` (``vae_loss`` by default, or one with its signature
+    and its ``{"loss", "recon", "kl"}`` result: notebook 06's learners pass their own) under AdamW with
+    cosine decay to 0, then set its ``scaling_factor`` from the trained encoder (``latent_scaling_factor``).
 
     Interrupting (Ctrl-C / the stop button) returns the model as it is, with its scale factor set.
     """
@@ -45,6 +48,9 @@ def train_vae(images: torch.Tensor, config: VAEConfig | str = "shapes-vae", step
 
     check_positive_int("steps", steps)
     check_positive_int("batch_size", batch_size)
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function like vae_loss(model, x, kl_weight=, generator=), "
+                        f"got {type(loss_fn).__name__}.")
     _check_images(images)
     device = get_device(device)
     torch.manual_seed(seed)
@@ -59,7 +65,7 @@ def train_vae(images: torch.Tensor, config: VAEConfig | str = "shapes-vae", step
 
     def batch_loss() -> dict[str, torch.Tensor]:
         idx = torch.randint(0, len(data), (batch_size,), device=device, generator=gen)
-        return vae_loss(model, data[idx], kl_weight=kl_weight, generator=gen)
+        return loss_fn(model, data[idx], kl_weight=kl_weight, generator=gen)
 
     def log(step: int, parts: dict[str, torch.Tensor]) -> None:
         acc.add_(torch.stack([parts[k].detach() for k in ("loss", "recon", "kl")]))  # on the device: read

@@ -23,8 +23,8 @@
 # What you will do:
 #
 # 1. Measure how redundant images are: how many numbers they take, and how few they need.
-# 2. Build the variational autoencoder (VAE): its Gaussian encoder, the reparameterisation trick
-#    and the KL term, and train it.
+# 2. Build the variational autoencoder's (VAE's) training signal yourself: the reparameterisation
+#    trick, the KL term and the loss; then train the VAE with it.
 # 3. Check its reconstructions on shapes it never saw, and find the scale factor for its latents.
 # 4. Look inside a latent, channel by channel (the course text's Exercise 4).
 # 5. Run text-conditioned diffusion on latents, decode, and compare it with the pixel model of
@@ -35,22 +35,24 @@
 #
 # | mode | training | samples | time |
 # |---|---|---|---|
-# | `fast` | 10 VAE steps to prove the loop, then the shipped `shapes-vae` and `shapes-latent` | 18 captions, DDIM-10 | 33-36 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `fast` | the build's check trains a narrow VAE for 150 steps twice (your loss, the package's), then the shipped `shapes-vae` and `shapes-latent` | 18 captions, DDIM-10 | 33-36 s on 2 idle cores of an AMD EPYC (2026-11-27) |
 # | `cpu` | the shipped VAE recipe (2,500 steps), printed in section 3 | all 90 captions, DDIM-25 | 21 minutes (1,267 s) on 2 idle cores of an AMD EPYC, 19 of them training the VAE (2026-11-27) |
 # | `full` | the shipped VAE recipe | 90 captions x 4, DDIM-50 | not yet measured on a GPU |
 #
-# Three coding exercises and three questions, each with an automatic checker.
+# One build (the VAE's sampling and loss: three functions, graded together and by a short training
+# run), one coding exercise and three questions, each with an automatic checker.
 
 # %%
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 
 from course_utils import config, metrics, pretrained
 from course_utils.data import make_shapes
-from course_utils.course.exercises import nb06
+from course_utils.course.exercises import nb06, use_build
 from course_utils.guidance import ClassifierFreeGuidance
-from course_utils.latent import (decode, encode, latent_channel_correlations, numbers_per_image,
-                                 reconstruction_error, train_vae)
+from course_utils.latent import (decode, encode, latent_channel_correlations, numbers_per_image, reconstruction_error,
+                                 train_vae)
 from course_utils.models.clip import all_captions
 from course_utils.models.vae import VAE, vae_loss
 from course_utils.profiling import sampling_cost
@@ -126,50 +128,85 @@ nb06.compression_question(counts["pixels"], counts["latents"])
 # and bounded, so that the diffusion model has well-behaved data to learn. Latent diffusion keeps
 # $\beta$ small (here $10^{-3}$ per latent number): the latents must still carry the image's detail.
 #
-# ### Exercise 1: the reparameterisation trick
+# ### Build: the VAE's sampling and its loss
 #
-# Drawing $z \sim \mathcal N(\mu, \sigma^2)$ directly has no gradient with respect to $\mu$ and
-# $\sigma$. Draw the noise first instead, $\varepsilon \sim \mathcal N(0, I)$, and compute
-# $z = \mu + \sigma\,\varepsilon$: the randomness is now an input and gradients flow through
-# $\mu$ and $\sigma$. Write `reparameterize(mean, logvar, eps)`, where `logvar` is
-# $\log \sigma^2$ (all three tensors have the same shape).
+# You write the three pieces that turn the encoder's output into a training signal; the package's
+# `VAE` supplies the network. `model.encode(x)` maps images `(B, 3, 32, 32)` to the posterior, whose
+# `.mean` and `.logvar` ($\log \sigma^2$) are `(B, 4, 8, 8)` each, and `model.decode(z)` maps latents
+# `(B, 4, 8, 8)` back to images.
+#
+# 1. **The reparameterisation trick**, `sample_latent(mean, logvar, generator)`. Drawing
+#    $z \sim \mathcal N(\mu, \sigma^2)$ directly has no gradient with respect to $\mu$ and $\sigma$
+#    (that is what `torch.normal(mean, std)` does). Draw the noise first instead,
+#    $\varepsilon \sim \mathcal N(0, I)$, and compute
+#    $$z = \mu + \sigma\,\varepsilon, \qquad \sigma = \exp(\tfrac12 \log \sigma^2):$$
+#    the randomness is now an input and gradients flow through $\mu$ and $\sigma$. Draw $\varepsilon$
+#    once, with `torch.randn(mean.shape, generator=generator)`: the checker replays the same generator.
+# 2. **The KL term in closed form**, `kl_to_standard_normal(mean, logvar)`, one value per example
+#    `(B,)`. For a diagonal Gaussian against $\mathcal N(0, I)$ it needs no sampling:
+#    $$\mathrm{KL} = \tfrac12 \sum_i \big(\mu_i^2 + \sigma_i^2 - 1 - \log \sigma_i^2\big),$$
+#    summed over every dimension except the first (the batch).
+# 3. **The loss**, `vae_training_loss(model, x, kl_weight=1e-3, generator=None)`: encode `x`, draw
+#    `z` with your `sample_latent`, decode it, and return a dict of three one-number tensors, as the
+#    package's `vae_loss` does:
+#    - `"recon"`: the squared error $(D(z) - x)^2$ averaged over every pixel of the batch
+#      (`F.mse_loss`'s default);
+#    - `"kl"`: your KL averaged over the batch and divided by the number of latent numbers per image
+#      (4 × 8 × 8 = 256), so that `kl_weight` is the weight per latent number of the equation above;
+#    - `"loss"`: `recon + kl_weight * kl`, the one the optimiser minimises.
+#
+# The checker below says what it grades before you start. Its last stage trains a small VAE with
+# your loss and measures how well it reconstructs shapes it never saw, by the PSNR
+# ($10 \log_{10}(1 / \mathrm{MSE})$ on pixels scaled to [0, 1]; higher is better). Once your build is
+# correct, section 3 trains with your loss; until then it uses the package's.
 
 # %%
-def reparameterize(mean: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+nb06.VAE_BUILD
+
+# %%
+def sample_latent(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """mean, logvar: (B, C, h, w) -> z: (B, C, h, w), z = mean + exp(0.5 * logvar) * eps, eps ~ N(0, I)."""
     # BEGIN SOLUTION
+    eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)  # (B, C, h, w)
     return mean + torch.exp(0.5 * logvar) * eps
     # END SOLUTION
 
 
-nb06.check_reparameterize(reparameterize)
-
-# %% [markdown]
-# ### Exercise 2: the KL term in closed form
-#
-# For a diagonal Gaussian against $\mathcal N(0, I)$ the KL divergence needs no sampling:
-#
-# $$\mathrm{KL} = \tfrac12 \sum_i \big(\mu_i^2 + \sigma_i^2 - 1 - \log \sigma_i^2\big).$$
-#
-# Write `kl_to_standard_normal(mean, logvar)` returning one value per example: sum over every
-# dimension except the first (the batch). The checker compares with the package's
-# `DiagonalGaussian.kl`, which the tests check against a Monte Carlo estimate and against
-# diffusers' own implementation.
-
-# %%
 def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """mean, logvar: (B, ...) -> (B,): KL(N(mean, exp(logvar)) || N(0, I)) per example."""
     # BEGIN SOLUTION
     return 0.5 * (mean**2 + logvar.exp() - 1.0 - logvar).flatten(1).sum(1)
     # END SOLUTION
 
 
-nb06.check_kl(kl_to_standard_normal)
+def vae_training_loss(model: VAE, x: torch.Tensor, kl_weight: float = 1e-3,
+                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """x: (B, 3, 32, 32) in [-1, 1] -> {"loss", "recon", "kl"}, each a scalar tensor."""
+    # BEGIN SOLUTION
+    posterior = model.encode(x)
+    mean, logvar = posterior.mean, posterior.logvar  # (B, 4, 8, 8) each
+    z = sample_latent(mean, logvar, generator)  # (B, 4, 8, 8)
+    recon = F.mse_loss(model.decode(z), x)  # mean over every pixel
+    kl = kl_to_standard_normal(mean, logvar).mean() / mean[0].numel()  # per latent number
+    return {"loss": recon + kl_weight * kl, "recon": recon, "kl": kl}
+    # END SOLUTION
+
+
+# %%
+vae_result = nb06.check_vae_build(sample_latent, kl_to_standard_normal, vae_training_loss)
+loss_fn = use_build(vae_result, vae_training_loss, vae_loss, "VAE loss")
+vae_result
 
 # %% [markdown]
 # ## 3. Training the VAE
 #
-# `train_vae` runs `vae_loss` (the package's version of the two exercises) with AdamW. The shipped
-# `shapes-vae` was trained by the recipe printed below; in `fast` mode we run 10 steps to prove the
-# loop, then load it. One batch through the loss first, to see its parts:
+# `train_vae` trains the VAE with AdamW and a cosine decay of the learning rate, with the loss you
+# give it (`loss_fn=`), here `loss_fn`: your
+# `vae_training_loss` once the build is correct, the package's `vae_loss` until then. The shipped
+# `shapes-vae` was trained by the recipe printed below. In `fast` mode the build's check has
+# already shown the loop learning (150 steps of a narrower VAE), so we load the shipped one; in
+# `cpu` and `full` mode we run the recipe with `loss_fn`. One batch through the loss first, to see
+# its parts:
 
 # %%
 recipe = get_recipe("shapes-vae")
@@ -177,15 +214,8 @@ tc = recipe.train
 print(f"recipe: {tc.steps} steps of batch {tc.batch_size}, lr {tc.lr:g} (cosine decay), KL weight 1e-3")
 torch.manual_seed(0)
 with torch.no_grad():
-    parts = vae_loss(VAE("shapes-vae"), x[:16], generator=torch.Generator().manual_seed(0))
+    parts = loss_fn(VAE("shapes-vae"), x[:16], generator=torch.Generator().manual_seed(0))
 print("an untrained VAE on 16 images: " + ", ".join(f"{k} {float(v):.4f}" for k, v in parts.items()))
-
-steps = config.by_mode(fast=10, cpu=tc.steps, full=tc.steps)
-train_images = x if MODE == "fast" else make_shapes(20000, seed=0).images  # the recipe's 20,000 shapes
-batch_size = config.by_mode(fast=32, cpu=tc.batch_size, full=tc.batch_size)  # fast mode: half the recipe's 64
-run = train_vae(train_images, steps=steps, batch_size=batch_size, lr=tc.lr, seed=tc.seed,
-                log_every=config.by_mode(fast=5, cpu=50, full=50), device=DEVICE)
-print(f"{steps} steps of batch {batch_size} in {run.wall_time_s:.0f} s: reconstruction error {run.losses[0][2]:.4f} -> {run.losses[-1][2]:.4f}")
 
 if MODE == "fast":
     vae = pretrained.load("shapes-vae", device=DEVICE)
@@ -194,6 +224,11 @@ if MODE == "fast":
     print(f"loaded the shipped shapes-vae: {card['parameters']:,} parameters, {card['train_config']['steps']} steps "
           f"on {card['device']} in {card['wall_time_s'] / 60:.0f} min")
 else:
+    train_images = make_shapes(20000, seed=0).images  # the recipe's 20,000 shapes
+    run = train_vae(train_images, steps=tc.steps, batch_size=tc.batch_size, lr=tc.lr, seed=tc.seed,
+                    log_every=50, device=DEVICE, loss_fn=loss_fn)
+    print(f"{tc.steps} steps of batch {tc.batch_size} in {run.wall_time_s:.0f} s: reconstruction error "
+          f"{run.losses[0][2]:.4f} -> {run.losses[-1][2]:.4f}")
     vae, curve = run.model.to(DEVICE), run.losses
 
 steps_axis = [row[0] for row in curve]
@@ -241,7 +276,7 @@ assert judge_recon["shape"] > 0.9 and judge_recon["color"] > 0.9, "the VAE loses
 # diffusion multiplies them by a **scale factor** before diffusing and divides it out before
 # decoding. Stable Diffusion's is 0.18215.
 #
-# ### Exercise 3: compute the scale factor
+# ### Exercise 1: compute the scale factor
 #
 # Write `scaling_factor(latents)`: the number that gives `latents * factor` a standard deviation of
 # 1, over every element of every latent.

@@ -1,30 +1,108 @@
-"""course_utils.course.exercises.nb06: the VAE checkers, and the questions with the latent explorer they use."""
+"""course_utils.course.exercises.nb06: the VAE build and the scale factor's checkers, and the questions with the latent explorer they use."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from course_utils.data import make_shapes
 from course_utils.course.exercises import ExerciseFailed, nb06
-from course_utils.models.vae import VAE, VAEConfig
+from course_utils.models.vae import VAE, VAEConfig, vae_loss
+
+
+def sample(mean, logvar, generator):
+    eps = torch.randn(mean.shape, generator=generator)
+    return mean + torch.exp(0.5 * logvar) * eps
 
 
 def kl(mean, logvar):
     return 0.5 * (mean**2 + logvar.exp() - 1 - logvar).flatten(1).sum(1)
 
 
-def test_reparameterisation_checker(stub):
-    assert nb06.check_reparameterize(lambda m, lv, e: m + torch.exp(0.5 * lv) * e).status == "correct"
-    assert nb06.check_reparameterize(stub).status == "not attempted"
-    assert "variance" in nb06.check_reparameterize(lambda m, lv, e: m + lv.exp() * e).message
-    assert "Add the mean" in nb06.check_reparameterize(lambda m, lv, e: torch.exp(0.5 * lv) * e).message
+def make_loss(sample=sample, kl=kl, detach_z=False, beta_on_recon=False, kl_per_example=False):
+    """A VAE loss written from the formulas, with optional slips."""
+    def loss(model, x, kl_weight=1e-3, generator=None):
+        posterior = model.encode(x)
+        mean, logvar = posterior.mean, posterior.logvar
+        z = sample(mean, logvar, generator)
+        recon = F.mse_loss(model.decode(z.detach() if detach_z else z), x)
+        k = kl(mean, logvar).mean() / (1 if kl_per_example else mean[0].numel())
+        total = kl_weight * recon + k if beta_on_recon else recon + kl_weight * k
+        return {"loss": total, "recon": recon, "kl": k}
+    return loss
 
 
-def test_kl_checker(stub):
-    assert nb06.check_kl(kl).status == "correct"
-    assert nb06.check_kl(stub).status == "not attempted"
-    assert "Halve" in nb06.check_kl(lambda m, lv: 2 * kl(m, lv)).message
-    assert "Sum over" in nb06.check_kl(lambda m, lv: 0.5 * (m**2 + lv.exp() - 1 - lv).flatten(1).mean(1)).message
-    assert "-1 per element" in nb06.check_kl(lambda m, lv: 0.5 * (m**2 + lv.exp() - lv).flatten(1).sum(1)).message
+def build(sample=sample, kl=kl, loss=None, **kwargs):
+    """The build's checker on a short run (60 steps: the package's loss reaches about 12 dB, a VAE
+    that learns nothing the average image's 9.9 dB)."""
+    return nb06.check_vae_build(sample, kl, loss or make_loss(sample, kl), steps=60, min_psnr=11.0, **kwargs)
+
+
+def test_vae_build_accepts_a_build_from_the_formulas(stub):
+    result = build()
+    assert result.status == "correct", result.message
+    assert "held-out" in result.message and "package's loss" in result.message
+    assert build(sample=stub).status == "not attempted"
+    assert nb06.VAE_BUILD.graded_on and "PSNR" in str(nb06.VAE_BUILD)
+
+
+def test_vae_build_names_each_slip_of_the_sampling():
+    def variance(mean, logvar, generator):
+        return mean + logvar.exp() * torch.randn(mean.shape, generator=generator)
+
+    def global_generator(mean, logvar, generator):
+        return mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape)
+
+    def no_sampling(mean, logvar, generator):
+        return mean
+
+    def torch_normal(mean, logvar, generator):
+        return torch.normal(mean, torch.exp(0.5 * logvar), generator=generator)
+
+    assert "variance" in build(sample=variance).message
+    assert "global" in build(sample=global_generator).message
+    assert "nothing was sampled" in build(sample=no_sampling).message
+    assert "torch.normal" in build(sample=torch_normal).message
+
+
+def test_vae_build_names_each_slip_of_the_kl_and_the_loss():
+    def flipped(mean, logvar):
+        return -kl(mean, logvar)
+
+    def no_minus_one(mean, logvar):
+        return 0.5 * (mean**2 + logvar.exp() - logvar).flatten(1).sum(1)
+
+    def no_logvar(mean, logvar):
+        return 0.5 * (mean**2 + logvar.exp() - 1).flatten(1).sum(1)
+
+    assert "sign is flipped" in build(kl=flipped).message
+    assert "-1 per element" in build(kl=no_minus_one).message
+    assert "-logvar term" in build(kl=no_logvar).message
+    assert "not the reconstruction" in build(loss=make_loss(beta_on_recon=True)).message
+    assert "per latent number" in build(loss=make_loss(kl_per_example=True)).message
+    assert "forget `return`" in build(loss=lambda *a, **k: None).message
+    assert "Return a dict" in build(loss=lambda model, x, **k: make_loss()(model, x, **k)["loss"]).message
+
+
+def test_vae_build_fails_a_loss_that_does_not_train_the_encoder_at_the_outcome():
+    result = build(loss=make_loss(detach_z=True))  # the right value on one batch, no gradient to the encoder
+    assert result.status == "incorrect"
+    assert "below the 11 dB required" in result.message and ".detach()" in result.message
+
+
+def test_train_vae_takes_a_loss():
+    from course_utils import latent
+
+    calls = []
+
+    def counting_loss(*args, **kwargs):
+        calls.append(1)
+        return vae_loss(*args, **kwargs)
+
+    latent.train_vae(make_shapes(4, seed=0).images, config=nb06.SHORT_VAE, steps=2, batch_size=2, progress=False,
+                     loss_fn=counting_loss)
+    assert len(calls) == 2
+    with pytest.raises(TypeError, match="loss_fn must be a function"):
+        latent.train_vae(make_shapes(4, seed=0).images, config=nb06.SHORT_VAE, steps=1, loss_fn="mse")
 
 
 def test_scaling_factor_checker(stub):
@@ -37,7 +115,7 @@ def test_scaling_factor_checker(stub):
 def test_strict_mode_raises_for_a_wrong_answer(monkeypatch):
     monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
     with pytest.raises(ExerciseFailed):
-        nb06.check_kl(lambda m, lv: m.sum())
+        nb06.check_scaling_factor(lambda z: z.max())
 
 
 @pytest.mark.widgets
