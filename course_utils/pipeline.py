@@ -176,6 +176,13 @@ class DiffusionModel:
         check_size(f"{n:,} samples", 2 * 4 * n * self.config.in_channels * self.config.sample_size**2, "n")
         return n, batch_size, entry, ({"eta": eta} if "eta" in entry.step_options else {})
 
+    def make_sampler(self, sampler: str | None = None, steps: int | None = None, clip_sample: bool = True):
+        """The fresh sampler ``sample(..., sampler=, steps=, clip_sample=)`` would step with (diffusers'
+        interface), for running ``sample_loop`` on a denoiser of your own, such as a guided step."""
+        entry = get_entry(check_choice("sampler", self.default_sampler if sampler is None else sampler, self.samplers))
+        steps = check_positive_int("steps", steps if steps is not None else entry.default_steps or len(self.schedule))
+        return self._sampler(entry, steps, check_bool("clip_sample", clip_sample))
+
     def _sampler(self, entry, steps: int, clip: bool):
         """A fresh sampler. diffusers' "leading" spacing starts DDIM and DDPM at (k - 1) * (T // k): at
         t = 0 for one step (the noise comes back), within 10% of T - 1 from ten steps on. With fewer

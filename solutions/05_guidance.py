@@ -22,7 +22,9 @@
 #
 # 1. Feed a class label into the U-Net, next to the timestep.
 # 2. Write the guidance formula and the label dropout that trains one network for two jobs.
-# 3. Train a class-conditional digits model, then sample any digit you ask for.
+# 3. Train a class-conditional digits model, then build the two places guidance lives in: a
+#    training step with label dropout and the guided noise prediction the sampler calls. The
+#    checker grades them by how often the guided samples show the digit asked for.
 # 4. Sweep the guidance scale $w$ from 0 to 20 on the same seeds and measure what it buys
 #    (adherence) and what it costs (diversity, saturation); then meet a sampler setting that
 #    breaks guidance.
@@ -33,23 +35,24 @@
 #
 # | mode | training | guidance sweep | time |
 # |---|---|---|---|
-# | `fast` | 10 steps to prove the loop, then the shipped checkpoints | 4 digits per class and scale, DDIM-10 | 38-39 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `fast` | 10 steps to prove the loop, then the shipped checkpoints | 4 digits per class and scale, DDIM-10 | 38-39 s on 2 idle cores of an AMD EPYC (2026-11-27), before the build exercise; grading it adds about 14 s of one core (200 steps of a tiny U-Net, 320 guided samples) |
 # | `cpu` | the shipped recipe, printed in section 4 | 30 per class and scale, DDIM-25 | 17 minutes (1,028 s) on 2 idle cores of an AMD EPYC, 11 of them training (2026-11-27) |
 # | `full` | the shipped recipe, each step one CUDA graph | 100 per class and scale, DDIM-50 | 30 s on one H100 (its training cell 14 s) |
 #
-# Two coding exercises and two questions, each with an automatic checker.
+# Two coding exercises, one build exercise and two questions, each with an automatic checker.
 
 # %%
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 
 from course_utils import config, metrics, pretrained
 from course_utils.data import load_digits
 from course_utils.data.shapes import COLORS, parse_caption
-from course_utils.course.exercises import nb05
-from course_utils.guidance import ClassifierFreeGuidance, guide
+from course_utils.course.exercises import nb05, use_build
+from course_utils.guidance import guide
 from course_utils.models import UNet, timestep_embedding
 from course_utils.models.attention import CrossAttention2d
 from course_utils.models.clip import all_captions
@@ -191,35 +194,118 @@ print(f"default guidance scale: {DEFAULT_W:g}")
 # %% [markdown]
 # ## 5. Sampling with guidance
 #
-# `ClassifierFreeGuidance(unet, w)` wraps the U-Net so that one call does what Exercise 1
-# describes: it stacks the batch with the real labels and the batch with the null label into one
-# batch of $2B$, runs the network once, splits the output and combines the halves. First, a check
-# that it computes the formula: two separate passes combined with the package's `guide` must give
-# the same numbers.
+# ### Build exercise: classifier-free guidance, end to end
+#
+# You have both halves of classifier-free guidance: the formula (Exercise 1) and the label dropout
+# (Exercise 2). Now put each where a real model uses it: the dropout inside a training step, the
+# formula inside the sampler's call to the network. Write two functions.
+#
+# **(a) The training step**, `cfg_train_step(net, optimizer, x0, labels, alphas_cumprod, p_uncond, generator)`:
+# one optimiser step of notebook 04's loss on a batch of digits `x0`, `(B, 1, 16, 16)`, with their
+# labels, `(B,)`, some of them dropped.
+#
+# 1. Draw the timesteps $t \sim \mathcal{U}\{0, \dots, T-1\}$, `(B,)`:
+#    `torch.randint(0, len(alphas_cumprod), (B,), generator=generator)`.
+# 2. Draw the noise $\epsilon \sim \mathcal{N}(0, I)$, shaped like `x0`, with `generator`.
+# 3. Drop labels with your `drop_labels(labels, p_uncond, net.config.num_classes, generator)`: the null
+#    label is `net.config.num_classes` (10 here).
+# 4. Noise the batch by the closed form $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$
+#    (`alphas_cumprod[t]` is $\bar\alpha_t$, `(B,)`) and take the mean squared error between the noise and
+#    the network's prediction `net(x_t, t, class_labels=y)`, $y$ the labels after dropout.
+# 5. `optimizer.zero_grad()`, `loss.backward()`, `optimizer.step()`; return `loss.item()`.
+#
+# Draw in this order (t, noise, dropout) and only from `generator`: it is the order of the
+# package's `diffusion_loss`, so the checker can compare your loss with it for the same seed.
+#
+# **(b) The guided step**, `guided_eps(net, x_t, t, labels, w)`: the guided prediction $\hat\epsilon$ of
+# section 2, `(B, C, H, W)`, for a batch `x_t` `(B, C, H, W)`, one timestep `t` for the whole batch (a
+# 0-d tensor, as the sampler passes it) and the `(B,)` labels asked for. Make both predictions in
+# **one** call of the network: stack `[x_t, x_t]` into a batch of $2B$ with the labels
+# `[labels, null labels]` (`torch.cat`), call `net` once, take $\epsilon_\theta(x_t, t, y)$ from the first
+# $B$ rows of the output and $\epsilon_\theta(x_t, t, \varnothing)$ from the last $B$, and combine them with
+# your `cfg_combine`. One call on $2B$ inputs is cheaper than two calls on $B$ (the weights are read
+# once, and a GPU has more work in flight); diffusers' pipelines do the same. Keep section 2's
+# convention: $w = 0$ is the unconditional model and $w = 1$ the plain conditional one (the CFG paper,
+# Ho & Salimans 2022, writes $1 + w$ where we write $w$).
+#
+# The checker runs both on small cases against the package, then samples the shipped `digits-class`
+# with your guided step and trains a tiny class-conditional U-Net with your training step:
 
 # %%
-cfg = ClassifierFreeGuidance(model.denoiser, guidance_scale=DEFAULT_W)
+nb05.build_guidance()
+
+# %%
+def cfg_train_step(net, optimizer, x0: torch.Tensor, labels: torch.Tensor, alphas_cumprod: torch.Tensor,
+                   p_uncond: float, generator: torch.Generator) -> float:
+    """One optimiser step of class-conditional training with label dropout; returns the loss.
+
+    x0: (B, C, H, W) clean images; labels: (B,) ints; alphas_cumprod: (T,); the null label is
+    net.config.num_classes. Draws t, then the noise, then the dropout, all with `generator`.
+    """
+    # BEGIN SOLUTION
+    b = x0.shape[0]
+    t = torch.randint(0, len(alphas_cumprod), (b,), generator=generator)  # (B,)
+    noise = torch.randn(x0.shape, generator=generator)  # (B, C, H, W)
+    y = drop_labels(labels, p_uncond, net.config.num_classes, generator)  # (B,), some now the null label
+    a = alphas_cumprod[t].view(b, 1, 1, 1)  # (B, 1, 1, 1): alpha_bar_t
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise  # the closed form
+    loss = F.mse_loss(net(x_t, t, class_labels=y), noise)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+    # END SOLUTION
+
+
+def guided_eps(net, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor, w: float) -> torch.Tensor:
+    """The classifier-free guided noise prediction (B, C, H, W) for x_t (B, C, H, W), a 0-d timestep t
+    and labels (B,), from one network call on a batch of 2B."""
+    # BEGIN SOLUTION
+    b = x_t.shape[0]
+    null = torch.full_like(labels, net.config.num_classes)  # (B,)
+    eps = net(torch.cat([x_t, x_t]), t, class_labels=torch.cat([labels, null]))  # (2B, C, H, W)
+    eps_cond, eps_uncond = eps[:b], eps[b:]  # each (B, C, H, W)
+    return cfg_combine(eps_uncond, eps_cond, w)
+    # END SOLUTION
+
+
+# %%
+build = nb05.check_guidance_build(cfg_train_step, guided_eps)
+guided_step = use_build(build, guided_eps, nb05.package_guided_eps, "guided step")
+build
+
+# %% [markdown]
+# The package's `ClassifierFreeGuidance(unet, w)` is the same piece as a module: called like the
+# U-Net, it stacks the two batches, runs the network once and combines the halves. From here on the
+# notebook samples with `guided_step`: your `guided_eps` once the build is correct, the package's
+# until then. First, a check on the shipped model that it computes the formula: two separate passes
+# combined with the package's `guide` must give the same numbers.
+
+# %%
 x = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0)).to(DEVICE)
 t = torch.tensor(600, device=DEVICE)
 y = torch.tensor([0, 3, 7, 9], device=DEVICE)
 null = torch.full_like(y, model.denoiser.config.num_classes)  # label 10 for every example
 with torch.no_grad():
     eps_cond, eps_uncond = model.denoiser(x, t, class_labels=y), model.denoiser(x, t, class_labels=null)
-    guided = cfg(x, t, class_labels=y)  # (4, 1, 16, 16), one batched pass of 8
-print(f"|cfg - guide(eps_uncond, eps_cond, w)| <= {(guided - guide(eps_uncond, eps_cond, DEFAULT_W)).abs().max():.1e}")
+    guided = guided_step(model.denoiser, x, t, y, DEFAULT_W)  # (4, 1, 16, 16), one batched pass of 8
+print(f"|guided_step - guide(eps_uncond, eps_cond, w)| <= "
+      f"{(guided - guide(eps_uncond, eps_cond, DEFAULT_W)).abs().max():.1e}")
 print(f"the label's effect, |eps_cond - eps_uncond| on average: {(eps_cond - eps_uncond).abs().mean():.4f}")
 
 # %% [markdown]
 # The sampler does not know the difference: it is the DDIM loop of notebook 04, given a function of
 # $(x_t, t)$ that fixes the labels. `model.sample(n, labels=..., guidance_scale=w)` runs that loop
-# with the wrapper. One detail matters under guidance: how each step keeps its estimate of the clean
-# image, $\hat x_0$, inside $[-1, 1]$ (section 7). Each row below asks for one digit.
+# with the package's wrapper; `nb05.sample_guided(guided_step, model, labels, w, steps)` runs the same
+# loop with `guided_step` in its place. One detail matters under guidance: how each step keeps its
+# estimate of the clean image, $\hat x_0$, inside $[-1, 1]$ (section 7). Each row below asks for one digit.
 
 # %%
-def guided_digits(wanted: torch.Tensor, w: float, steps: int, seed: int = 0, **kwargs) -> torch.Tensor:
-    """DDIM samples (N, 1, 16, 16) of the digits `wanted` (N,) at guidance scale w, from the noise of seed `seed`."""
-    return model.sample(len(wanted), steps=steps, labels=wanted, guidance_scale=w, batch_size=len(wanted),
-                        generator=torch.Generator().manual_seed(seed), **kwargs)
+def guided_digits(wanted: torch.Tensor, w: float, steps: int, seed: int = 0, clip_sample: bool = True) -> torch.Tensor:
+    """DDIM samples (N, 1, 16, 16) of the digits `wanted` (N,) at guidance scale w, from the noise of seed `seed`,
+    each step's noise prediction made by `guided_step`."""
+    return nb05.sample_guided(guided_step, model, wanted, w, steps, torch.Generator().manual_seed(seed),
+                              clip_sample=clip_sample)
 
 
 def label_rows(ax, side: int = 16) -> None:
@@ -361,9 +447,9 @@ W_TRAP = 12.0
 
 def diffusers_style(wanted: torch.Tensor, w: float, steps: int, seed: int = 0) -> torch.Tensor:
     """Like guided_digits, with DDIM clamping x0 and keeping the guided eps."""
-    cfg = ClassifierFreeGuidance(model.denoiser, guidance_scale=w)
     wanted = wanted.to(DEVICE)
-    x = sample_loop(lambda x, t: cfg(x, t, class_labels=wanted), DDIMSampler(model.schedule, clip_sample=True),
+    x = sample_loop(lambda x, t: guided_step(model.denoiser, x, t.to(DEVICE), wanted, w),
+                    DDIMSampler(model.schedule, clip_sample=True),
                     (len(wanted), 1, 16, 16), steps, generator=torch.Generator().manual_seed(seed), device=DEVICE)
     return x.clamp(-1, 1).cpu()
 
@@ -557,6 +643,10 @@ assert digits_adh > 0.5 and both > 0.5, "far below target: guidance or the check
 # - Classifier-free guidance combines two predictions of one network,
 #   $\epsilon_\varnothing + w(\epsilon_y - \epsilon_\varnothing)$. Label dropout during training
 #   is what lets one network give both.
+# - You built both places it lives: a training step that drops labels to the null label with
+#   probability $p$, and a guided step that gets both predictions from one call on a batch of $2B$.
+#   Sampled with your step at $w = 3$, the shipped model drew the digit asked for; a tiny U-Net
+#   trained with your step for a few seconds already followed its labels well above chance.
 # - $w = 0$ is the unconditional model and $w = 1$ the plain conditional one. Larger $w$ buys
 #   adherence with diversity, and at the far end with saturated, blown-out images. The sweep
 #   above measured that trade.
@@ -564,7 +654,7 @@ assert digits_adh > 0.5 and both > 0.5, "far below target: guidance or the check
 #   the overshoot turns into noise. Clamp $\hat x_0$ and re-derive $\hat\epsilon$ from it instead.
 # - Text enters through cross-attention: each pixel position weighs the prompt's tokens, and the
 #   maps of those weights show where each word acts.
-# - Guidance doubles the cost of every sampling step: two forward passes instead of one.
+# - Guidance doubles the cost of every sampling step: the network runs on twice the batch.
 #
 # ## What comes next
 #

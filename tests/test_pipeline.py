@@ -192,3 +192,23 @@ def test_one_step_gives_a_digit_not_noise():
     noise_like = DDIMSampler(model.schedule)  # diffusers' default spacing, through the same loop
     noise_like.set_timesteps(1)
     assert noise_like.timesteps.tolist() == [0]
+
+
+def test_make_sampler_is_the_sampler_sample_steps_with(class_model):
+    """sample_loop with make_sampler's sampler around the model's own guided, clamped network gives sample's digits."""
+    from course_utils.denoisers import WithCondition
+    from course_utils.samplers import sample_loop
+
+    labels = torch.tensor([0, 1, 2, 3])
+    want = class_model.sample(4, steps=5, labels=labels, guidance_scale=3.0, generator=torch.Generator().manual_seed(2))
+    net, condition = class_model._conditioned(4, labels, None, 3.0)
+    denoiser = ClampX0(WithCondition(net, class_model.device, **condition), class_model.schedule,
+                       class_model.prediction_type)
+    sampler = class_model.make_sampler("ddim", 5)
+    got = sample_loop(denoiser, sampler, (4, 1, 16, 16), 5, generator=torch.Generator().manual_seed(2)).clamp(-1, 1)
+    torch.testing.assert_close(got, want)
+    assert sampler is not class_model.make_sampler("ddim", 5)  # a fresh one each time
+    with pytest.raises(ValueError, match="sampler"):
+        class_model.make_sampler("euler")
+    with pytest.raises(ValueError, match="steps"):
+        class_model.make_sampler("ddim", 0)
