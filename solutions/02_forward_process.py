@@ -24,10 +24,12 @@
 # 4. write the **closed form** that jumps from a clean image straight to any timestep, and prove by
 #    sampling that it matches running the chain step by step;
 # 5. check that the process is **variance preserving**;
-# 6. play with an explorer widget (schedule dropdown, timestep slider).
+# 6. **build** the piece training uses: a whole batch of images noised at a batch of timesteps, one
+#    per image, with noise from a generator you are given;
+# 7. play with an explorer widget (schedule dropdown, timestep slider) that runs on your build.
 #
-# Five exercises are checked automatically. A check says ✏️ *not attempted* until you fill in the
-# function above it.
+# Five exercises and one build are checked automatically. A check says ✏️ *not attempted* until you
+# fill in the function above it.
 
 # %%
 import math
@@ -37,7 +39,7 @@ import torch
 
 from course_utils import config
 from course_utils.data import load_digits, make_shapes
-from course_utils.course.exercises import nb02
+from course_utils.course.exercises import nb02, use_build
 from course_utils.forward import forward_step, q_sample
 from course_utils.schedules import SCHEDULE_NAMES, NoiseSchedule, get_schedule
 from course_utils.viz import plot_schedules, show_images
@@ -473,15 +475,72 @@ assert round(no_shrink_var, 2) == 11.05    # 1 + 1000 * (1e-4 + 0.02) / 2 = 11.0
 # noise, whatever image we started from.
 
 # %% [markdown]
-# ## 9. Explore
+# ## 9. Build: noise a whole batch at a batch of timesteps
 #
-# Pick a schedule and drag the slider. The images are noised with the closed form, always with the
-# same noise, so only the noise level changes. The line above the images shows $\bar\alpha_t$, the
-# signal and noise standard deviations and the SNR. (The widget needs a live kernel; on a static
-# page you see its starting state only.)
+# Training (notebook 04) never noises one image at one timestep. It takes a batch of images, draws a
+# random timestep **for each image**, jumps each image to its own timestep with the closed form, and
+# keeps the noise it added: that noise is what the network learns to predict. Section 8 already did
+# this with the package's `q_sample` (row $t$ of its batch at timestep $t$). Now you build it, and the
+# explorer of section 10 runs on what you build.
+#
+# Write `my_noise_batch(x0, t, schedule, generator)` that returns `(x_t, noise)`:
+#
+# - `x0`: `(B, C, H, W)` clean images; `t`: a `(B,)` LongTensor, image `i`'s timestep `t[i]`
+#   (0-indexed); `schedule`: a `NoiseSchedule` (`schedule.alphas_cumprod` is the `(T,)` tensor of
+#   $\bar\alpha_t$); `generator`: a `torch.Generator`.
+# - Draw standard Gaussian `noise` of `x0`'s shape **from `generator`**
+#   (`torch.randn(..., generator=generator)`), so that the same seed gives the same batch.
+# - Return $x_t[i] = \sqrt{\bar\alpha_{t[i]}}\,x_0[i] + \sqrt{1-\bar\alpha_{t[i]}}\,\text{noise}[i]$ for
+#   every `i` at once, without a Python loop, and the `noise`.
+#
+# `schedule.alphas_cumprod[t]` has shape `(B,)`: reshape it to `(B, 1, 1, 1)` so that it broadcasts
+# over C, H and W and each image gets its own value. Here is what the checker grades:
 
 # %%
-explorer = ForwardExplorer({"digits": digits[:8], "shapes": shapes.images}, schedules=schedules, seed=0)
+nb02.NOISE_BATCH_BUILD
+
+# %%
+def my_noise_batch(x0, t, schedule, generator):
+    """(x_t, noise): image x0[i] noised to its own timestep t[i] (0-indexed), the noise drawn from generator."""
+    # BEGIN SOLUTION
+    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)    # (B, C, H, W): one draw per pixel
+    alpha_bar = schedule.alphas_cumprod[t].to(x0.dtype).view(-1, 1, 1, 1)  # (B,) -> (B, 1, 1, 1)
+    return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise, noise
+    # END SOLUTION
+
+
+noise_batch_result = nb02.check_noise_batch(my_noise_batch)
+noise_batch_result
+
+# %% [markdown]
+# From here on the notebook noises with your function once the check says it is correct, and with
+# the package's version (`nb02.noise_batch`, which draws the noise and calls `q_sample`) until then,
+# so everything below runs either way. One call noises a digit at all the snapshot timesteps at once:
+
+# %%
+noise_fn = use_build(noise_batch_result, my_noise_batch, nb02.noise_batch, "noise_batch")
+t_row = torch.tensor(SNAPSHOTS)                                          # (8,): one timestep per image
+x_row, noise_row = noise_fn(digit.expand(len(t_row), -1, -1, -1), t_row, linear, torch.Generator().manual_seed(7))
+assert x_row.shape == noise_row.shape == (len(t_row), 1, 16, 16)
+
+fig, ax = plt.subplots(figsize=(10, 1.9))
+show_strip(ax, x_row, SNAPSHOTS, "one call")
+ax.set_title("One batch, one call: image i noised to its own timestep t[i] (linear schedule)")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 10. Explore
+#
+# Pick a schedule and drag the slider. The images are noised by `noise_fn` (your build once it is
+# correct), with a generator seeded the same way at every move of a control, so the noise stays the
+# same and only the noise level changes. The line above the images shows $\bar\alpha_t$, the signal
+# and noise standard deviations and the SNR. (The widget needs a live kernel; on a static page you
+# see its starting state only.)
+
+# %%
+explorer = ForwardExplorer({"digits": digits[:8], "shapes": shapes.images}, schedules=schedules, seed=0,
+                           noise_batch=noise_fn)
 explorer
 
 # %% [markdown]
@@ -507,6 +566,8 @@ nb02.snr_question("cosine")
 # - The schedule decides how fast the image disappears. Linear erases 99% of the signal variance by
 #   $t = 673$ (0-indexed); cosine keeps about half of it at $t = 500$ and keeps shapes visible for longer.
 # - The process preserves unit variance at every timestep, so it ends in standard Gaussian noise.
+# - Training noises a whole batch at once, each image at its own timestep: `alphas_cumprod[t]` reshaped
+#   to `(B, 1, 1, 1)`, the noise drawn from a generator and kept, since the network learns to predict it.
 #
 # ## What comes next
 #

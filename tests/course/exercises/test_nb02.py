@@ -160,3 +160,110 @@ def test_closed_form_matches_chain_in_distribution():
     # and q_sample's mean with zero noise is exactly sqrt(alpha_bar) x0
     assert math.isclose(float(q_sample(torch.tensor([x0]), t_end, torch.zeros(1), schedule)), math.sqrt(a) * x0,
                         rel_tol=1e-6)
+
+
+# --- the build: a batch of images noised at a batch of timesteps ------------------------------------
+
+def batch_right(x0, t, schedule, generator):
+    """Written independently of the package: the closed form, one timestep per image."""
+    noise = torch.randn(x0.shape, generator=generator)
+    ab = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+    return ab.sqrt() * x0 + (1 - ab).sqrt() * noise, noise
+
+
+def batch_with(alpha_bar=lambda s, t: s.alphas_cumprod[t].view(-1, 1, 1, 1), signal=torch.sqrt,
+               spread=lambda a: (1 - a).sqrt(), draw=lambda x0, g: torch.randn(x0.shape, generator=g)):
+    """A learner's build with one part swapped for a slip."""
+    def fn(x0, t, schedule, generator):
+        noise = draw(x0, generator)
+        a = alpha_bar(schedule, t)
+        return signal(a) * x0 + spread(a) * noise, noise
+    return fn
+
+
+def column(v):
+    return v.view(-1, 1, 1, 1)
+
+
+BATCH_SLIPS = {
+    "alphas, not their product": (batch_with(alpha_bar=lambda s, t: column(s.alphas[t])), "alphas_cumprod[t]"),
+    "no square roots": (batch_with(signal=lambda a: a, spread=lambda a: 1 - a), "are the square roots"),
+    "no square root on the image": (batch_with(signal=lambda a: a), "multiplied by alpha_bar_t; use its square root"),
+    "no square root on the noise": (batch_with(spread=lambda a: 1 - a), "noise is multiplied by 1 - alpha_bar_t"),
+    "coefficients swapped": (batch_with(signal=lambda a: (1 - a).sqrt(), spread=torch.sqrt), "swapped"),
+    "one t for the batch": (batch_with(alpha_bar=lambda s, t: s.alphas_cumprod[t[0]]), "timestep of the first image"),
+    "t broadcast over the width": (batch_with(alpha_bar=lambda s, t: s.alphas_cumprod[t]), "the width"),
+    "t as one int": (batch_with(alpha_bar=lambda s, t: s.alphas_cumprod[int(t)]), "one timestep per image"),
+    "1-indexed t": (batch_with(alpha_bar=lambda s, t: column(s.alphas_cumprod[t - 1])), "as if t counted from 1"),
+    "1-indexed t, clamped": (batch_with(alpha_bar=lambda s, t: column(s.alphas_cumprod[(t - 1).clamp(min=0)])),
+                             "as if t counted from 1"),
+    "t + 1": (batch_with(alpha_bar=lambda s, t: column(s.alphas_cumprod[t + 1])), "index alphas_cumprod with t itself"),
+    "the global generator": (batch_with(draw=lambda x0, g: torch.randn(x0.shape)), "not from torch's global one"),
+    "randn_like": (batch_with(draw=lambda x0, g: torch.randn_like(x0)), "not from torch's global one"),
+    "a generator of its own": (batch_with(draw=lambda x0, g: torch.randn(x0.shape, generator=torch.Generator())),
+                               "the generator you are given is ignored"),
+    "uniform noise": (batch_with(draw=lambda x0, g: torch.rand(x0.shape, generator=g)), "that is torch.rand"),
+    "noise of variance 2": (batch_with(draw=lambda x0, g: 2 ** 0.5 * torch.randn(x0.shape, generator=g)),
+                            "standard Gaussian noise has 0 and 1"),
+    "one noise for every image": (batch_with(draw=lambda x0, g: torch.randn(1, *x0.shape[1:], generator=g).expand_as(x0)),
+                                  "Every image got the same noise"),
+    "noise that leaks the image": (batch_with(draw=lambda x0, g: torch.randn(x0.shape, generator=g) + x0),
+                                   "noised digits have mean"),
+    "x_t alone": (lambda x0, t, s, g: batch_right(x0, t, s, g)[0], "returned one tensor"),
+    "no return": (lambda x0, t, s, g: None, "forget `return x_t, noise`"),
+    "noise of another shape": (lambda x0, t, s, g: (batch_right(x0, t, s, g)[0], torch.randn(x0.shape[1:])),
+                               "must have x0's shape"),
+}
+
+
+def test_the_build_says_what_it_is_graded_on():
+    text = str(nb02.NOISE_BATCH_BUILD)
+    assert "Graded on:" in text and "q_sample" in text and "generator" in text and "signal-to-noise" in text
+
+
+def test_a_right_build_is_correct_with_its_figures(stub):
+    result = nb02.check_noise_batch(batch_right)
+    assert result.correct, result.message
+    assert "3 batches of mixed timesteps match q_sample" in result.message and "SNR at t = 0, 250, 500, 750" in result.message
+    assert nb02.check_noise_batch(nb02.noise_batch).correct  # the package's version, which the notebook falls back on
+    assert nb02.check_noise_batch(stub).status == "not attempted"
+    double = lambda x0, t, s, g: tuple(v.double() for v in batch_right(x0.double(), t, s, g))  # noqa: E731
+    assert nb02.check_noise_batch(double).correct  # float64 answers are fine
+
+
+@pytest.mark.parametrize("slip", BATCH_SLIPS)
+def test_each_build_slip_gets_its_own_hint(slip):
+    fn, phrase = BATCH_SLIPS[slip]
+    result = nb02.check_noise_batch(fn)
+    assert result.status == "incorrect" and phrase in result.message, result.message
+
+
+def test_the_unit_cases_hold_mixed_timesteps_both_ends_and_both_image_shapes():
+    cases = nb02._batch_cases()
+    assert {tuple(x0.shape[1:]) for _, x0, _, _ in cases} == {(1, 16, 16), (3, 32, 32)}
+    assert {s.name for _, _, _, s in cases} == {"linear", "cosine", "scaled_linear"}
+    for _, x0, t, s in cases:
+        assert len(t) == len(x0) and len(set(t.tolist())) > 1
+    everything = torch.cat([t for _, _, t, _ in cases])
+    assert 0 in everything and 999 in everything
+
+
+def test_checking_the_build_leaves_the_global_random_numbers_alone():
+    before = torch.get_rng_state()
+    nb02.check_noise_batch(BATCH_SLIPS["the global generator"][0])
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_the_build_in_strict_mode(monkeypatch, stub):
+    monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
+    assert nb02.check_noise_batch(batch_right).correct
+    assert nb02.check_noise_batch(stub).status == "not attempted"
+    with pytest.raises(ExerciseFailed, match="as if t counted from 1"):
+        nb02.check_noise_batch(BATCH_SLIPS["1-indexed t"][0])
+
+
+def test_the_package_build_is_q_sample_with_a_seeded_draw():
+    x0, t, s = torch.rand(3, 1, 4, 4), torch.tensor([0, 500, 999]), get_schedule("linear")
+    x_t, noise = nb02.noise_batch(x0, t, s, torch.Generator().manual_seed(5))
+    assert torch.equal(noise, torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(5)))
+    assert torch.equal(x_t, q_sample(x0, t, noise, s))
