@@ -35,12 +35,15 @@
 # | `cpu` | 898, the digits-FID count (the bf16 row: 100 where the CPU emulates bf16) | all 90 captions | 300 steps, two runs | 8.4 minutes (504 s) on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
 # | `full` | 898 | 90 | 300 steps | not yet measured on a GPU |
 #
-# Three coding exercises and two questions, each with an automatic checker.
+# One build (digits-FID itself, which section 1 then measures with), three coding exercises and two
+# questions, each with an automatic checker.
 
 # %%
 import logging
 
 import matplotlib.pyplot as plt
+import numpy as np
+import scipy.linalg
 import torch
 from IPython.display import Markdown, display
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullLocator
@@ -49,7 +52,7 @@ from course_utils import config, metrics, pretrained
 from course_utils.course import evaluation, failures, production, speed
 from course_utils.data import load_digits
 from course_utils.data.shapes import BACKGROUNDS, COLORS, SHAPES, caption
-from course_utils.course.exercises import nb10
+from course_utils.course.exercises import nb10, use_build
 from course_utils.metrics.distances import nearest_data
 from course_utils.profiling import time_call
 from course_utils.course.quiz import SelfCheckQuiz
@@ -80,16 +83,89 @@ print(f"{ddpm}\n{len(samples)} samples drawn with DDIM-10")
 # can feel very different. Our digits-FID (notebook 05) measures the same thing in a digit
 # classifier's feature space, so we can test each claim directly.
 #
-# ### 1.1 FID depends on N
+# ### 1.1 Build: digits-FID from features
 #
-# FID fits a Gaussian (mean and covariance) to each set of features and measures the distance
-# between the two Gaussians. With few samples the covariance estimate is noisy, and noise only ever
-# *adds* distance: FID is **biased upwards** at small N. So a raw FID means little on its own; it
-# means something next to the **floor**, the FID of *real* digits against the reference at the same
-# N. Below, the same samples are scored on nested subsets of growing size.
+# FID fits a Gaussian (mean $\mu$ and covariance $\Sigma$) to each set of image features and
+# measures the distance between the two Gaussians, the Fréchet distance:
+#
+# $$d^2 = \lVert\mu_1-\mu_2\rVert^2 + \operatorname{Tr}(\Sigma_1) + \operatorname{Tr}(\Sigma_2) - 2\operatorname{Tr}\big((\Sigma_1\Sigma_2)^{1/2}\big).$$
+#
+# The first term compares where the two clouds of features sit, the traces compare their spread
+# and shape. FID proper uses the 2,048 features of an Inception network; digits-FID uses the 64
+# features of the course's digit classifier (`metrics.features`), so it can be computed in
+# seconds. Everything else is the formula, and you write it.
+#
+# Write `my_frechet(f1, f2)`: `f1` is an `(N, D)` and `f2` an `(M, D)` float64 tensor of features, one
+# row per image, and it returns $d^2$ as a float.
+#
+# - $\mu$ is the mean over the rows, shape `(D,)`; $\Sigma$ is the `(D, D)` covariance between the
+#   **columns**, `np.cov(f, rowvar=False)` (numpy's default, like `torch.cov`'s, treats each row as a
+#   variable).
+# - $(\Sigma_1\Sigma_2)^{1/2}$ is a **matrix** square root, the matrix $R$ with $RR = \Sigma_1\Sigma_2$:
+#   `scipy.linalg.sqrtm`, not `np.sqrt`, which takes the root of each entry.
+# - With fewer images than features (N = 25 or 50 against D = 64 in `fast` mode's curve below) the
+#   covariances are singular and `sqrtm` returns complex numbers with tiny imaginary parts: take the
+#   real part of the trace.
+#
+# The package's `metrics.frechet_distance` computes the same number another way (through the
+# eigenvalues of a symmetric matrix, which never go complex). The checker grades:
 
 # %%
-rows = evaluation.fid_by_sample_count(samples, COUNTS, seed=0)
+nb10.FRECHET_BUILD
+
+# %%
+def my_frechet(f1, f2):
+    """Fréchet distance between Gaussians fitted to f1 (N, D) and f2 (M, D), one row per image."""
+    # BEGIN SOLUTION
+    f1, f2 = np.asarray(f1, dtype=np.float64), np.asarray(f2, dtype=np.float64)
+    mu1, mu2 = f1.mean(axis=0), f2.mean(axis=0)                          # (D,)
+    cov1, cov2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)      # (D, D): the columns are the variables
+    covmean = scipy.linalg.sqrtm(cov1 @ cov2)                            # the matrix square root of the product
+    trace = np.trace(cov1) + np.trace(cov2) - 2 * np.trace(covmean).real  # complex round-off when singular
+    return float(((mu1 - mu2) ** 2).sum() + trace)
+    # END SOLUTION
+
+
+frechet_result = nb10.check_frechet(my_frechet, samples)
+frechet_result
+
+# %% [markdown]
+# From here on section 1 measures every FID with your function once the check says it is correct,
+# and with the package's (`nb10.frechet_from_features`) until then. The features are computed once:
+# the reference is half "A" of the real digits, what every digits-FID is measured against; the
+# floor uses half "B", real digits the reference never saw.
+
+# %%
+frechet = use_build(frechet_result, my_frechet, nb10.frechet_from_features, "Fréchet distance")
+reference = metrics.reference_features()   # (899, 64): half A's features
+real_half = metrics.reference_split()[1]   # half B: 898 real digits
+
+
+def digits_fid_of(features):
+    """digits-FID of (n, 64) features against the reference half A."""
+    return frechet(features, reference)
+
+
+# The same nested random subsets as evaluation.fid_by_sample_count(samples, COUNTS, seed=0).
+subsets = torch.Generator().manual_seed(0)
+sample_features = metrics.features(samples[torch.randperm(len(samples), generator=subsets)[:max(COUNTS)]])
+real_features = metrics.features(real_half[torch.randperm(len(real_half), generator=subsets)[:max(COUNTS)]])
+print(f"features: samples {tuple(sample_features.shape)}, real digits {tuple(real_features.shape)}, "
+      f"reference {tuple(reference.shape)}")
+
+# %% [markdown]
+# ### 1.2 FID depends on N
+#
+# With few samples the covariance estimate is noisy, and noise only ever *adds* distance: FID is
+# **biased upwards** at small N. So a raw FID means little on its own; it means something next to
+# the **floor**, the FID of *real* digits against the reference at the same N. Below, the same
+# samples are scored on nested subsets of growing size.
+
+# %%
+rows = []
+for n in COUNTS:
+    fid, floor = digits_fid_of(sample_features[:n]), digits_fid_of(real_features[:n])
+    rows.append({"n": n, "fid": fid, "floor": floor, "ratio": fid / floor})
 for r in rows:
     print(f"N = {r['n']:4d}: FID {r['fid']:.3f}, real-vs-real floor {r['floor']:.3f}, ratio {r['ratio']:.2f}")
 
@@ -99,7 +175,6 @@ for r in rows:
 # its spread shrinks. Real digits score about 0 at every N, so no floor is needed.
 
 # %%
-real_half = metrics.reference_split()[1]
 kid = [metrics.digits_kid(samples[:n]) for n in COUNTS]
 kid_real = [metrics.digits_kid(real_half[:n]) for n in COUNTS]
 
@@ -128,16 +203,16 @@ plt.show()
 nb10.fid_count_question(rows)
 
 # %% [markdown]
-# ### 1.2 What FID rewards and misses: the memoriser
+# ### 1.3 What FID rewards and misses: the memoriser
 #
 # A "model" that returns random *training* images is the worst generative model imaginable: it
 # cannot make anything new. Score it.
 
 # %%
 copier = evaluation.memorizer(digits, N_EVAL, seed=0)
-fake = evaluation.fid_by_sample_count(copier, [N_EVAL])[0]
+copier_fid = digits_fid_of(metrics.features(copier))
 real = next(r for r in rows if r["n"] == N_EVAL)
-print(f"at N = {N_EVAL}: memoriser FID {fake['fid']:.3f}, digits-ddpm {real['fid']:.3f}, real floor {fake['floor']:.3f}")
+print(f"at N = {N_EVAL}: memoriser FID {copier_fid:.3f}, digits-ddpm {real['fid']:.3f}, real floor {real['floor']:.3f}")
 
 # %% [markdown]
 # The copier beats our real model and sits at (or even under) the real-data floor: its images *are*

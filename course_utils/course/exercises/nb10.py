@@ -1,5 +1,9 @@
 """Checkers for notebook 10, evaluation, failure modes and production notes.
 
+The build, ``FRECHET_BUILD``: the Fréchet distance between two sets of features (digits-FID's formula),
+graded by ``check_frechet`` on unit cases and on the notebook's real digit features beside the package's
+``frechet_distance``; ``frechet_from_features`` is the package's version the notebook falls back on.
+
 Exercises: the share of samples that are near-copies of a training image (nearest-neighbour RMS
 distance under a threshold, as ``evaluation.memorization_report`` counts them), the share of
 saturated pixel values (``metrics.saturation`` with both ends), and a draw that a seed makes
@@ -13,13 +17,230 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 
-from ...metrics import saturation
+from ...metrics import NUM_SAMPLES, features, reference_features, reference_split, saturation
 from ...metrics.distances import nearest_data_distance
-from .core import CORRECT, INCORRECT, NOT_ATTEMPTED, CheckResult, _finish, ask_choice, check_cases
+from ...metrics.frechet import frechet_distance, gaussian_stats
+from .core import (CORRECT, INCORRECT, NOT_ATTEMPTED, BuildExercise, CheckResult, LearnerTimeout, Miss, _finish,
+                   ask_choice, call_learner, check_cases, expect_close, grade_build)
 
 MAX_OPTION_CHARS = 100  # a radio-button option longer than this wraps badly in the notebook
+
+# --- Build: digits-FID from features -----------------------------------------------------------------
+
+FRECHET_BUILD = BuildExercise(
+    "Build 1 (digits-FID from features)",
+    "write my_frechet(f1, f2): the Fréchet distance between Gaussians fitted to two feature matrices, f1 (N, D) "
+    "and f2 (M, D), one row per image; this notebook's FID figures then use it.",
+    ("unit cases against the package's frechet_distance: identical sets (about 0), shifted means "
+     "(|mu1 - mu2|^2), known diagonal covariances, correlated features with N != M, and fewer samples than "
+     "features (where a matrix square root comes out with complex round-off)",
+     "the outcome: on the digit classifier's 64-d features, real digits (half B) and digits-ddpm's samples each "
+     "scored against the reference half A, your digits-FID matches the package's within 0.1%"),
+)
+
+FRECHET_HINT = ("d^2 = |mu1 - mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^(1/2)), with mu the (D,) mean over the rows "
+                "(samples) and S the (D, D) covariance of the columns (features): np.cov(f, rowvar=False); "
+                "(S1 S2)^(1/2) is the matrix square root, scipy.linalg.sqrtm, whose trace you take the real part of.")
+COMPLEX_HINT = ("The distance is a real number, but a matrix square root (scipy.linalg.sqrtm, or the eigenvalues of "
+                "the non-symmetric product S1 S2) can come out complex, with tiny imaginary parts, when the covariances "
+                "are singular, as here with fewer samples than features. Keep the real part: np.trace(covmean).real.")
+
+
+def frechet_from_features(f1, f2) -> float:
+    """The package's version of the build: ``frechet_distance`` of the Gaussians ``gaussian_stats`` fits to
+    ``(N, D)`` and ``(M, D)`` features."""
+    return frechet_distance(*gaussian_stats(f1), *gaussian_stats(f2))
+
+
+def _tr_sqrt(a: np.ndarray, b: np.ndarray) -> float:
+    """``Tr((a b)^{1/2})`` for symmetric PSD ``a``, ``b`` of any one size (the package's eigenvalue route)."""
+    w, v = np.linalg.eigh(a)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return float(np.sqrt(np.clip(np.linalg.eigvalsh(root @ b @ root), 0, None)).sum())
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(a)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def _frechet_slips(f1: np.ndarray, f2: np.ndarray) -> list[tuple[Callable[[], float], str]]:
+    """``(what the slip gives, its hint)``, each value a thunk (a slip that cannot be computed is skipped)."""
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    c1, c2 = np.cov(f1, rowvar=False), np.cov(f2, rowvar=False)
+    d2 = float(((mu1 - mu2) ** 2).sum())
+    tr = float(np.trace(c1) + np.trace(c2))
+    same_n = len(f1) == len(f2)
+
+    def gram(f):
+        centred = f - f.mean(0)
+        return centred @ centred.T / (len(f) - 1)
+
+    wrong_axis = ("Your covariance is taken over the wrong axis: the features are (N, D), one row per sample, so "
+                  "the covariance is (D, D) between the columns: np.cov(f, rowvar=False) or torch.cov(f.T), not "
+                  "np.cov(f) or torch.cov(f), which treat each row as a variable.")
+    std_hint = ("You used per-feature standard deviations (or variances) where the formula needs the full (D, D) "
+                "covariance matrix: the features are correlated, and the off-diagonal entries count. "
+                "np.cov(f, rowvar=False).")
+    slips = [
+        (lambda: d2 + tr - _tr_sqrt(c1, c2),
+         "The trace term is Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^(1/2)): the factor 2 on the last trace is missing."),
+        (lambda: d2 + tr - 2 * float(np.sqrt(np.diag(c1 @ c2)).sum()),
+         "np.sqrt (or torch.sqrt) of the product S1 @ S2 takes the square root of every entry; the formula needs "
+         "the MATRIX square root, the matrix R with R @ R = S1 @ S2: scipy.linalg.sqrtm(S1 @ S2)."),
+        (lambda: d2 + tr - 2 * float(np.trace(_root(c1) @ _root(c2))),
+         "The square root of the product is not the product of the square roots: take sqrtm(S1 @ S2), not "
+         "sqrtm(S1) @ sqrtm(S2)."),
+    ]
+    if same_n:  # covariances of the wrong axis are (N, N): comparable only when N == M
+        slips += [(lambda: d2 + float(np.trace(np.cov(f1)) + np.trace(np.cov(f2))) - 2 * _tr_sqrt(np.cov(f1), np.cov(f2)),
+                   wrong_axis),
+                  (lambda: d2 + float(np.trace(gram(f1)) + np.trace(gram(f2))) - 2 * _tr_sqrt(gram(f1), gram(f2)),
+                   wrong_axis),
+                  (lambda: frechet_from_features(f1.T, f2.T), wrong_axis)]
+    b1, b2 = np.cov(f1, rowvar=False, ddof=0), np.cov(f2, rowvar=False, ddof=0)
+    slips.append((lambda: d2 + float(np.trace(b1) + np.trace(b2)) - 2 * _tr_sqrt(b1, b2),
+                  "Your covariances (or per-feature variances) divide by N; the package's, like np.cov's and "
+                  "torch.cov's by default, divide by N - 1 (the unbiased estimate). Use the full (D, D) covariance "
+                  "np.cov(f, rowvar=False), which does."))
+    for ddof in (1, 0):  # after N - 1: on diagonal covariances numpy's std (ddof=0) gives the same number
+        s1, s2 = f1.std(0, ddof=ddof), f2.std(0, ddof=ddof)
+        slips += [(lambda s1=s1, s2=s2: d2 + float(((s1 - s2) ** 2).sum()), std_hint),
+                  (lambda s1=s1, s2=s2: d2 + float(s1.sum() + s2.sum() - 2 * np.sqrt(s1 * s2).sum()), std_hint)]
+    slips += [
+        (lambda: d2 ** 0.5 + tr - 2 * _tr_sqrt(c1, c2),
+         "The means term is the SQUARED distance |mu1 - mu2|^2 = ((mu1 - mu2) ** 2).sum(), not its norm."),
+        (lambda: tr - 2 * _tr_sqrt(c1, c2),
+         "The means term |mu1 - mu2|^2 is missing: two sets with the same spread but shifted means must be apart."),
+    ]
+    return slips
+
+
+def _frechet_case(g: np.random.Generator, n: int, m: int, d: int, shift: float = 0.0, scale: float = 1.0):
+    """Correlated features: ``(n, d)`` and ``(m, d)`` from two related Gaussians."""
+    mix = np.eye(d) + 0.6 * g.standard_normal((d, d))
+    f1 = g.standard_normal((n, d)) @ mix
+    f2 = (g.standard_normal((m, d)) @ (mix + 0.3 * g.standard_normal((d, d)))) * scale + shift
+    return f1, f2
+
+
+def _hadamard(n: int) -> np.ndarray:
+    h = np.ones((1, 1))
+    while len(h) < n:
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+def _frechet_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(what, f1, f2)``: identical sets (distance 0), a shifted copy (|shift|^2 = 14.25), diagonal sample
+    covariances (orthogonal +-1 columns: 2.25 + (16/15) * 5.25 = 7.85), correlated sets of two sizes, and
+    fewer samples than features, where sqrtm's answer has complex round-off."""
+    g = np.random.default_rng(2031)
+    base, _ = _frechet_case(g, 40, 40, 5)
+    shift = np.array([1.0, -2.0, 0.5, 0.0, 3.0])  # |shift|^2 = 14.25
+    columns = _hadamard(16)[:, 1:5]  # (16, 4): columns of mean 0, orthogonal, so sample covariances are diagonal
+    diag1 = np.array([0.5, -1.0, 2.0, 0.0]) + columns * np.array([1.0, 2.0, 0.5, 3.0])
+    diag2 = np.array([1.0, 0.0, 2.0, -1.0]) + columns[g.permutation(16)] * np.array([2.0, 1.5, 0.5, 1.0])
+    return [("for two identical sets (40 x 5 features)", base, base.copy()),
+            ("for a set and the same set shifted by a constant vector", base, base + shift),
+            ("for features with diagonal covariances (16 x 4 each)", diag1, diag2),
+            ("for correlated features, N = 60 against M = 45 (D = 6)", *_frechet_case(g, 60, 45, 6, 0.4, 1.3)),
+            ("for fewer samples than features (6 x 10 each)", *_frechet_case(g, 6, 6, 10, 0.2, 1.2))]
+
+
+def _is_complex_answer(x) -> bool:
+    if isinstance(x, complex):
+        return True
+    if isinstance(x, torch.Tensor):
+        return x.is_complex()
+    return bool(np.iscomplexobj(x)) if isinstance(x, (np.ndarray, np.generic)) else False
+
+
+def _frechet_answer(fn: Callable, f1: np.ndarray, f2: np.ndarray, where: str) -> float:
+    """The learner's ``fn(f1, f2)`` on float64 tensor copies, as a float; ``Miss`` for complex or odd answers."""
+    try:
+        got = call_learner(fn, torch.tensor(f1, dtype=torch.float64), torch.tensor(f2, dtype=torch.float64))
+    except (NotImplementedError, LearnerTimeout):
+        raise
+    except Exception as err:  # a known slip's error gets its hint; grade_build reports any other
+        text = str(err)
+        if "complex" in text or "without overflow" in text:
+            raise Miss(f"Your code raised {type(err).__name__} {where}: {text}. {COMPLEX_HINT}") from err
+        if "mismatch" in text or "shape" in text or "size" in text or "aligned" in text:
+            raise Miss(f"Your code raised {type(err).__name__} {where}: {text}. Check the axes: f1 is (N, D) and f2 is "
+                       "(M, D) with N != M here; the means are (D,) and the covariances (D, D), "
+                       "np.cov(f, rowvar=False) or torch.cov(f.T).") from err
+        raise
+    if got is None:
+        raise Miss(f"my_frechet returned None {where}: did you forget `return`?")
+    if _is_complex_answer(got):
+        raise Miss(f"my_frechet returned a complex number {where} ({complex(np.asarray(got).item()):.6g}). "
+                   f"{COMPLEX_HINT}")
+    try:
+        value = np.asarray(got.detach().cpu() if isinstance(got, torch.Tensor) else got, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Miss(f"my_frechet should return one number {where}, got {type(got).__name__}.") from None
+    if value.size != 1:
+        raise Miss(f"my_frechet should return one number {where}, got an array of shape {value.shape}: sum the "
+                   "means term and take the traces.")
+    value = float(value.reshape(()))
+    if not np.isfinite(value):
+        raise Miss(f"my_frechet returned {value} {where}: a square root of a negative number? np.sqrt of the "
+                   "matrix product takes the square root of every entry; the matrix square root is "
+                   "scipy.linalg.sqrtm.")
+    return value
+
+
+def _frechet_stage_cases(fn: Callable) -> Callable[[], str]:
+    def stage():
+        cases = _frechet_cases()
+        for where, f1, f2 in cases:
+            got = _frechet_answer(fn, f1, f2, where)
+            expected = frechet_from_features(f1, f2)
+            hint = FRECHET_HINT
+            if not np.isclose(got, expected, atol=1e-5, rtol=1e-5):
+                for value, slip_hint in _frechet_slips(f1, f2):
+                    try:
+                        v = float(value())
+                    except (ValueError, np.linalg.LinAlgError):
+                        continue
+                    if np.isfinite(v) and np.isclose(got, v, atol=1e-6, rtol=1e-4):
+                        hint = slip_hint
+                        break
+            expect_close(got, expected, f"my_frechet {where}", hint, atol=1e-5, rtol=1e-5)
+        return f"{len(cases)} unit cases match frechet_distance"
+    return stage
+
+
+def _frechet_stage_outcome(fn: Callable, samples: torch.Tensor) -> Callable[[], str]:
+    def stage():
+        n = min(len(samples), NUM_SAMPLES)
+        reference = reference_features().numpy()
+        scored = {"real digits (half B)": features(reference_split()[1][:n]).numpy(),
+                  "digits-ddpm's samples": features(samples[:n]).numpy()}
+        figures = []
+        for what, f in scored.items():
+            where = f"for {what} against the reference, N = {n}"
+            got, expected = _frechet_answer(fn, f, reference, where), frechet_from_features(f, reference)
+            expect_close(got, expected, f"my_frechet {where}", FRECHET_HINT, atol=1e-4, rtol=1e-3)
+            figures.append(f"{what} {got:.4f} (the package's {expected:.4f})")
+        return f"digits-FID at N = {n}: " + ", ".join(figures)
+    return stage
+
+
+def check_frechet(fn: Callable, samples: torch.Tensor) -> CheckResult:
+    """Grade the build ``fn(f1 (N, D), f2 (M, D)) -> float``, the Fréchet distance of two feature sets: unit
+    cases against ``frechet_distance``, then digits-FID of real digits and of ``samples`` (``(N, 1, 16, 16)``
+    digits in [-1, 1], the notebook's model samples) against the reference features, beside the package's."""
+    if not isinstance(samples, torch.Tensor) or samples.ndim != 4 or tuple(samples.shape[1:]) != (1, 16, 16) \
+            or len(samples) < 2:
+        raise ValueError("samples must be (N, 1, 16, 16) digits with N >= 2 (the notebook's model samples), got "
+                         f"{tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__}.")
+    return grade_build(FRECHET_BUILD, _frechet_stage_cases(fn), _frechet_stage_outcome(fn, samples))
+
 
 # --- Exercise 1: the share of near-copies ------------------------------------------------------------
 
@@ -318,5 +539,6 @@ def bottleneck_question(rows: Sequence[dict]):
         hints={o: _latency_hint(ms, most) for o, ms in measured if o != answer})
 
 
-__all__ = ["FID_COUNT_OPTIONS", "MAX_OPTION_CHARS", "bottleneck_question", "check_copy_share", "check_saturation",
-           "check_seeded_draw", "copy_share", "fid_count_question"]
+__all__ = ["FID_COUNT_OPTIONS", "FRECHET_BUILD", "MAX_OPTION_CHARS", "bottleneck_question", "check_copy_share",
+           "check_frechet", "check_saturation", "check_seeded_draw", "copy_share", "fid_count_question",
+           "frechet_from_features"]

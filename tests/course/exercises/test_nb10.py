@@ -1,8 +1,11 @@
-"""course_utils.course.exercises.nb10: copy-share, saturation and seeded-draw checkers; questions read from rows."""
+"""course_utils.course.exercises.nb10: the digits-FID build; copy-share, saturation and seeded-draw checkers; questions
+read from rows."""
 
 import math
 
+import numpy as np
 import pytest
+import scipy.linalg
 import torch
 
 from course_utils import metrics
@@ -12,6 +15,122 @@ from course_utils.metrics.distances import nearest_data_distance
 
 def broken(*args):
     raise ValueError("shapes do not match")
+
+
+# --- Build: digits-FID from features ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_samples():
+    """Stand-ins for the notebook's model samples: 120 real digits, blurred and brightened (a model's flaws)."""
+    x = metrics.reference_split()[1][-120:]
+    return (torch.nn.functional.avg_pool2d(x, 3, 1, 1) * 0.9 + 0.05).clamp(-1, 1)
+
+
+def frechet_with(cov=lambda f: np.cov(f, rowvar=False), root=lambda a, b: scipy.linalg.sqrtm(a @ b), factor=2,
+                 real=True, means=lambda m1, m2: ((m1 - m2) ** 2).sum()):
+    """A learner's Fréchet distance (scipy's sqrtm route, written without the package) with one part swapped."""
+    def fn(f1, f2):
+        f1, f2 = np.asarray(f1), np.asarray(f2)
+        c1, c2 = cov(f1), cov(f2)
+        tr_root = np.trace(root(c1, c2))
+        return means(f1.mean(0), f2.mean(0)) + np.trace(c1) + np.trace(c2) - factor * (tr_root.real if real else tr_root)
+    return fn
+
+
+def frechet_eig_torch(f1, f2):
+    """Another right answer: torch only, the eigenvalues of the product."""
+    c1, c2 = torch.cov(f1.T), torch.cov(f2.T)
+    return ((f1.mean(0) - f2.mean(0)) ** 2).sum() + c1.trace() + c2.trace() - 2 * torch.linalg.eigvals(c1 @ c2).sqrt().real.sum()
+
+
+def per_feature(f1, f2, ddof, in_place_of_cov=False):
+    f1, f2 = np.asarray(f1), np.asarray(f2)
+    s1, s2 = f1.std(0, ddof=ddof), f2.std(0, ddof=ddof)
+    spread = s1.sum() + s2.sum() - 2 * np.sqrt(s1 * s2).sum() if in_place_of_cov else ((s1 - s2) ** 2).sum()
+    return ((f1.mean(0) - f2.mean(0)) ** 2).sum() + spread
+
+
+def gram(f):
+    centred = f - f.mean(0)
+    return centred @ centred.T / (len(f) - 1)
+
+
+FRECHET_SLIPS = {
+    "covariance over the wrong axis (np.cov)": (frechet_with(cov=np.cov), "wrong axis"),
+    "covariance over the wrong axis (torch.cov)": (frechet_with(cov=lambda f: torch.cov(torch.as_tensor(f)).numpy()),
+                                                   "wrong axis"),
+    "samples x samples covariance": (frechet_with(cov=gram), "wrong axis"),
+    "no factor 2": (frechet_with(factor=1), "factor 2"),
+    "elementwise square root": (frechet_with(root=lambda a, b: np.sqrt(np.abs(a @ b))), "square root of every entry"),
+    "product of square roots": (frechet_with(root=lambda a, b: scipy.linalg.sqrtm(a) @ scipy.linalg.sqrtm(b)),
+                                "not the product of the square roots"),
+    "complex result": (frechet_with(real=False), "Keep the real part"),
+    "complex tensor": (lambda f1, f2: torch.tensor(complex(frechet_with(real=False)(f1, f2))), "Keep the real part"),
+    "float of a complex array": (lambda f1, f2: float(np.asarray(frechet_with(real=False)(f1, f2))), "Keep the real part"),
+    "std (unbiased) instead of covariance": (lambda f1, f2: per_feature(f1, f2, 1), "per-feature standard deviations"),
+    "std in the covariance's place": (lambda f1, f2: per_feature(f1, f2, 1, True), "per-feature standard deviations"),
+    "numpy's std (over N)": (lambda f1, f2: per_feature(f1, f2, 0), "full (D, D) covariance"),
+    "covariance over N": (frechet_with(cov=lambda f: np.cov(f, rowvar=False, ddof=0)), "divide by N - 1"),
+    "norm of the means, not squared": (frechet_with(means=lambda m1, m2: np.linalg.norm(m1 - m2)), "SQUARED distance"),
+    "no means term": (frechet_with(means=lambda m1, m2: 0.0), "means term |mu1 - mu2|^2 is missing"),
+    "no return": (lambda f1, f2: None, "forget `return`"),
+    "a vector": (lambda f1, f2: np.ones(3), "one number"),
+}
+
+
+def test_the_frechet_build_says_what_it_is_graded_on():
+    text = str(nb10.FRECHET_BUILD)
+    assert "Graded on:" in text and "identical sets" in text and "diagonal covariances" in text and "half B" in text
+
+
+def test_right_frechet_builds_are_correct_with_their_figures(model_samples, stub):
+    result = nb10.check_frechet(frechet_with(), model_samples)
+    assert result.correct, result.message
+    assert "5 unit cases" in result.message and "digits-FID at N = 120: real digits (half B)" in result.message
+    assert nb10.check_frechet(frechet_eig_torch, model_samples).correct
+    assert nb10.check_frechet(nb10.frechet_from_features, model_samples).correct  # the notebook's fallback
+    assert nb10.check_frechet(stub, model_samples).status == "not attempted"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::numpy.exceptions.ComplexWarning")
+@pytest.mark.parametrize("slip", FRECHET_SLIPS)
+def test_each_frechet_slip_gets_its_own_hint(slip, model_samples):
+    fn, phrase = FRECHET_SLIPS[slip]
+    result = nb10.check_frechet(fn, model_samples)
+    assert result.status == "incorrect" and phrase in result.message, result.message
+
+
+def test_the_outcome_stage_scores_the_real_digit_features(model_samples):
+    first_ten = lambda f1, f2: frechet_with()(f1[:, :10], f2[:, :10])  # noqa: E731  right on every unit case (D <= 10)
+    result = nb10.check_frechet(first_ten, model_samples)
+    assert result.status == "incorrect" and "for real digits (half B) against the reference, N = 120" in result.message
+
+
+def test_the_frechet_unit_cases_have_the_numbers_they_promise():
+    cases = {what: (f1, f2) for what, f1, f2 in nb10._frechet_cases()}
+    (same, again), (base, shifted), (d1, d2), (n1, m2), (few1, few2) = cases.values()
+    assert abs(nb10.frechet_from_features(same, again)) < 1e-9
+    assert math.isclose(nb10.frechet_from_features(base, shifted), 14.25, rel_tol=1e-9)  # |shift|^2: 1 + 4 + 0.25 + 9
+    for f in (d1, d2):  # sample covariances exactly diagonal
+        cov = np.cov(f, rowvar=False)
+        assert np.allclose(cov, np.diag(np.diag(cov)), atol=1e-12)
+    # diagonal: |mu1 - mu2|^2 + sum (sd1 - sd2)^2 = (0.25 + 1 + 0 + 1) + (16/15) * (1 + 0.25 + 0 + 4)
+    assert math.isclose(nb10.frechet_from_features(d1, d2), 2.25 + 16 / 15 * 5.25, rel_tol=1e-9)
+    assert len(n1) != len(m2)
+    assert len(few1) < few1.shape[1] and np.iscomplexobj(scipy.linalg.sqrtm(np.cov(few1, rowvar=False) @ np.cov(few2, rowvar=False)))
+
+
+def test_check_frechet_refuses_samples_that_are_not_digits():
+    with pytest.raises(ValueError, match=r"\(N, 1, 16, 16\) digits"):
+        nb10.check_frechet(frechet_with(), torch.zeros(4, 3, 32, 32))
+
+
+def test_the_frechet_build_in_strict_mode(monkeypatch, stub, model_samples):
+    monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
+    assert nb10.check_frechet(stub, model_samples).status == "not attempted"
+    with pytest.raises(ExerciseFailed, match="factor 2"):
+        nb10.check_frechet(frechet_with(factor=1), model_samples)
 
 
 # --- Exercise 1: the share of near-copies -----------------------------------------------------------
