@@ -45,8 +45,8 @@
 #
 # | mode | searches | time |
 # |---|---|---|
-# | `fast` | 8 images, 60 optimizer steps per search | about 20 s on 2 idle cores of an AMD EPYC (2026-11-27) |
-# | `cpu` | 16 images, 400 steps | 53 s on 2 idle cores of an AMD EPYC (2026-11-27) |
+# | `fast` | 8 images, 60 optimizer steps per search | under a minute |
+# | `cpu` | 16 images, 400 steps | about 1 minute on a laptop |
 # | `full` | 32 images, 1,000 steps | not yet measured on a GPU |
 #
 # Three coding exercises and two questions, each with an automatic checker. A check says

@@ -32,9 +32,9 @@
 #
 # | mode | training | time |
 # |---|---|---|
-# | `fast` | 100 steps of your loop (and of the course's, for comparison), then the shipped checkpoint | about 1 minute on 2 CPU cores (66-68 s on a 2-core AMD EPYC, 2026-11-27, before the build exercise added about 15 s) |
-# | `cpu` | a 1.1M-parameter U-Net, 2,000 steps | 20 minutes on a 2-core AMD EPYC with AVX-512 (1,188 s measured, 12 minutes of it training, 2026-11-28); 41 minutes on an older 2-core EPYC without it (2026-11-27) |
-# | `full` | a 6.8M-parameter U-Net, 4,000 steps in bf16, each step one CUDA graph | 100 s to the FID score on one H100 (about 1 minute of it training); 160 s for the whole notebook |
+# | `fast` | 100 steps of your loop (and of the course's, for comparison), then the shipped checkpoint | about 1 minute |
+# | `cpu` | a 1.1M-parameter U-Net, 2,000 steps | 20 to 40 minutes on a laptop, about half of it training |
+# | `full` | a 6.8M-parameter U-Net, 4,000 steps in bf16, each step one CUDA graph | about 3 minutes on a GPU |
 #
 # Three coding exercises, one build exercise (the training loop) and one question, each with an
 # automatic checker.
@@ -426,8 +426,8 @@ assert fid < noise_fid / 5, "samples should be far closer to digits than noise i
 
 # %% [markdown]
 # Training length shows up here. The `cpu`-mode run (2,000 steps) scored digits-FID 2.43 to 2.83,
-# 13.6× to 15.8× the floor, on three 2-core machines (12 to 25 minutes of training, 2026-11-26 to
-# 28; the same recipe and seeds, other CPUs): clearly digits, but blotchier than real ones. The shipped model trained three times
+# 13.6× to 15.8× the floor, in stored runs on three 2-core machines (12 to 25 minutes of training;
+# the same recipe and seeds, other CPUs; figures in `docs/BENCHMARKS.md`): clearly digits, but blotchier than real ones. The shipped model trained three times
 # longer (6,000 steps) and scores 0.249, 1.4× the floor. If you have the time, rerun the training
 # cell with more steps: it resumes from its checkpoint in `runs/`.
 #

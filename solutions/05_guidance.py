@@ -35,9 +35,9 @@
 #
 # | mode | training | guidance sweep | time |
 # |---|---|---|---|
-# | `fast` | 10 steps to prove the loop, then the shipped checkpoints | 4 digits per class and scale, DDIM-10 | 38-39 s on 2 idle cores of an AMD EPYC (2026-11-27), before the build exercise; grading it adds about 14 s of one core (200 steps of a tiny U-Net, 320 guided samples) |
-# | `cpu` | the shipped recipe, printed in section 4 | 30 per class and scale, DDIM-25 | 17 minutes (1,028 s) on 2 idle cores of an AMD EPYC, 11 of them training (2026-11-27) |
-# | `full` | the shipped recipe, each step one CUDA graph | 100 per class and scale, DDIM-50 | 30 s on one H100 (its training cell 14 s) |
+# | `fast` | 10 steps to prove the loop, then the shipped checkpoints | 4 digits per class and scale, DDIM-10 | under a minute |
+# | `cpu` | the shipped recipe, printed in section 4 | 30 per class and scale, DDIM-25 | about 17 minutes on a laptop, 11 of them training |
+# | `full` | the shipped recipe, each step one CUDA graph | 100 per class and scale, DDIM-50 | under a minute on a GPU |
 #
 # Two coding exercises, one build exercise and two questions, each with an automatic checker.
 

@@ -35,8 +35,8 @@
 #
 # | mode | training | samples | time |
 # |---|---|---|---|
-# | `fast` | the build's check trains a narrow VAE for 150 steps twice (your loss, the package's), then the shipped `shapes-vae` and `shapes-latent` | 18 captions, DDIM-10 | 33-36 s on 2 idle cores of an AMD EPYC (2026-11-27) |
-# | `cpu` | the shipped VAE recipe (2,500 steps), printed in section 3 | all 90 captions, DDIM-25 | 21 minutes (1,267 s) on 2 idle cores of an AMD EPYC, 19 of them training the VAE (2026-11-27) |
+# | `fast` | the build's check trains a narrow VAE for 150 steps twice (your loss, the package's), then the shipped `shapes-vae` and `shapes-latent` | 18 captions, DDIM-10 | under a minute |
+# | `cpu` | the shipped VAE recipe (2,500 steps), printed in section 3 | all 90 captions, DDIM-25 | about 20 minutes on a laptop, most of it training the VAE |
 # | `full` | the shipped VAE recipe | 90 captions x 4, DDIM-50 | not yet measured on a GPU |
 #
 # One build (the VAE's sampling and loss: three functions, graded together and by a short training

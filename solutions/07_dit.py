@@ -38,8 +38,8 @@
 #
 # | mode | training | samples per model | time |
 # |---|---|---|---|
-# | `fast` | the build's check: a small DiT trained 200 steps, twice (your pieces, the package's), then the shipped checkpoints and their recorded loss curves | 50 (5 per digit), DDIM-10 | 24 s on 2 idle cores of an AMD EPYC (2026-11-27); several times longer while another job shares them |
-# | `cpu` | both DiT recipes, printed in section 3 | 898 (the digits-FID count), DDIM-25 | 23 minutes on a 2-core AMD EPYC with AVX-512 (1,398 s measured, the two trainings 6 and 15 minutes of it, 2026-11-28); 44 minutes on an older 2-core EPYC without it (2026-11-28) |
+# | `fast` | the build's check: a small DiT trained 200 steps, twice (your pieces, the package's); 3 steps of each recipe, then the shipped checkpoints and their recorded loss curves | 50 (5 per digit), DDIM-10 | under a minute |
+# | `cpu` | both DiT recipes, printed in section 3 | 898 (the digits-FID count), DDIM-25 | 25 to 45 minutes on a laptop, most of it training the two DiTs |
 # | `full` | both DiT recipes | 898, DDIM-50 | not yet measured on a GPU |
 #
 # Three coding exercises and two questions, each with an automatic checker. The third exercise is a

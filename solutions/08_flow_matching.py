@@ -39,9 +39,9 @@
 #
 # | mode | training | samples | time |
 # |---|---|---|---|
-# | `fast` | two toy MLPs, 1,500 steps each, then 1,500 steps of reflow; the build: 2 x 500 steps, then 1,500 on two moons | toy: 2,000 per panel; digits: 64 per point, 2 to 16 steps | 50-52 s on 2 idle cores of an AMD EPYC (2026-11-27), before the build exercise, which adds a few seconds |
-# | `cpu` | 4,000 steps each, 4,000 of reflow; the build: 2 x 500, then 4,000 on two moons | toy: 4,000; digits: 898 (the digits-FID count), 2 to 32 steps | 333 s (5.6 minutes) on 2 idle cores of an AMD EPYC (2026-11-27) |
-# | `full` | 8,000 steps each, 8,000 of reflow; the build: 2 x 500, then 8,000 on two moons | toy: 4,000; digits: 898, 2 to 50 steps | not measured |
+# | `fast` | two toy MLPs, 1,500 steps each, then 1,500 steps of reflow; the build: 2 x 500 steps, then 1,500 on two moons | toy: 2,000 per panel; digits: 64 per point, 2 to 16 steps | under a minute |
+# | `cpu` | 4,000 steps each, 4,000 of reflow; the build: 2 x 500, then 4,000 on two moons | toy: 4,000; digits: 898 (the digits-FID count), 2 to 32 steps | about 6 minutes on a laptop |
+# | `full` | 8,000 steps each, 8,000 of reflow; the build: 2 x 500, then 8,000 on two moons | toy: 4,000; digits: 898, 2 to 50 steps | not yet measured on a GPU |
 #
 # The digit models are the shipped checkpoints `digits-class` (DDPM) and `digits-class-flow` (flow
 # matching): the same U-Net, data, 1,500 training steps and label dropout, only the loss differs.
@@ -472,7 +472,7 @@ for (name, k), q in digit_q.items():
 print(f"real vs real (the floor, N = 898): FID {metrics.floor()['fid']:.2f}, KID {metrics.floor()['kid']:.4f}")
 
 # %% [markdown]
-# The reference figures, measured on a 2-core CPU, 2026-11-26, with the same two checkpoints at
+# The reference figures, from a stored run on a 2-core CPU, with the same two checkpoints at
 # N = 898, seed 0, unconditional: DDIM-10 FID 2.21, DDIM-20 1.67, DDIM-50 1.53; flow Euler-4 5.43,
 # Euler-8 2.16, Euler-16 1.68; real against real 0.18. They are drawn as hollow markers in the FID
 # panel (and compared directly only in `cpu` and `full` mode, where this notebook's FIDs are at

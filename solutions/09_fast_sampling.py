@@ -35,8 +35,8 @@
 #
 # | mode | distillation | digits per sampler | time |
 # |---|---|---|---|
-# | `fast` | 3 steps to prove the loop, then the shipped student | 8 per picture, 2 per row of the speed table (timing is real; quality that small is only a rough guide) | 47-54 s on 2 idle cores of an AMD EPYC (2026-11-27) |
-# | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count (DDPM-1000's row copied from the reference run; set `LIVE_DDPM = True` to time it too) | 18 minutes on a 2-core AMD EPYC with AVX-512 (1,064 s measured, the distillation 633 s of them and the table 219 s; 2026-11-28); the distillation alone took 24 minutes on an older 2-core EPYC without it |
+# | `fast` | 3 steps to prove the loop, then the shipped student | 8 per picture, 2 per row of the speed table (timing is real; quality that small is only a rough guide) | under a minute |
+# | `cpu` | the student's whole recipe (2,000 steps) | 898, the digits-FID count (DDPM-1000's row copied from the reference run; set `LIVE_DDPM = True` to time it too) | 20 to 25 minutes on a laptop, most of it distilling the student |
 # | `full` | the whole recipe | 898 | not yet measured on a GPU |
 #
 # Three coding exercises, one build exercise (the whole DPM-Solver++ sampler, graded by its agreement with
@@ -181,7 +181,7 @@ print(f"eta = 0 twice from the same seed: largest pixel difference {same.abs().m
 
 # %% [markdown]
 # Once $\eta > 0$ the same seed gives different digits: every step draws fresh noise. At 20 steps
-# that noise costs little here: on 898 digits (seed 0, a 2-core CPU, 2026-11-26) digits-FID was
+# that noise costs little here: on 898 digits (seed 0, a stored run on a 2-core CPU) digits-FID was
 # 1.67 at $\eta = 0$, 1.58 at 0.5 and 1.72 at 1, differences too small to rank the three on one
 # seed. What $\eta = 0$ buys is determinism: one noise, one image. It is also the step that follows
 # the probability-flow ODE, which DPM-Solver++ and distillation below solve in better ways. That ODE
@@ -551,7 +551,7 @@ for b in batches:
     print(f"batch {b:4d}: {per_image[b]:7.3f} ms per image per call")
 
 # fast mode compares precisions at batch 16: on a CPU without bf16 instructions one bf16 call at batch
-# 128 takes about 10 s (20x fp32, on a 2-core AMD EPYC), and the comparison says the same at 16
+# 128 takes about 10 s (20x fp32, on a 2-core CPU without them), and the comparison says the same at 16
 B_PREC = config.by_mode(fast=16, cpu=128, full=128)
 x_prec = torch.randn(B_PREC, 1, 16, 16, device=DEVICE)
 

@@ -31,8 +31,8 @@
 #
 # | mode | digits scored | prompts | fine-tuning | time |
 # |---|---|---|---|---|
-# | `fast` | 200 (FID curve), 64 (failure rows) | 30 | 10 steps, two runs (shows the stored 300-step runs) | 52-53 s on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
-# | `cpu` | 898, the digits-FID count (the bf16 row: 100 where the CPU emulates bf16) | all 90 captions | 300 steps, two runs | 8.4 minutes (504 s) on 2 idle cores of an AMD EPYC without bf16 instructions (2026-11-27) |
+# | `fast` | 200 (FID curve), 64 (failure rows) | 30 | 10 steps, two runs (shows the stored 300-step runs) | under a minute |
+# | `cpu` | 898, the digits-FID count (the bf16 row: 100 where the CPU emulates bf16) | all 90 captions | 300 steps, two runs | about 8 minutes on a laptop |
 # | `full` | 898 | 90 | 300 steps | not yet measured on a GPU |
 #
 # One build (digits-FID itself, which section 1 then measures with), three coding exercises and two
@@ -444,7 +444,7 @@ nb10.check_seeded_draw(my_draw)
 # stays in float32, which is how diffusers' pipelines use reduced precision.
 
 # %%
-# A CPU without bf16 instructions emulates bf16: on a 2-core AMD EPYC without AVX-512 one U-Net call
+# A CPU without bf16 instructions emulates bf16: on a 2-core CPU without AVX-512 one U-Net call
 # takes 8x (batch 4) to over 20x (batch 128) as long as in fp32, and 898 digits x 20 steps took 14.5
 # minutes. So measure first, and compare 100 digits where bf16 is slow: both runs share their noise
 # and sampler, so the gap between them is the precision's at any N. Fast mode: 16 digits x 4 steps.
@@ -500,7 +500,7 @@ display(Markdown(failures.failure_table(demos)))
 # %%
 digits_class = pretrained.load("digits-class", device=DEVICE)
 # fast mode stops at batch 16: on a CPU without bf16 instructions one bf16 call at batch 128 takes about
-# 10 s (20x fp32, on a 2-core AMD EPYC)
+# 10 s (20x fp32, on a 2-core CPU without them)
 BATCHES = config.by_mode(fast=(1, 4, 16), cpu=(1, 16, 128), full=(1, 16, 128))
 costs = production.step_costs(digits_class, batches=BATCHES, precisions=("fp32", "bf16"), repeats=3)
 print(f"one digits-class U-Net call on {DEVICE.type}:")

@@ -55,3 +55,19 @@ def test_learner_notebooks_have_no_solutions_and_have_badges_and_setup():
             assert all(c.get("outputs", []) == [] for c in nb["cells"]), "outputs must be stripped"
             if folder == "notebooks":
                 assert "BEGIN SOLUTION" not in text and "NotImplementedError" in text
+
+
+def test_learner_text_names_no_machine_and_no_date():
+    """Learners read times in their own words ("about 20 minutes on a laptop"): which CPU ran a
+    measurement, and when, belongs in docs/BENCHMARKS.md, not in a notebook's prose or comments."""
+    import re
+
+    machine_or_date = re.compile(r"\b(EPYC|Xeon|Ryzen|AMD|Intel|H100|H200|A100|20\d\d-[01]\d-[0-3]\d)\b")
+    for src in bn.sources():
+        nb = json.loads((ROOT / "notebooks" / f"{src.stem}.ipynb").read_text())
+        for cell in nb["cells"]:
+            text = "".join(cell["source"])
+            lines = text.splitlines() if cell["cell_type"] == "markdown" else \
+                [ln for ln in text.splitlines() if ln.lstrip().startswith("#")]
+            found = [ln for ln in lines if machine_or_date.search(ln)]
+            assert not found, f"{src.stem}: {found[0].strip()[:120]}"
