@@ -444,7 +444,7 @@ nb10.check_seeded_draw(my_draw)
 # stays in float32, which is how diffusers' pipelines use reduced precision.
 
 # %%
-# A CPU without bf16 instructions emulates bf16: on a 2-core CPU without AVX-512 one U-Net call
+# A CPU without bf16 instructions emulates bf16: on a 2-core CPU without them one U-Net call
 # takes 8x (batch 4) to over 20x (batch 128) as long as in fp32, and 898 digits x 20 steps took 14.5
 # minutes. So measure first, and compare 100 digits where bf16 is slow: both runs share their noise
 # and sampler, so the gap between them is the precision's at any N. Fast mode: 16 digits x 4 steps.
