@@ -9,7 +9,10 @@ Then the production notes: time per image against batch size, bf16 autocast, and
 Writes ``course_utils/course/recorded/speed_table.json`` (the reference run notebook 09 shows next to
 its own) with ``--write``, and prints Markdown rows for docs/BENCHMARKS.md.
 
-Usage: ``python benchmarks/fast_sampling.py [--n 898] [--device cpu] [--write] [--skip-notes]``
+``--plot`` draws docs/figures/sampler_speed_quality.png from the stored reference run (after
+storing this one, with ``--write``; alone, without running anything).
+
+Usage: ``python benchmarks/fast_sampling.py [--n 898] [--device cpu] [--write] [--skip-notes] [--plot]``
 """
 
 from __future__ import annotations
@@ -95,7 +98,11 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"))
     parser.add_argument("--write", action="store_true", help="store the run as notebook 09's reference table")
     parser.add_argument("--skip-notes", action="store_true")
+    parser.add_argument("--plot", action="store_true", help="draw the figure from the stored reference run")
     args = parser.parse_args()
+    if args.plot and not args.write:
+        print(f"wrote {plot()}")
+        return
     device = get_device(args.device)
     torch.manual_seed(0)
     rows, lines = table(args.n, device)
@@ -107,6 +114,14 @@ def main() -> None:
     if args.write:
         speed.write_reference(record)
     print("\n".join(lines))
+    if args.plot:
+        print(f"wrote {plot()}")
+
+
+def plot():
+    import figures  # benchmarks/figures.py
+
+    return figures.speed_quality(speed.reference_table())
 
 
 if __name__ == "__main__":

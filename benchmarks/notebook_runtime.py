@@ -1,9 +1,12 @@
 """Benchmark 1: wall time and peak memory of every notebook, executed top to bottom.
 
 Each notebook runs in its own Python process (so the kernel's peak resident memory is measured
-per notebook) with ``COURSE_MODE`` set. Prints a Markdown table for docs/BENCHMARKS.md.
+per notebook) with ``COURSE_MODE`` set. Prints a Markdown table for docs/BENCHMARKS.md and stores
+the run in ``benchmarks/results/runtime_MODE.json`` (a run with ``--only`` updates just those
+notebooks there). ``--plot`` draws docs/figures/notebook_runtimes.png from every stored mode,
+without running anything.
 
-Usage: ``python benchmarks/notebook_runtime.py [--mode fast|cpu|full] [--folders notebooks solutions]``
+Usage: ``python benchmarks/notebook_runtime.py [--mode fast|cpu|full] [--folders notebooks solutions] [--plot]``
 """
 
 from __future__ import annotations
@@ -69,7 +72,11 @@ def main(argv=None) -> None:
     parser.add_argument("--mode", default="fast", choices=("fast", "cpu", "full"))
     parser.add_argument("--folders", nargs="+", default=["notebooks", "solutions"])
     parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers to run (default: all), e.g. 09 10")
+    parser.add_argument("--plot", action="store_true", help="only draw the figure from the stored runs")
     args = parser.parse_args(argv)
+    if args.plot:
+        print(f"wrote {plot()}")
+        return
     import torch
 
     from report import cpu_name  # benchmarks/report.py; imports torch, so not at module level
@@ -77,16 +84,48 @@ def main(argv=None) -> None:
     device = cpu_name()
     print("| notebook | mode | wall time (s) | kernel peak RSS (MiB) | runs | device | torch | date |")
     print("|---|---|---|---|---|---|---|---|")
-    total = 0.0
+    total, stored = 0.0, load(args.mode)
+    stored.update({"device": device, "torch": torch.__version__, "date": datetime.date.today().isoformat()})
     for folder in args.folders:
         for path in sorted((ROOT / folder).glob("[0-9][0-9]_*.ipynb")):
             if args.only and path.name[:2] not in args.only:
                 continue
             r = run_one(path, args.mode)
             total += r["wall_s"]
+            stored["notebooks"][f"{folder}/{path.name}"] = {"wall_s": round(r["wall_s"], 1),
+                                                            "peak_mib": round(r["peak_mib"])}
             print(f"| {folder}/{path.name} | {args.mode} | {r['wall_s']:.1f} | {r['peak_mib']:.0f} | 1 | {device} | "
                   f"{torch.__version__} | {datetime.date.today()} |", flush=True)
     print(f"\nTotal: {total:.1f} s")
+    print(f"stored in {save(args.mode, stored)}")
+
+
+def stored_path(mode: str) -> Path:
+    return ROOT / "benchmarks" / "results" / f"runtime_{mode}.json"
+
+
+def load(mode: str) -> dict:
+    """The stored run of ``mode`` (empty when there is none)."""
+    path = stored_path(mode)
+    return json.loads(path.read_text()) if path.exists() else {"mode": mode, "notebooks": {}}
+
+
+def save(mode: str, record: dict) -> Path:
+    path = stored_path(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)  # atomic: a run stopped half-way never leaves half a file
+    return path
+
+
+def plot() -> Path:
+    import figures  # benchmarks/figures.py
+
+    records = {m: load(m) for m in ("fast", "cpu", "full") if stored_path(m).exists()}
+    if not records:
+        raise FileNotFoundError("no stored runs in benchmarks/results/; run benchmark 1 first.")
+    return figures.runtimes(records)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+"""The figures of docs/BENCHMARKS.md, drawn from what the benchmark scripts measured and stored.
+
+Each function takes the stored record (a dict as the script writes it) and a path, draws one PNG
+and returns the path. The scripts call them with ``--plot``:
+
+- ``fast_sampling.py --plot``: quality against time per image for every sampler (notebook 09's table);
+- ``guidance_sweep.py --plot``: adherence and diversity against the guidance scale (notebook 05);
+- ``notebook_runtime.py --plot``: each notebook's wall time per mode (benchmark 1's stored runs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
+RESULTS = Path(__file__).resolve().parent / "results"  # the stored measurements the figures are drawn from
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def speed_quality(record: dict, path: Path = FIGURES / "sampler_speed_quality.png") -> Path:
+    """digits-FID against time per image for every sampler row: notebook 09's own plot (``speed.plot``)."""
+    from course_utils.course import speed
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    speed.plot(record["rows"], ax=ax)
+    fig.text(0.01, 0.01, f"{record['device']}, torch {record['torch']}, {record['date']}", fontsize=7, color="gray")
+    return _save(fig, path)
+
+
+def guidance(record: dict, path: Path = FIGURES / "guidance_sweep.png") -> Path:
+    """Adherence (digits and text) and the digits' within-class diversity against the guidance scale w."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.8))
+    d = record["digits"]
+    ax1.plot(d["w"], [100 * a for a in d["adherence"]], "o-", label="digits-class: the digit asked for")
+    if record.get("text"):
+        t = record["text"]
+        ax1.plot(t["w"], [100 * a for a in t["adherence"]], "s-", label="shapes-text: colour and shape right")
+    ax1.set(xlabel="guidance scale w", ylabel="adherence (%)", ylim=(0, 105), title="Adherence")
+    ax1.legend(fontsize=8)
+    ax2.plot(d["w"], d["diversity"], "o-", color="tab:purple", label="digits-class samples")
+    ax2.axhline(d["real_diversity"], color="gray", ls="--", label="real digits")
+    ax2.set(xlabel="guidance scale w", ylabel="within-class feature spread", title="Diversity")
+    ax2.legend(fontsize=8)
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Classifier-free guidance ({record['samples']})", fontsize=10)
+    fig.text(0.01, 0.01, f"{record['device']}, torch {record['torch']}, {record['date']}", fontsize=7, color="gray")
+    return _save(fig, path)
+
+
+def runtimes(records: dict[str, dict], path: Path = FIGURES / "notebook_runtimes.png") -> Path:
+    """Each solution notebook's wall time, one bar per mode that has a stored run (log scale)."""
+    modes = [m for m in ("fast", "cpu", "full") if m in records]
+    names = sorted({Path(n).stem[:2] for m in modes for n in records[m]["notebooks"] if n.startswith("solutions/")})
+    fig, ax = plt.subplots(figsize=(8, 4.4))
+    width = 0.8 / max(len(modes), 1)
+    for i, mode in enumerate(modes):
+        rec = records[mode]
+        walls = {Path(n).stem[:2]: v["wall_s"] for n, v in rec["notebooks"].items() if n.startswith("solutions/")}
+        xs = [j + i * width for j, name in enumerate(names) if name in walls]
+        ax.bar(xs, [walls[name] / 60 for name in names if name in walls], width, label=f"{mode} mode")
+    ax.set_xticks([j + width * (len(modes) - 1) / 2 for j in range(len(names))], names)
+    ax.set(yscale="log", xlabel="notebook (solution, executed top to bottom)", ylabel="minutes (log)",
+           title="Notebook runtimes per mode")
+    ax.grid(alpha=0.3, axis="y", which="both")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylim(top=ax.get_ylim()[1] * 4)  # room for the legend above the tallest bars
+    fig.text(0.01, 0.01, "\n".join(f"{m}: {records[m]['device']}, torch {records[m]['torch']}, {records[m]['date']}"
+                                   for m in modes), fontsize=6, color="gray", va="bottom")
+    fig.tight_layout(rect=(0, 0.06 * len(modes), 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
