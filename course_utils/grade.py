@@ -111,6 +111,8 @@ def grade(path: Path, timeout: int = 600) -> list[Row]:
             else:
                 os.environ[k] = v
     rows = verdicts(nb, name)
+    if stopped:  # the timed-out cell may also hold the KeyboardInterrupt of nbclient's interrupt: one row, not two
+        rows = [r for r in rows if not (r.verdict == "error" and r.hint.startswith("KeyboardInterrupt"))]
     return rows + ([Row(name, "(notebook)", "error", stopped)] if stopped else [])
 
 

@@ -164,3 +164,20 @@ def test_full_mode_reports_a_failed_notebook_and_runs_the_next(monkeypatch, caps
     with pytest.raises(SystemExit):  # in the order asked for
         full_mode.main(["--mode", "fast", "--only", "08", "05"])
     assert [r[0][:2] for r in _rows(capsys.readouterr().out)] == ["08", "05"]
+
+
+def test_the_figures_are_drawn_from_the_stored_results(tmp_path):
+    """Each --plot figure draws from what its benchmark stored: the committed records, into tmp_path."""
+    import json
+
+    import figures
+    from course_utils.course import speed
+
+    runs = {m: json.loads((BENCH / "results" / f"runtime_{m}.json").read_text()) for m in ("fast", "cpu")}
+    assert all(r["notebooks"] and r["device"] and r["date"] for r in runs.values())
+    sweep = {"device": "cpu", "torch": "2", "date": "today", "samples": "20 digits",
+             "digits": {"w": [0.0, 3.0], "adherence": [0.1, 1.0], "diversity": [4.5, 1.3], "saturation": [0.0, 0.01],
+                        "real_diversity": 1.77}}
+    for path in (figures.speed_quality(speed.reference_table(), tmp_path / "a.png"),
+                 figures.guidance(sweep, tmp_path / "b.png"), figures.runtimes(runs, tmp_path / "c.png")):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
