@@ -29,3 +29,18 @@ def _answer(box, value):
 def answer():
     """``answer(box, value)``: pick or type ``value`` in a question widget, check it, return the result."""
     return _answer
+
+
+def _each_option(box, right, wrongs):
+    """The widget starts unanswered, takes ``right`` as correct, and gives each of ``wrongs`` its own hint."""
+    assert box.result.status == "not attempted"
+    assert _answer(box, right).status == "correct"
+    for wrong in wrongs:
+        result = _answer(box, wrong)
+        assert result.status == "incorrect" and "think again" not in result.message  # a hint of its own
+
+
+@pytest.fixture
+def each_option():
+    """``each_option(box, right, wrongs)``: check a choice widget's right answer and every wrong one's hint."""
+    return _each_option
