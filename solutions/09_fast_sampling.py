@@ -343,7 +343,7 @@ def digits_eps(x, t):
     return clamped(x, torch.as_tensor(t))
 
 
-fig, axes = plt.subplots(2, 2, figsize=(11, 5.4))
+fig, axes = plt.subplots(2, 2, figsize=(11, 3.2))
 for col, steps in enumerate((5, 10)):
     x_T = torch.randn(N_LIVE, 1, 16, 16, generator=torch.Generator().manual_seed(0)).to(DEVICE)
     with torch.no_grad():
