@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._validation import as_float, check_choice, check_positive_int, check_size, check_timesteps
+from ._validation import as_float, check_bool, check_choice, check_positive_int, check_size, check_timesteps
 
 SCHEDULE_NAMES = ("linear", "cosine", "scaled_linear")
 
@@ -106,13 +106,41 @@ _KWARGS = {"linear": ("beta_start", "beta_end"), "cosine": ("s", "max_beta"), "s
 DIFFUSERS_BETA_SCHEDULE = {"linear": "linear", "cosine": "squaredcos_cap_v2", "scaled_linear": "scaled_linear"}
 
 
-def get_schedule(name: str, num_timesteps: int = 1000, **kwargs) -> NoiseSchedule:
+def rescale_zero_terminal_snr(schedule: NoiseSchedule) -> NoiseSchedule:
+    """``schedule`` rescaled so that its last timestep is pure noise (Lin et al. 2024, Algorithm 1).
+
+    ``sqrt(alpha_bar_t)`` is shifted so that its last value is 0 and scaled so that its first is
+    unchanged; the betas are then read back from the new ``alpha_bar``. Stable Diffusion's
+    scaled-linear schedule keeps ``sqrt(alpha_bar_T) = 0.068`` of the image at its noisiest step, so
+    training never shows the network pure noise, while sampling starts from it: the model cannot
+    leave the mean brightness of the noise (mid-grey). With zero terminal SNR the last beta is 1
+    and ``alpha_bar_T = 0``, where an epsilon-prediction cannot say anything about ``x0``: train
+    with ``prediction_type="v_prediction"``. Equals diffusers' ``rescale_zero_terminal_snr``
+    (``rescale_betas_zero_snr=True`` in its schedulers).
+    """
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule (from get_schedule), got {type(schedule).__name__}.")
+    root = schedule.alphas_cumprod.sqrt()
+    first, last = root[0].item(), root[-1].item()
+    if first <= last:
+        raise ValueError("the schedule must remove signal over time (sqrt(alpha_bar) falling from its first to "
+                         f"its last timestep); got {first:g} -> {last:g}.")
+    root = (root - last) * (first / (first - last))
+    alpha_bar = root**2
+    alphas = torch.cat([alpha_bar[:1], alpha_bar[1:] / alpha_bar[:-1]])
+    return NoiseSchedule(1 - alphas, name=f"{schedule.name}, zero terminal SNR")
+
+
+def get_schedule(name: str, num_timesteps: int = 1000, rescale_betas_zero_snr: bool = False,
+                 **kwargs) -> NoiseSchedule:
     """Build a named schedule.
 
     Args:
         name: ``"linear"`` (1e-4 to 0.02), ``"cosine"`` (s = 0.008, betas capped at 0.999) or
             ``"scaled_linear"`` (sqrt-spaced 0.00085 to 0.012, as in Stable Diffusion).
         num_timesteps: T, the number of forward steps.
+        rescale_betas_zero_snr: rescale to zero terminal SNR (``rescale_zero_terminal_snr``;
+            diffusers' option of the same name).
         **kwargs: ``beta_start`` / ``beta_end`` for the linear ones, ``s`` / ``max_beta`` for cosine.
     """
     if not isinstance(name, str):
@@ -127,4 +155,7 @@ def get_schedule(name: str, num_timesteps: int = 1000, **kwargs) -> NoiseSchedul
             f"schedule {name!r} does not take {', '.join(sorted(unknown))}; it accepts {', '.join(_KWARGS[name])}."
         )
     kwargs = {k: as_float(k, v, 0, 1, low_open=k != "s") for k, v in kwargs.items()}  # betas, s, max_beta
-    return NoiseSchedule(_BUILDERS[name](num_timesteps, **kwargs), name=name)
+    schedule = NoiseSchedule(_BUILDERS[name](num_timesteps, **kwargs), name=name)
+    if check_bool("rescale_betas_zero_snr", rescale_betas_zero_snr):
+        return rescale_zero_terminal_snr(schedule)
+    return schedule

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .._validation import as_float, check_positive_int
-from ..flow_matching import NUM_TRAIN_TIMESTEPS
+from ..flow_matching import NUM_TRAIN_TIMESTEPS, shift_sigma
 from ..parameterization import flow_to_x0
 from .base import SamplerBase, SamplerOutput
 
@@ -38,7 +38,7 @@ class FlowMatchEulerSampler(SamplerBase):
         self.sigmas = torch.empty(0)
 
     def _shifted(self, s):
-        return self.shift * s / (1 + (self.shift - 1) * s)
+        return shift_sigma(s, self.shift)
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         """``N`` sigmas from 1 down towards ``1/T`` (shifted), then 0; ``timesteps = sigmas[:-1] * T``."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._validation import as_float, as_int, check_bool, check_choice, check_positive_int
-from ..families import CONSISTENCY, DIFFUSION, FAMILIES
+from ..families import CONSISTENCY, DIFFUSION, FAMILIES, FLOW_MATCHING
+from ..flow_matching import TIME_SAMPLINGS
 from ..parameterization import PREDICTION_TYPES
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -33,6 +34,11 @@ class TrainConfig:
     # noise schedule) or "consistency": distil a teacher (course_utils.distillation); ema_decay is then the target's mu
     original_inference_steps: int = ORIGINAL_INFERENCE_STEPS  # consistency: the teacher's DDIM grid N (steps of T // N)
     label_dropout: float = 0.0  # probability of the null label (classifier-free guidance training)
+    snr_gamma: float | None = None  # diffusion: min-SNR-gamma loss weights (Hang et al. 2023; 5.0 in the paper)
+    time_sampling: str = "uniform"  # flow matching: how sigma is drawn, "uniform" or SD3's "logit_normal"
+    logit_mean: float = 0.0  # flow matching, "logit_normal": sigma = sigmoid(N(logit_mean, logit_std^2))
+    logit_std: float = 1.0
+    time_shift: float = 1.0  # flow matching: SD3's shift of the training sigmas (and the sampler's default)
     precision: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 elsewhere
     compile: bool = False  # torch.compile the model (CUDA graphs on CUDA); falls back to eager on failure
     cuda_graph: bool = False  # CUDA only: record the whole step (draws, forward, backward, clipping, AdamW, EMA)
@@ -52,6 +58,12 @@ class TrainConfig:
         self.grad_clip = as_float("grad_clip", self.grad_clip, low=0, note="0: no clipping")
         self.ema_decay = as_float("ema_decay", self.ema_decay, 0, 1, high_open=True)
         self.label_dropout = as_float("label_dropout", self.label_dropout, 0, 1, high_open=True, note="a probability")
+        if self.snr_gamma is not None:
+            self.snr_gamma = as_float("snr_gamma", self.snr_gamma, low=0, low_open=True, note="None: no weighting")
+        self.logit_mean = as_float("logit_mean", self.logit_mean)
+        self.logit_std = as_float("logit_std", self.logit_std, low=0, low_open=True)
+        self.time_shift = as_float("time_shift", self.time_shift, low=0, low_open=True, note="1.0: no shift")
+        check_choice("time_sampling", self.time_sampling, TIME_SAMPLINGS)
         self.compile, self.cuda_graph = check_bool("compile", self.compile), check_bool("cuda_graph", self.cuda_graph)
         check_choice("prediction_type", self.prediction_type, PREDICTION_TYPES)
         check_choice("objective", self.objective, OBJECTIVES)
@@ -63,6 +75,14 @@ class TrainConfig:
         if self.objective != CONSISTENCY and self.original_inference_steps != ORIGINAL_INFERENCE_STEPS:
             raise ValueError(f"original_inference_steps is used only by objective='consistency' (the teacher's "
                              f"grid); got {self.original_inference_steps} with objective={self.objective!r}.")
+        if self.objective != DIFFUSION and self.snr_gamma is not None:
+            raise ValueError(f"snr_gamma weights the diffusion loss by timestep; objective={self.objective!r} does "
+                             "not use it. Leave snr_gamma at None.")
+        flow_options = (self.time_sampling != "uniform", self.logit_mean != 0.0, self.logit_std != 1.0,
+                        self.time_shift != 1.0)
+        if self.objective != FLOW_MATCHING and any(flow_options):
+            raise ValueError(f"time_sampling, logit_mean, logit_std and time_shift choose flow matching's sigmas; "
+                             f"objective={self.objective!r} does not use them. Leave them at their defaults.")
         if self.compile and self.cuda_graph:
             raise ValueError("compile=True and cuda_graph=True are two ways to remove launch overhead; choose one "
                              "(compile: Inductor's fused kernels, a cold start of about a minute; cuda_graph: "

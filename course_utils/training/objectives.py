@@ -28,8 +28,27 @@ from .config import TrainConfig
 from .distributed import ALL
 
 
-def simple_loss(model, x0, t, noise, alphas_cumprod, prediction_type="epsilon", **model_kwargs) -> torch.Tensor:
-    """The simple loss for given timesteps and noise: ``mean ||target - model(x_t, t)||^2``.
+def min_snr_weights(snr: torch.Tensor, gamma: float, prediction_type: str = "epsilon") -> torch.Tensor:
+    """Min-SNR-gamma loss weights (Hang et al. 2023, Eq. 8), per example, for ``snr`` ``(B,)``.
+
+    In x0 terms the weight is ``min(SNR, gamma)``: easy, nearly clean timesteps (huge SNR) no longer
+    dominate the gradient. A loss against another target already carries a factor: the squared eps
+    error is ``SNR`` times the squared x0 error, the squared v error ``SNR + 1`` times, so the weight
+    divides it out: ``min(SNR, gamma) / SNR`` for epsilon, ``min(SNR, gamma) / (SNR + 1)`` for v, as
+    diffusers' training scripts do.
+    """
+    capped = snr.clamp(max=gamma)
+    if prediction_type == "epsilon":
+        return capped / snr
+    if prediction_type == "v_prediction":
+        return capped / (snr + 1)
+    return capped
+
+
+def simple_loss(model, x0, t, noise, alphas_cumprod, prediction_type="epsilon", snr_gamma=None,
+                **model_kwargs) -> torch.Tensor:
+    """The simple loss for given timesteps and noise: ``mean ||target - model(x_t, t)||^2``, each
+    example weighted by ``min_snr_weights`` when ``snr_gamma`` is given.
 
     Args:
         x0: ``(B, ...)`` clean data; t: ``(B,)`` timesteps; noise: like ``x0``;
@@ -39,11 +58,16 @@ def simple_loss(model, x0, t, noise, alphas_cumprod, prediction_type="epsilon", 
     alpha, sigma = a.sqrt(), (1 - a).sqrt()
     x_t = noised(x0, noise, alpha, sigma)  # the closed form, Eq. (4)
     target = from_x0_eps(x0, noise, alpha, sigma, prediction_type)
-    return F.mse_loss(model(x_t, t, **model_kwargs).float(), target.float())
+    pred = model(x_t, t, **model_kwargs).float()
+    if snr_gamma is None:
+        return F.mse_loss(pred, target.float())
+    per_example = (pred - target.float()).pow(2).flatten(1).mean(1)  # (B,)
+    snr = alphas_cumprod[t].double() / (1 - alphas_cumprod[t].double())  # (B,), float64: huge near t = 0
+    return (min_snr_weights(snr, snr_gamma, prediction_type).float() * per_example).mean()
 
 
 def diffusion_loss(model, x0, alphas_cumprod, generator, prediction_type="epsilon", labels=None,
-                   label_dropout=0.0, null_label=None, shard: slice = ALL) -> torch.Tensor:
+                   label_dropout=0.0, null_label=None, shard: slice = ALL, snr_gamma=None) -> torch.Tensor:
     """Algorithm 1 of Ho et al. 2020 for one batch: draw ``t ~ U{0, T-1}`` and ``eps ~ N(0, I)``
     with ``generator`` (on ``x0``'s device), then ``simple_loss``. With ``labels``, each label
     is replaced by ``null_label`` with probability ``label_dropout``.
@@ -52,15 +76,16 @@ def diffusion_loss(model, x0, alphas_cumprod, generator, prediction_type="epsilo
     t = torch.randint(0, alphas_cumprod.numel(), (b,), device=x0.device, generator=generator)  # (B,)
     noise = torch.randn(x0.shape, device=x0.device, generator=generator, dtype=x0.dtype)  # (B, C, H, W)
     kwargs = _label_kwargs(labels, label_dropout, null_label, generator)
-    return simple_loss(model, x0[shard], t[shard], noise[shard], alphas_cumprod, prediction_type,
+    return simple_loss(model, x0[shard], t[shard], noise[shard], alphas_cumprod, prediction_type, snr_gamma,
                        **_take(kwargs, shard))
 
 
-def flow_loss(model, x0, generator, labels=None, label_dropout=0.0, null_label=None, shard: slice = ALL) -> torch.Tensor:
+def flow_loss(model, x0, generator, labels=None, label_dropout=0.0, null_label=None, shard: slice = ALL,
+              **time_options) -> torch.Tensor:
     """``flow_matching.flow_matching_loss`` for one batch, with the same label dropout and ``shard``
-    as ``diffusion_loss``."""
+    as ``diffusion_loss``; ``time_options``: how sigma is drawn (``flow_matching.sample_sigmas``)."""
     kwargs = _label_kwargs(labels, label_dropout, null_label, generator)
-    return flow_matching_loss(model, x0, generator, shard=shard, **_take(kwargs, shard))
+    return flow_matching_loss(model, x0, generator, shard=shard, **time_options, **_take(kwargs, shard))
 
 
 def consistency_loss(model, target, teacher, x0, alphas_cumprod, generator, config: TrainConfig, labels=None,
@@ -110,9 +135,12 @@ def make_objective(config: TrainConfig, schedule: NoiseSchedule | None, generato
     device = generator.device
     alphas = schedule.alphas_cumprod.to(torch.float32).to(device) if schedule is not None else None
     if config.objective == FLOW_MATCHING:
-        return lambda net, x0, labels: flow_loss(net, x0, generator, labels, config.label_dropout, null_label, shard)
+        times = {"time_sampling": config.time_sampling, "logit_mean": config.logit_mean,
+                 "logit_std": config.logit_std, "shift": config.time_shift}
+        return lambda net, x0, labels: flow_loss(net, x0, generator, labels, config.label_dropout, null_label, shard,
+                                                 **times)
     if config.objective == CONSISTENCY:
         return lambda net, x0, labels: consistency_loss(net, target, teacher, x0, alphas, generator, config, labels,
                                                         null_label, shard)
     return lambda net, x0, labels: diffusion_loss(net, x0, alphas, generator, config.prediction_type, labels,
-                                                  config.label_dropout, null_label, shard)
+                                                  config.label_dropout, null_label, shard, config.snr_gamma)
