@@ -435,7 +435,10 @@ else:
 # - **digits-FID** and **KID**: how far the classifier's features of the samples lie from those of
 #   real digits (lower is better). FID grows as the sample count shrinks, so FIDs are comparable
 #   only at equal counts: within the table below, yes; with the 898-sample FIDs on the model cards,
-#   only in `cpu` and `full` mode. KID has no such bias, which makes it the safer number at small counts.
+#   only in `cpu` and `full` mode. **KID** (kernel inception distance) compares the same two feature
+#   sets through a polynomial kernel instead of two fitted Gaussians; its estimate is unbiased, so
+#   real digits score about 0 at any count and it is the safer number at small counts (notebook 10
+#   measures both against the sample count).
 #
 # The U-Net of notebook 05, `digits-class`, is measured the same way; section 4 needs it.
 

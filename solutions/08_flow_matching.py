@@ -202,7 +202,8 @@ def toy_sample(name: str, model, steps: int, n: int = N_TOY, seed: int = 1):
 
 # %% [markdown]
 # Both samplers below are deterministic ODE solvers: DDIM with $\eta = 0$ follows DDPM's
-# probability-flow ODE, Euler follows the flow's. With 100 steps each follows its ODE closely, and
+# probability-flow ODE (notebook 03: the deterministic path whose samples have the same
+# distribution, at every noise level, as the noisy data's), Euler follows the flow's. With 100 steps each follows its ODE closely, and
 # both start from the **same** noise (the same seed). The straightness of a path is its chord over
 # its length, $|x_\text{end} - x_\text{start}| / \sum_k |x_{k+1} - x_k|$: 1 for a straight line.
 
@@ -444,7 +445,7 @@ plt.show()
 # size and the label dropout. We sample both **without labels** (the unconditional model the label
 # dropout trained) with DDIM and Euler at several step counts, from the same seed.
 #
-# Quality is measured as in notebook 05: **digits-FID** and **KID** of the samples against real
+# Quality is measured as in notebook 07: **digits-FID** and **KID** of the samples against real
 # digits, in the feature space of the course's digit classifier (lower is better). FID is defined
 # at N = 898 samples, the count of its real-vs-real floor; in `fast` mode we draw only 64, so the
 # FIDs printed there are computed with `require_n=False`, run high, and are **not comparable** with
