@@ -28,10 +28,15 @@
 #    2-D data with them, using an *exact* noise predictor in place of a network, so you watch the
 #    reverse process work before anything is trained.
 # 5. Swap our sampler for the one in 🤗 diffusers in one line and get the same samples.
+# 6. Read the same models through the **score**, the gradient of the noised data's log density: check
+#    that a noise prediction is a rescaled score, denoise with Tweedie's formula, run the reverse SDE and
+#    the probability-flow ODE from the same starting points (same distribution at the end, different
+#    paths), and see that DDIM is Euler's method on that ODE.
 #
-# There are three coding exercises, two build exercises (the DDPM and the DDIM sampling loops,
-# which the rest of the notebook then samples with) and two quick questions; each has an automatic
-# checker. The whole notebook runs in well under a minute on a laptop CPU.
+# There are three coding exercises, four build exercises (the DDPM and the DDIM sampling loops, the
+# score of the noised data and Tweedie's formula, which the rest of the notebook then uses) and two
+# quick questions; each has an automatic checker. The whole notebook runs in about a minute on a
+# laptop CPU.
 
 # %%
 import math
@@ -44,6 +49,7 @@ from course_utils import config
 from course_utils.data import gaussian_mixture_params, make_toy2d
 from course_utils.course.exercises import nb03, use_build
 from course_utils.forward import forward_step, q_sample
+from course_utils.metrics.distances import sliced_wasserstein
 from course_utils.oracle import GaussianMixtureOracle
 from course_utils.parameterization import (
     convert_prediction,
@@ -56,6 +62,8 @@ from course_utils.parameterization import (
 from course_utils.reverse import ddpm_mean
 from course_utils.samplers import DDIMSampler, DDPMSampler, sample_loop
 from course_utils.schedules import get_schedule
+from course_utils.score import (probability_flow_step, score_from_epsilon, sigma_from_alpha_bar, solve_probability_flow,
+                                solve_reverse_sde)
 from course_utils.training import diffusion_loss
 from course_utils.viz import plot_trajectories, scatter2d
 
@@ -752,7 +760,420 @@ assert max_diff < 1e-3
 # the same float64 schedule.)
 
 # %% [markdown]
-# ## 8. Extra: a perfect denoiser only remembers
+# ## 8. The score view: one vector field, two ways back
+#
+# DDPM and DDIM were written above as recipes on the predicted noise $\hat\epsilon$. A second reading of
+# the same models (Song et al. 2021, *Score-Based Generative Modeling through Stochastic Differential
+# Equations*) explains why both recipes land on the data, and why DDIM may take large steps. It rests on
+# one object, the score.
+#
+# ### The score of the noised data
+#
+# Write $p_t$ for the density of $x_t$: the distribution of the data after the forward process has run to
+# timestep $t$ (the data themselves near $t = 0$, almost $\mathcal{N}(0, I)$ at $t = T-1$). Its **score**
+# is the gradient of its log density,
+#
+# $$s(x, t) = \nabla_x \log p_t(x) ,$$
+#
+# a vector at every point $x$ that points where noisy samples become more likely, fastest. Scaling a
+# density by a constant does not change its score (the gradient of $\log c$ is zero), so the score can
+# be learned without ever normalising a density.
+#
+# For our mixture $p_t$ is known. The forward process shrinks each blob's centre $\mu_k$ to
+# $c_k = \sqrt{\bar\alpha_t}\,\mu_k$ and gives it the variance $v_t = \bar\alpha_t\,\text{std}^2 + (1-\bar\alpha_t)$ in
+# each coordinate (its own spread, $\text{std} = 0.2$, shrunk, plus the noise's), so with $K = 8$ equal weights
+#
+# $$p_t(x) = \frac{1}{K}\sum_{k=1}^{K} \mathcal{N}\big(x;\ c_k,\ v_t I\big),
+# \qquad s(x, t) = \sum_{k=1}^{K} r_k(x)\,\frac{-(x - c_k)}{v_t},
+# \qquad r_k(x) = \operatorname{softmax}_k\!\Big(-\frac{\lVert x - c_k\rVert^2}{2 v_t}\Big).$$
+#
+# Each blob's own score, $-(x - c_k)/v_t$, points at its centre; the mixture's averages them with the
+# **responsibilities** $r_k(x)$, the probability that a noisy point at $x$ came from blob $k$.
+#
+# The link to what a network learns (Vincent 2011): the best noise prediction is the score, rescaled,
+#
+# $$\mathbb{E}[\epsilon \mid x_t] = -\sqrt{1-\bar\alpha_t}\; s(x_t, t) .$$
+#
+# So a network trained to predict the noise is a score estimator. `GaussianMixtureOracle` has the exact
+# log density (`oracle.log_prob(x, t)`) and score (`oracle.score(x, t)`). The next cell checks the score
+# against finite differences of the log density, $\big(\log p_t(x + h e_i) - \log p_t(x - h e_i)\big)/(2h)$
+# in each coordinate $i$, and against the oracle's noise prediction through `score_from_epsilon`.
+
+# %%
+x_probe = 2 * torch.randn(200, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)  # (200, 2)
+h = 1e-5
+print(" t    max |score - finite differences|   max |score - (-eps / sqrt(1 - alpha_bar))|")
+for t in (0, 300, 700):
+    a = schedule.alphas_cumprod[t].item()
+    numeric = torch.stack([(oracle.log_prob(x_probe + h * e, t) - oracle.log_prob(x_probe - h * e, t)) / (2 * h)
+                           for e in torch.eye(2, dtype=torch.float64)], dim=1)  # (200, 2)
+    exact = oracle.score(x_probe, t)
+    fd_error = (exact - numeric).abs().max().item()
+    eps_error = (exact - score_from_epsilon(oracle(x_probe, t), a)).abs().max().item()
+    print(f"{t:>3}    {fd_error:.1e}                             {eps_error:.1e}")
+    assert fd_error < 1e-5 and eps_error < 1e-9
+
+# %% [markdown]
+# The finite differences agree to within their own error (of order $h^2$ times the third derivative of
+# $\log p_t$, largest at $t = 0$ where the blobs are sharpest), the noise prediction to machine precision.
+#
+# ### Build 3: the score of the noised mixture
+#
+# Write `mixture_score(x_t, means, std, alpha_bar_t)`: the score $s(x_t, t)$ above for $K$ equal-weight
+# blobs $\mathcal{N}(\mu_k, \text{std}^2 I)$ noised to $\bar\alpha_t$ = `alpha_bar_t` (a float).
+#
+# 1. The noised centres $c_k = \sqrt{\bar\alpha_t}\,\mu_k$, shape `(K, D)`, and the variance
+#    $v = \bar\alpha_t\,\text{std}^2 + (1 - \bar\alpha_t)$ (a number).
+# 2. The differences $x - c_k$ for every point and blob, shape `(B, K, D)`: `x_t[:, None, :] - centres[None]`.
+# 3. The responsibilities $r_k$: a softmax over $k$ (`dim=1`) of $-\lVert x - c_k\rVert^2 / (2v)$, shape `(B, K)`.
+#    Use `torch.softmax`: it subtracts the largest value first, so nothing overflows.
+# 4. The score $\sum_k r_k\,\big(-(x - c_k)/v\big)$, shape `(B, D)`.
+#
+# The checker grades exact values first, then lets your score drive the reverse SDE (introduced below)
+# from noise to the mixture.
+
+# %%
+nb03.BUILD_SCORE
+
+
+# %%
+def mixture_score(x_t, means, std, alpha_bar_t):
+    """The score grad_x log p_t(x_t) of equal-weight Gaussian blobs after noising to alpha_bar_t.
+
+    Args:
+        x_t: (B, D) noisy points.
+        means: (K, D) the blobs' centres mu_k (before noising).
+        std: a float, the blobs' standard deviation (before noising).
+        alpha_bar_t: a float in (0, 1).
+
+    Returns:
+        (B, D) the score at each point.
+    """
+    # BEGIN SOLUTION
+    centres = math.sqrt(alpha_bar_t) * means  # (K, D)
+    var = alpha_bar_t * std**2 + (1 - alpha_bar_t)
+    diff = x_t[:, None, :] - centres[None]  # (B, K, D)
+    r = torch.softmax(-(diff**2).sum(-1) / (2 * var), dim=1)  # (B, K) responsibilities
+    return (r[..., None] * (-diff / var)).sum(1)
+    # END SOLUTION
+
+
+# %%
+score_result = nb03.check_mixture_score(mixture_score)
+score_result
+
+# %% [markdown]
+# From here on the score field is yours once the checker accepts it (the package's `oracle.score` until
+# then). Here it is at three noise levels, over the log density $\log p_t$: the arrows show the score's
+# direction (their lengths are scaled per panel).
+
+# %%
+mixture_score_fn = use_build(score_result, mixture_score, nb03.package_mixture_score, "mixture score")
+
+
+def score_fn(x, t):
+    """The score at an int timestep t of the cosine schedule: (B, 2) -> (B, 2)."""
+    return mixture_score_fn(x, means.double(), std, schedule.alphas_cumprod[t].item())
+
+
+grid = torch.linspace(-3.5, 3.5, 141, dtype=torch.float64)
+gx, gy = torch.meshgrid(grid, grid, indexing="xy")
+points = torch.stack([gx.flatten(), gy.flatten()], dim=1)  # (141 * 141, 2)
+ticks = torch.linspace(-3.2, 3.2, 17, dtype=torch.float64)
+arrows = torch.stack(torch.meshgrid(ticks, ticks, indexing="xy"), dim=-1).reshape(-1, 2)  # (17 * 17, 2)
+fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.6), layout="constrained")
+for ax, t in zip(axes, (50, 400, 800)):
+    a = schedule.alphas_cumprod[t].item()
+    log_density = oracle.log_prob(points, t).reshape(gx.shape)
+    image = ax.contourf(gx, gy, log_density.clamp_min(-12), levels=20, cmap="Blues")
+    field = score_fn(arrows, t)  # (289, 2)
+    ax.quiver(arrows[:, 0], arrows[:, 1], field[:, 0], field[:, 1], color="tab:red", width=0.004,
+              label="score direction")
+    ax.set(title=rf"t = {t}: $\bar\alpha_t$ = {a:.3f}", xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    ax.legend(loc="lower left", fontsize=8)
+fig.colorbar(image, ax=axes, shrink=0.8, label=r"$\log p_t(x)$ (clipped at $-12$)")
+fig.suptitle("The score of the noised mixture: arrows point where noisy samples become more likely")
+plt.show()
+
+# %% [markdown]
+# Near the data ($t = 50$) each arrow points at its nearest blob, and a point between two blobs is pulled
+# to the more likely one; at $t = 800$ the blobs have merged into one bump and every arrow points roughly at
+# the origin.
+#
+# ### Tweedie's formula
+#
+# The score also gives the best guess of the clean point. **Tweedie's formula** (Robbins 1956; Efron 2011)
+# says that for Gaussian noise the posterior mean of $x_0$ needs nothing but the score of $x_t$'s own density:
+#
+# $$\mathbb{E}[x_0 \mid x_t] = \frac{x_t + (1-\bar\alpha_t)\, s(x_t, t)}{\sqrt{\bar\alpha_t}} .$$
+#
+# Read it left to right: move from $x_t$ along the score by the noise's variance $1 - \bar\alpha_t$, then
+# undo the shrinking of the signal. The posterior mean is the **least-squares** estimate: of all functions
+# of $x_t$ it has the smallest mean squared error to the true $x_0$. Put
+# $s = -\hat\epsilon / \sqrt{1-\bar\alpha_t}$ into it and you get Exercise 1's
+# $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$: the $\hat x_0$ inside every DDPM and
+# DDIM step is Tweedie's estimate.
+#
+# ### Build 4: Tweedie's formula
+#
+# Write `tweedie_x0(x_t, score, alpha_bar_t)`: $x_t$ and the score are tensors of one shape, `alpha_bar_t` a
+# float in $(0, 1]$. The checker grades exact values, then uses your formula as a denoiser with the exact score.
+
+# %%
+nb03.BUILD_TWEEDIE
+
+
+# %%
+def tweedie_x0(x_t, score, alpha_bar_t):
+    """E[x0 | x_t] from the score of x_t's density (Tweedie's formula).
+
+    Args:
+        x_t: (B, D) noisy points.
+        score: (B, D) the score grad log p_t at x_t.
+        alpha_bar_t: a float in (0, 1].
+
+    Returns:
+        (B, D) the posterior mean of x0.
+    """
+    # BEGIN SOLUTION
+    return (x_t + (1 - alpha_bar_t) * score) / math.sqrt(alpha_bar_t)
+    # END SOLUTION
+
+
+# %%
+tweedie_result = nb03.check_tweedie_x0(tweedie_x0)
+tweedie_result
+
+# %% [markdown]
+# Now the denoiser at work (yours once correct): noise 2,000 points of the data to three timesteps,
+# estimate $x_0$ with Tweedie's formula and the score field above, and compare its error (the mean squared
+# distance to the true $x_0$) with that of the naive guess $x_t / \sqrt{\bar\alpha_t}$ (undo the shrinking,
+# keep the noise); and compare the estimate itself with the oracle's own posterior mean.
+
+# %%
+denoise = use_build(tweedie_result, tweedie_x0, nb03.package_tweedie_x0, "Tweedie denoiser")
+
+x0_test = make_toy2d("gaussian_mixture", n=2000, seed=4).double()  # (2000, 2)
+eps_test = torch.randn(x0_test.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+print("  t   mean |x0_hat - x0|^2: Tweedie   x_t / sqrt(alpha_bar)   max |Tweedie - oracle's posterior mean|")
+for t in (100, 400, 700):
+    a = schedule.alphas_cumprod[t].item()
+    x_t = q_sample(x0_test, t, eps_test, schedule)
+    x0_hat = denoise(x_t, score_fn(x_t, t), a)
+    mse_tweedie, mse_naive = (((est - x0_test) ** 2).sum(1).mean().item() for est in (x0_hat, x_t / math.sqrt(a)))
+    gap = (x0_hat - oracle.posterior_mean(x_t, t)).abs().max().item()
+    print(f"{t:>4}   {mse_tweedie:27.3f}   {mse_naive:20.3f}   {gap:25.1e}")
+    assert gap < 1e-9 and mse_tweedie < mse_naive
+
+# %% [markdown]
+# Tweedie's estimate is the oracle's posterior mean to rounding, and its error is a fraction of the naive
+# guess's at every noise level: given the score, the best denoiser needs nothing else.
+#
+# ### Two ways back: the reverse SDE and the probability-flow ODE
+#
+# Make the forward steps tiny and many, and the forward process becomes a **stochastic differential
+# equation** (SDE): a rule $dx = f(x, t)\,dt + g(t)\,dw$ that says how $x$ drifts ($f$) and how much fresh
+# Gaussian noise ($g\,dw$, with $dw$ a tiny Gaussian increment) it receives in an instant $dt$. Two results
+# turn it around (Song et al. 2021, Eqs. 6 and 13, after Anderson 1982):
+#
+# * the **reverse-time SDE** $dx = \big[f - g^2\, s(x, t)\big]\,dt + g\,d\bar w$ ($d\bar w$: fresh Gaussian
+#   noise again, with time running backwards), run from noise back to $t = 0$, passes through the same
+#   distributions $p_t$ as the forward process at every $t$ (the same *marginals*: the distribution of $x_t$
+#   at each $t$ on its own);
+# * the **probability-flow ODE** $dx = \big[f - \tfrac12 g^2\, s(x, t)\big]\,dt$ adds no noise at all, yet
+#   its solutions pass through the same $p_t$ as well. An ODE (ordinary differential equation) moves each
+#   point along a fixed curve: the same start always gives the same end.
+#
+# Both need only the score. We write them in DDIM's variables (Song, Meng & Ermon 2021, Eq. 14):
+#
+# $$y = \frac{x_t}{\sqrt{\bar\alpha_t}}, \qquad \sigma_t = \sqrt{\frac{1-\bar\alpha_t}{\bar\alpha_t}},
+# \qquad\text{so that}\qquad y = x_0 + \sigma_t\,\epsilon .$$
+#
+# In them the forward process only *adds* noise: no drift ($f = 0$), and the noise variance grows by
+# $d(\sigma^2)$ in each instant ($g^2\,dt = d(\sigma^2)$). The noise level $\sigma$ plays the role of time,
+# and the schedule's own timesteps give the grid of $\sigma$'s: no continuous version of the schedule is
+# needed. The score in $y$
+# is $\nabla_y \log p = \sqrt{\bar\alpha_t}\, s(x_t, t) = -\hat\epsilon/\sigma_t$. Going down one grid step, from
+# $\sigma$ to $\sigma' < \sigma$, with $z \sim \mathcal{N}(0, I)$:
+#
+# | | the simplest step from $\sigma$ to $\sigma'$ |
+# |---|---|
+# | reverse SDE (Euler–Maruyama: the drift held fixed over the step, plus the step's noise) | $y' = y + (\sigma^2 - \sigma'^2)\,\nabla_y \log p + \sqrt{\sigma^2 - \sigma'^2}\; z$ |
+# | probability-flow ODE, $dy/d\sigma = \hat\epsilon$ (Euler: the slope held fixed over the step) | $y' = y + (\sigma' - \sigma)\,\hat\epsilon$ |
+#
+# For small steps the SDE's drift is twice the ODE's: it overshoots towards the data and the noise it adds
+# spreads the points out again. `course_utils.score` has both steps (`reverse_sde_step`,
+# `probability_flow_step`) and the loops over a grid of timesteps (`solve_reverse_sde`, `solve_probability_flow`).
+#
+# **Where to start.** Euler–Maruyama assumes each step changes the noise level by a small fraction. The
+# cosine schedule's last steps do not ($\beta_{999} = 0.999$ removes almost all the remaining signal in one
+# step), so we start both processes at $t_\text{start}$, the noisiest timestep with $\beta_t \le 0.1$. There
+# the blobs' centres have shrunk to radius $2\sqrt{\bar\alpha_t}$, and $\mathcal{N}(0, I)$ is a fine stand-in
+# for $p_{t_\text{start}}$.
+
+# %%
+t_start = int((schedule.betas <= 0.1).nonzero().max())
+a_start = schedule.alphas_cumprod[t_start].item()
+print(f"beta_999 = {schedule.betas[-1]:.3f};  t_start = {t_start}: beta = {schedule.betas[t_start]:.3f}, "
+      f"alpha_bar = {a_start:.1e}, sigma = {sigma_from_alpha_bar(a_start):.1f}, "
+      f"blob centres at radius {2 * math.sqrt(a_start):.3f}")
+assert t_start == nb03.SDE_START  # where Build 3's outcome starts its SDE too
+
+num_paths = config.by_mode(fast=2000, cpu=4000, full=10000)
+g = torch.Generator().manual_seed(6)
+x_start = torch.randn(num_paths, 2, generator=g, dtype=torch.float64)  # (N, 2): the SAME starts for both
+grid_steps = range(t_start, -1, -1)  # every timestep from t_start down to 0, then alpha_bar = 1
+
+start = time.perf_counter()
+sde_path = solve_reverse_sde(score_fn, x_start, grid_steps, schedule, generator=g)  # (t_start + 2, N, 2)
+ode_path = solve_probability_flow(score_fn, x_start, grid_steps, schedule)  # (t_start + 2, N, 2)
+print(f"{len(grid_steps)} steps of each for {num_paths} points in {time.perf_counter() - start:.1f} s")
+sde_end, ode_end = sde_path[-1], ode_path[-1]
+
+# %% [markdown]
+# **Same marginals?** Compare each set of end points with a sample of the data of the same size, by the
+# sliced Wasserstein distance (`course_utils.metrics.distances`: the average, over random directions, of
+# the distance between the two sets' projections; 0 for identical sets). Two finite samples of one
+# distribution are never at distance 0, so the yardstick is the same distance for six fresh draws of the
+# data: what sampling error alone gives.
+
+# %%
+data_sample = make_toy2d("gaussian_mixture", n=num_paths, seed=100)  # "the data", as many points as the ends
+fresh = [make_toy2d("gaussian_mixture", n=num_paths, seed=200 + i) for i in range(6)]
+fresh_vs_data = [sliced_wasserstein(d, data_sample) for d in fresh]
+sw = {"reverse SDE ends": sliced_wasserstein(sde_end.float(), data_sample),
+      "ODE ends": sliced_wasserstein(ode_end.float(), data_sample)}
+between = sliced_wasserstein(sde_end.float(), ode_end.float())
+for name, value in sw.items():
+    print(f"{name:<17} vs the data: {value:.3f}")
+print(f"SDE ends vs ODE ends: {between:.3f}")
+print(f"yardstick: a fresh draw of the data vs the data: {min(fresh_vs_data):.3f} to {max(fresh_vs_data):.3f} "
+      f"({len(fresh)} draws of {num_paths} points)")
+assert max(*sw.values(), between) < 2 * max(fresh_vs_data)
+
+# %% [markdown]
+# **Different paths?** The two processes started from the same points. Measure how far apart the two ends of
+# each start are, and how often they sit in different blobs.
+
+# %%
+gap = (sde_end - ode_end).norm(dim=1)  # (N,)
+blob_sde, blob_ode = (torch.cdist(e, means.double()).argmin(dim=1) for e in (sde_end, ode_end))
+other_blob = (blob_sde != blob_ode).double().mean().item()
+random_pairs = (fresh[0] - fresh[1]).norm(dim=1).mean().item()  # two independent draws, point by point
+print(f"same start: mean distance between the SDE end and the ODE end {gap.mean():.2f} "
+      f"(two unrelated data points: {random_pairs:.2f}; a blob's spread: {std})")
+print(f"same start, different blobs: {other_blob:.0%} of the starts")
+assert gap.mean() > 5 * std and other_blob > 0.5
+
+# %%
+shown = torch.arange(4)  # four starts, both paths of each
+colors = plt.get_cmap("tab10")(range(len(shown)))
+fig, axes = plt.subplots(1, 3, figsize=(14, 5.4), layout="constrained")
+ax = axes[0]
+for i, c in zip(shown, colors):
+    ax.plot(sde_path[::4, i, 0], sde_path[::4, i, 1], color=c, lw=0.6, alpha=0.7)
+    ax.plot(ode_path[:, i, 0], ode_path[:, i, 1], color=c, lw=2.5)
+    ax.scatter(*x_start[i], color=c, s=45, marker="o", edgecolors="black", zorder=3)
+    ax.scatter(*sde_end[i], color=c, s=70, marker="X", edgecolors="black", zorder=3)
+    ax.scatter(*ode_end[i], color=c, s=55, marker="s", edgecolors="black", zorder=3)
+ax.scatter(means[:, 0], means[:, 1], marker="+", s=80, color="black")
+ax.set(xlim=(-3.5, 3.5), ylim=(-3.5, 3.5), aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
+       title="Four starts, both paths of each\n(one colour per start)")
+for ax, name, ends, color in zip(axes[1:], sw, (sde_end, ode_end), ("tab:orange", "tab:blue")):
+    scatter2d(ends, ax=ax, lim=3.5, color=color, s=3)
+    ax.set_title(f"All {num_paths} {name}\nsliced Wasserstein to the data {sw[name]:.3f}")
+handles = [plt.Line2D([], [], color="0.3", lw=0.6, label="reverse SDE path (every 4th step)"),
+           plt.Line2D([], [], color="0.3", lw=2.5, label="ODE path"),
+           plt.Line2D([], [], color="0.5", marker="o", mec="black", ls="", label="shared start"),
+           plt.Line2D([], [], color="0.5", marker="X", mec="black", ls="", label="SDE end"),
+           plt.Line2D([], [], color="0.5", marker="s", mec="black", ls="", label="ODE end"),
+           plt.Line2D([], [], color="black", marker="+", ls="", label="blob centres"),
+           plt.Line2D([], [], color="tab:orange", marker=".", ls="", label="SDE ends"),
+           plt.Line2D([], [], color="tab:blue", marker=".", ls="", label="ODE ends")]
+fig.legend(handles=handles, loc="outside lower center", ncols=8, fontsize=8)
+fig.suptitle(f"Same starts at t = {t_start}: the same distribution at the end, reached along different paths")
+plt.show()
+
+# %% [markdown]
+# Both clouds look like the data and measure like it: their distances to the data, and to each other, are of
+# the size that separates two fresh draws of the data. Yet the same start usually ends in a different blob,
+# about as far from its ODE twin as two unrelated data points are: the SDE's noise redecides the path at every
+# step, the ODE follows one smooth curve. DDPM's ancestral step is another discretisation of this reverse SDE
+# (Song et al. 2021 show it); the ODE is where DDIM comes from.
+#
+# ### DDIM is Euler's method on the probability-flow ODE
+#
+# Multiply Euler's step $y' = y + (\sigma' - \sigma)\,\hat\epsilon$ by $\sqrt{\bar\alpha'}$ and use
+# $y - \sigma\hat\epsilon = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t} = \hat x_0$ (Exercise 1) and
+# $\sqrt{\bar\alpha'}\,\sigma' = \sqrt{1-\bar\alpha'}$:
+#
+# $$x' = \sqrt{\bar\alpha'}\,\big(y - \sigma\hat\epsilon\big) + \sqrt{\bar\alpha'}\,\sigma'\,\hat\epsilon
+#      = \sqrt{\bar\alpha'}\,\hat x_0 + \sqrt{1-\bar\alpha'}\,\hat\epsilon ,$$
+#
+# DDIM's update with $\eta = 0$ (Build 2), term for term (Song, Meng & Ermon 2021, Sec. 4.3). First the
+# identity, step by step on a 50-step DDIM grid: the package's `DDIMSampler.step` against
+# `probability_flow_step` with the score $-\hat\epsilon/\sqrt{1-\bar\alpha_t}$.
+
+# %%
+ddim.set_timesteps(50)
+x = x_start[:500]
+worst = 0.0
+for t in ddim.timesteps.tolist():
+    a, a_next = ddim.alpha_bar(t), ddim.alpha_bar(ddim.previous_timestep(t))  # 1 after the last step
+    eps_hat = oracle(x, t)
+    x_ddim = ddim.step(eps_hat, t, x).prev_sample
+    x_euler = probability_flow_step(x, score_from_epsilon(eps_hat, a), a, a_next)
+    worst = max(worst, (x_ddim - x_euler).abs().max().item())
+    x = x_ddim
+print(f"50 DDIM steps: max |DDIM step - Euler step of the ODE| = {worst:.1e}")
+assert worst < 1e-10
+
+# %% [markdown]
+# So DDIM with $n$ steps solves the probability-flow ODE with Euler's method on $n$ grid points. Euler's
+# method is **first order**: its error at the end shrinks in proportion to the step size, so doubling $n$
+# should halve it. To see it, solve the ODE from the same 500 starts very accurately (Heun's method, which
+# averages the slopes at both ends of each step and is second order, on every timestep from $t_\text{start}$),
+# then run DDIM with $n$ steps on the grid from $t_\text{start}$ down (`timestep_spacing="trailing"`) and
+# measure how far its end points are from that solution.
+
+# %%
+x_few = x_start[:500]
+fine = solve_probability_flow(score_fn, x_few, grid_steps, schedule, solver="heun")[-1]  # (500, 2)
+coarser = solve_probability_flow(score_fn, x_few, range(t_start, -1, -2), schedule, solver="heun")[-1]
+print(f"Heun on every timestep vs on every other one: {(fine - coarser).norm(dim=1).mean():.1e} "
+      "(the reference's own error)")
+
+step_counts = (5, 10, 20, 50, 100, 200, t_start + 1)
+ddim_errors = []
+for n in step_counts:
+    sampler = DDIMSampler(schedule, clip_sample=False, timestep_spacing="trailing", max_timestep=t_start)
+    ends = denoise_from(x_few, sampler, n, generator=None)
+    ddim_errors.append((ends - fine).norm(dim=1).mean().item())
+    print(f"DDIM, {n:>3} steps: mean distance to the fine ODE solution {ddim_errors[-1]:.4f}   "
+          f"(x n = {ddim_errors[-1] * n:.2f})")
+assert all(e1 > e2 for e1, e2 in zip(ddim_errors, ddim_errors[1:]))  # more steps, closer
+assert ddim_errors[-1] < ddim_errors[0] / 50
+assert ddim_errors[step_counts.index(50)] < 0.1 * std  # 50 steps: within a tenth of a blob's spread
+
+fig, ax = plt.subplots(figsize=(6.4, 4.2))
+ax.loglog(step_counts, ddim_errors, marker="o", label=r"DDIM ($\eta = 0$) = Euler on the ODE")
+ax.loglog(step_counts, [ddim_errors[2] * step_counts[2] / n for n in step_counts], ls="--", color="0.5",
+          label=r"slope $-1$: error $\propto 1/n$")
+ax.set(xlabel="number of DDIM steps n", ylabel="mean distance to the fine ODE solution",
+       title="DDIM's end points converge to the ODE's")
+ax.grid(alpha=0.3, which="both")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# The error falls in proportion to $1/n$ (the product "error $\times\, n$" in the table settles to a
+# roughly constant value): DDIM behaves as a first-order ODE solver, and 50 steps already land within a
+# tenth of a blob's spread of the exact flow. This is why DDIM copes with long strides: it follows a smooth
+# curve, and a smooth curve can be followed with long strides. Notebook 09's faster samplers are better ODE
+# solvers for the same curve.
+
+# %% [markdown]
+# ## 9. Extra: a perfect denoiser only remembers
 #
 # The oracle can also be built from a finite training set: one tiny Gaussian per training point,
 # `GaussianMixtureOracle.from_data(points, schedule, bandwidth)`. With `bandwidth=0` it is the exact
@@ -803,6 +1224,13 @@ plt.show()
 # * Both loops fit in a dozen lines written from the schedule: DDPM draws $x_T$, then one $z$ per step
 #   with $t > 0$ and uses the posterior variance $\tilde\beta_t$; DDIM draws only $x_T$ and walks a
 #   subsequence of timesteps, each step to the *next timestep of the list*, ending at $\bar\alpha = 1$.
+# * The score $s(x, t) = \nabla_x \log p_t(x)$ of the noised data is the noise prediction rescaled,
+#   $\mathbb{E}[\epsilon \mid x_t] = -\sqrt{1-\bar\alpha_t}\,s$, and Tweedie's formula
+#   $\mathbb{E}[x_0 \mid x_t] = (x_t + (1-\bar\alpha_t)\,s)/\sqrt{\bar\alpha_t}$ is the least-squares denoiser.
+# * The reverse SDE and the probability-flow ODE, both driven by the score, carry the same starting points to
+#   the same distribution along different paths. In $y = x_t/\sqrt{\bar\alpha_t}$ and
+#   $\sigma = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$, DDIM's step is Euler's step on the ODE, so its error
+#   falls as $1/n$ with the number of steps.
 #
 # ## What comes next
 #

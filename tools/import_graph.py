@@ -27,7 +27,8 @@ WING = f"{PACKAGE}.course"
 # ``training.fit``.
 LAYERS = [
     ("foundations", ["_validation", "_deprecation", "config", "families", "checkpoints", "profiling"]),
-    ("maths", ["schedules", "parameterization", "forward", "reverse", "flow_matching", "guidance", "oracle"]),
+    ("maths", ["schedules", "parameterization", "forward", "reverse", "score", "flow_matching", "guidance",
+               "oracle"]),
     ("samplers", ["samplers"]),
     ("training", ["distillation", "training", "reflow"]),
     ("data and networks", ["data", "models", "latent"]),

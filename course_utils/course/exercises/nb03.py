@@ -11,6 +11,9 @@ as the package's ``DDPMSampler`` / ``DDIMSampler`` step by step, and the sliced 
 of their samples to the data. ``package_ddpm_sample`` / ``package_ddim_sample`` are the package's
 loops with the builds' signatures (for ``use_build``); ``TracedModel`` records a loop's path.
 
+Builds 3 and 4 (the score of the noised mixture, Tweedie's formula) live in ``nb03_score`` and are
+re-exported here: ``nb03.check_mixture_score``, ``nb03.check_tweedie_x0``, ``nb03.package_mixture_score``, ...
+
 ``*_question`` return a widget: a question with a Check button.
 """
 
@@ -31,6 +34,9 @@ from ...samplers import DDIMSampler, DDPMSampler, sample_loop
 from ...schedules import NoiseSchedule, get_schedule
 from .core import (BuildExercise, CheckResult, Miss, ask_choice, ask_number, call_learner, check_cases, expect_close,
                    expect_seeded, grade_build)
+# Builds 3 and 4, the score section, live in nb03_score; re-exported so that the notebook calls nb03.check_... alone.
+from .nb03_score import (BUILD_SCORE, BUILD_TWEEDIE, SDE_START, check_mixture_score, check_tweedie_x0,  # noqa: F401
+                         package_mixture_score, package_tweedie_x0)
 
 # --- Exercise 1: x0 from a noise prediction -------------------------------------------------------
 
