@@ -17,6 +17,7 @@ import torch
 from .families import FLOW_PREDICTION
 from .flow_matching import NUM_TRAIN_TIMESTEPS
 from .parameterization import clamp_x0_prediction, flow_clamp_x0
+from .samplers.karras import alpha_bar_at
 from .schedules import NoiseSchedule
 
 
@@ -42,7 +43,9 @@ class ClampX0:
 
     Args:
         denoiser: ``denoiser(x_t, t)``, predicting ``prediction_type`` (``"flow"``: a velocity, with
-            ``t = sigma * 1000``; else under ``schedule``, at an integer ``t``).
+            ``t = sigma * 1000``; else under ``schedule``, at a timestep ``t``: an integer, or a fractional
+            one of the Euler and Heun samplers, whose ``alpha_bar`` is ``samplers.karras.alpha_bar_at``'s,
+            the one their Karras sigmas put there).
     """
 
     def __init__(self, denoiser, schedule: NoiseSchedule | None, prediction_type: str):
@@ -52,4 +55,4 @@ class ClampX0:
         out = self.denoiser(x, t)
         if self.prediction_type == FLOW_PREDICTION:
             return flow_clamp_x0(out, x, float(t) / NUM_TRAIN_TIMESTEPS)
-        return clamp_x0_prediction(out, x, float(self.schedule.alphas_cumprod[int(t)]), self.prediction_type)
+        return clamp_x0_prediction(out, x, alpha_bar_at(self.schedule, t), self.prediction_type)

@@ -2,9 +2,11 @@
 recipes, checkpoints, the sampler registry and ``DiffusionModel``.
 
 - ``"diffusion"``: a noise schedule; the network predicts ``eps``, ``x0`` or ``v`` (its
-  ``prediction_type``, ``course_utils.parameterization``); DDPM, DDIM and DPM-Solver++ sample it.
+  ``prediction_type``, ``course_utils.parameterization``); DDPM, DDIM, DPM-Solver++ and Euler and
+  Heun on its sigmas (EDM's, optionally Karras-spaced) sample it.
 - ``"flow_matching"``: no schedule; the straight path of ``course_utils.flow_matching``; the network
-  predicts the velocity (a model's ``prediction_type`` is ``"flow"``); Euler and Heun sample it.
+  predicts the velocity (a model's ``prediction_type`` is ``"flow"``); Euler and Heun on the flow's
+  own time sample it.
 - ``"consistency"``: a student distilled from a diffusion teacher (``course_utils.distillation``): it
   predicts the noise under the teacher's schedule and samples in 1-4 steps.
 """

@@ -18,7 +18,7 @@ from ._validation import (as_float, check_bool, check_choice, check_generator, c
                           check_size)
 from .denoisers import ClampX0, WithCondition
 from .families import CONSISTENCY, FLOW_MATCHING, FLOW_PREDICTION, family_of
-from .guidance import ClassifierFreeGuidance, check_guidance_scale
+from .guidance import ClassifierFreeGuidance, check_guidance, check_guidance_scale, make_guidance
 from .latent import decode
 from .models.dit import DiT, DiTConfig
 from .models.unet import UNet, UNetConfig
@@ -117,7 +117,8 @@ class DiffusionModel:
     @torch.no_grad()
     def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None, labels=None,
                prompts=None, guidance_scale: float | None = None, sampler: str | None = None, eta: float = 0.0,
-               batch_size: int = 256, clip_sample: bool | None = None, output: str = "images") -> torch.Tensor:
+               batch_size: int = 256, clip_sample: bool | None = None, output: str = "images", guidance: str = "cfg",
+               guidance_options: dict | None = None, sampler_options: dict | None = None) -> torch.Tensor:
         """Draw ``n`` images: ``(n, C, H, W)`` in [-1, 1] (a latent model decodes its latents).
 
         Args:
@@ -129,12 +130,14 @@ class DiffusionModel:
                 one prompt or n prompts). None: the unconditional model (null label / empty prompt).
             guidance_scale: classifier-free guidance ``w`` in [0, 50]; None: the model's default
                 (``info["default_guidance_scale"]``) when a condition is given.
-            sampler: ``"ddim"`` (the default; deterministic with ``eta = 0``), ``"ddpm"``, or
-                ``"dpmsolver++"`` (DPM-Solver++ 2M, deterministic; good at 10-20 steps). With fewer
+            sampler: ``"ddim"`` (the default; deterministic with ``eta = 0``), ``"ddpm"``,
+                ``"dpmsolver++"`` (DPM-Solver++ 2M, deterministic; good at 10-20 steps), ``"euler"`` or
+                ``"heun"`` (the probability-flow ODE in sigma, as diffusers' ``EulerDiscreteScheduler`` and
+                ``HeunDiscreteScheduler``). With fewer
                 than 10 steps, DDIM and DDPM start at the noisy end ("trailing" spacing), so that
                 one step already gives a blurry digit, not noise (diffusers' "leading" spacing
                 visits only t = 0); ``_sampler`` says where they start. A flow-matching
-                model takes ``"euler"`` (its default) or ``"heun"``; a consistency student ``"consistency"``
+                model takes ``"euler"`` (its default) or ``"heun"`` (on its ODE); a consistency student ``"consistency"``
                 (1-4 steps; ``model.samplers`` lists what a model takes).
             eta: DDIM's noise (0: deterministic, 1: DDPM-like).
             clip_sample: clamp the ``x0`` each step predicts to [-1, 1] and re-derive the noise
@@ -144,15 +147,24 @@ class DiffusionModel:
                 100%); without any clamp shapes-text's samples saturate as the step count grows.
                 None: on for pixel models, off for latent models (latents are not bounded).
             output: ``"images"``, or ``"latents"`` for a latent model's scaled latents, undecoded.
+            guidance, guidance_options: ``"cfg"`` (classifier-free guidance) or ``"apg"`` (adaptive projected
+                guidance, which keeps large ``w`` from saturating), and their keyword arguments, such as
+                ``{"interval": (t_lo, t_hi)}`` (``guidance.make_guidance``).
+            sampler_options: constructor settings the sampler's registry entry allows (``SAMPLERS[name].options``):
+                Euler's and Heun's ``use_karras_sigmas``, ``sigma_min``, ``sigma_max``, ``timestep_spacing`` on a
+                diffusion model (EDM's: ``{"use_karras_sigmas": True, "sigma_max": 80.0}``), ``shift`` on a
+                flow-matching one; other names are refused.
         """
         n, batch_size, entry, options = self._check_sample_args(n, batch_size, sampler, eta, output, generator)
         clip = self.vae is None if clip_sample is None else check_bool("clip_sample", clip_sample)
-        net, condition = self._conditioned(n, labels, prompts, guidance_scale)
+        net, condition = self._conditioned(n, labels, prompts, guidance_scale, guidance, guidance_options)
         steps = check_positive_int("steps", steps if steps is not None else entry.default_steps or len(self.schedule))
-        s = self._sampler(entry, steps, clip)
+        s = self._sampler(entry, steps, clip, sampler_options)
         out = []
         for lo in range(0, n, batch_size):
             m = min(batch_size, n - lo)
+            if isinstance(net, ClassifierFreeGuidance):
+                net.reset()  # each batch is a new run (APG's momentum)
             denoiser = WithCondition(net, self.device, **{k: v[lo:lo + m] for k, v in condition.items()})
             if clip and not entry.clamps_itself:
                 denoiser = ClampX0(denoiser, self.schedule, self.prediction_type)
@@ -176,27 +188,29 @@ class DiffusionModel:
         check_size(f"{n:,} samples", 2 * 4 * n * self.config.in_channels * self.config.sample_size**2, "n")
         return n, batch_size, entry, ({"eta": eta} if "eta" in entry.step_options else {})
 
-    def make_sampler(self, sampler: str | None = None, steps: int | None = None, clip_sample: bool = True):
-        """The fresh sampler ``sample(..., sampler=, steps=, clip_sample=)`` would step with (diffusers'
-        interface), for running ``sample_loop`` on a denoiser of your own, such as a guided step."""
+    def make_sampler(self, sampler: str | None = None, steps: int | None = None, clip_sample: bool = True,
+                     sampler_options: dict | None = None):
+        """The fresh sampler ``sample(..., sampler=, steps=, clip_sample=, sampler_options=)`` would step with
+        (diffusers' interface), for running ``sample_loop`` on a denoiser of your own, such as a guided step."""
         entry = get_entry(check_choice("sampler", self.default_sampler if sampler is None else sampler, self.samplers))
         steps = check_positive_int("steps", steps if steps is not None else entry.default_steps or len(self.schedule))
-        return self._sampler(entry, steps, check_bool("clip_sample", clip_sample))
+        return self._sampler(entry, steps, check_bool("clip_sample", clip_sample), sampler_options)
 
-    def _sampler(self, entry, steps: int, clip: bool):
+    def _sampler(self, entry, steps: int, clip: bool, sampler_options: dict | None = None):
         """A fresh sampler. diffusers' "leading" spacing starts DDIM and DDPM at (k - 1) * (T // k): at
         t = 0 for one step (the noise comes back), within 10% of T - 1 from ten steps on. With fewer
         than TRAILING_BELOW steps they count down instead (``entry.model_options``: "trailing"), from
         the noisiest timestep whose x0 a noise prediction still determines well (alpha_bar >=
         WELL_CONDITIONED_ALPHA_BAR; the cosine schedule's last ones would multiply the model's error
         by up to 20,000): one step is a blurry digit."""
-        options = dict(self.sampler_config)
+        options = dict(self.sampler_config) | entry.check_options(self.family, sampler_options)
         if entry.model_options and steps < TRAILING_BELOW:
             top = int((self.schedule.alphas_cumprod >= WELL_CONDITIONED_ALPHA_BAR).nonzero().max())
             options |= entry.model_options | {"max_timestep": top}
         return entry.build(self.schedule, self.prediction_type, clip and entry.clamps_itself, **options)
 
-    def _conditioned(self, n: int, labels, prompts, guidance_scale) -> tuple[torch.nn.Module, dict]:
+    def _conditioned(self, n: int, labels, prompts, guidance_scale, guidance="cfg",
+                     options=None) -> tuple[torch.nn.Module, dict]:
         """The network to call (the denoiser, or guidance around it) and the condition tensors, ``(n, ...)``
         each, for ``n`` samples; every combination the model cannot take is refused here."""
         cond = self.info.get("conditioning")
@@ -215,13 +229,16 @@ class DiffusionModel:
             if labels is None and prompts is None:
                 raise ValueError("guidance_scale needs a condition to guide towards: pass labels (or prompts).")
         w = 1.0 if guidance_scale is None else guidance_scale
-        if cond != "text":
-            return (self.denoiser if w == 1.0 else ClassifierFreeGuidance(self.denoiser, w)), condition
-        states, masks, null_states, null_masks = self._text(prompts, n)
-        condition |= {"encoder_hidden_states": states, "encoder_attention_mask": masks}
-        if w == 1.0:
-            return self.denoiser, condition
-        return ClassifierFreeGuidance(self.denoiser, w, null_context=null_states, null_mask=null_masks), condition
+        guidance, options = check_guidance(guidance, options)
+        if (guidance != "cfg" or options) and labels is None and prompts is None:
+            raise ValueError(f"guidance={guidance!r}{f' with guidance_options={options}' if options else ''} needs a "
+                             "condition to guide towards: pass labels (or prompts).")
+        null = {}
+        if cond == "text":
+            states, masks, null["null_context"], null["null_mask"] = self._text(prompts, n)
+            condition |= {"encoder_hidden_states": states, "encoder_attention_mask": masks}
+        net = make_guidance(guidance, self.denoiser, w, self.schedule, self.prediction_type, options, **null)
+        return (self.denoiser if w == 1.0 else net), condition
 
     @torch.no_grad()
     def attention_maps(self, prompts, steps: int = 25, guidance_scale: float | None = None,

@@ -39,7 +39,7 @@ CASES = [
     ("unknown pretrained model", lambda: pretrained.load("stable-diffusion", device="cpu"), r"digits-ddpm"),
     ("unknown network preset", lambda: build_denoiser("unet-xl"), r"digits"),
     ("unknown sampler for a model", lambda: _model().sample(1, sampler="euler-ancestral"), r"ddim"),
-    ("flow sampler on a diffusion model", lambda: _model().sample(1, sampler="euler"), r"ddim"),
+    ("student's sampler on a diffusion model", lambda: _model().sample(1, sampler="consistency"), r"ddim"),
     ("unknown prediction type", lambda: convert_prediction(X, X, 0.5, "noise", "sample"), r"epsilon"),
     ("unknown COURSE_MODE", lambda: config.by_mode(1, 2, 3, mode="turbo"), r"fast.*cpu.*full"),
     ("unknown device", lambda: config.get_device("tpu"), r"cuda.*cpu"),

@@ -209,6 +209,6 @@ def test_make_sampler_is_the_sampler_sample_steps_with(class_model):
     torch.testing.assert_close(got, want)
     assert sampler is not class_model.make_sampler("ddim", 5)  # a fresh one each time
     with pytest.raises(ValueError, match="sampler"):
-        class_model.make_sampler("euler")
+        class_model.make_sampler("consistency")
     with pytest.raises(ValueError, match="steps"):
         class_model.make_sampler("ddim", 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -30,7 +31,8 @@ def sample_loop(
         sampler: ours or a diffusers scheduler (same interface).
         shape: ``(B, ...)`` of the samples.
         num_inference_steps: call ``set_timesteps`` with this first (None: keep the sampler's).
-        generator: for the initial noise and every noise draw, so a seed fixes the result.
+        generator: for the initial noise and every noise draw, so a seed fixes the result (passed to
+            ``step`` when it takes one: diffusers' deterministic ``HeunDiscreteScheduler`` does not).
         return_trajectory: also return ``(steps + 1, B, ...)``: the noise, then each ``prev_sample``.
         latents: the starting noise ``(B, ...)`` (``shape``) instead of a fresh draw (diffusers'
             pipelines' ``latents``); it is scaled by the sampler's ``init_noise_sigma`` as a draw is.
@@ -52,10 +54,12 @@ def sample_loop(
         x = latents.to(device)
     x = x * getattr(sampler, "init_noise_sigma", 1.0)  # diffusers' flow-matching schedulers have none
     scale = getattr(sampler, "scale_model_input", lambda sample, timestep: sample)
+    if "generator" in inspect.signature(sampler.step).parameters:
+        step_kwargs = {"generator": generator, **step_kwargs}
     path = [x] if return_trajectory else None
     for t in sampler.timesteps:
         out = model(scale(x, t), t)
-        x = sampler.step(out, t, x, generator=generator, **step_kwargs).prev_sample
+        x = sampler.step(out, t, x, **step_kwargs).prev_sample
         if path is not None:
             path.append(x)
     return (x, torch.stack(path)) if return_trajectory else x
