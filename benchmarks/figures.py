@@ -5,6 +5,7 @@ and returns the path. The scripts call them with ``--plot``:
 
 - ``fast_sampling.py --plot``: quality against time per image for every sampler (notebook 09's table);
 - ``guidance_sweep.py --plot``: adherence and diversity against the guidance scale (notebook 05);
+- ``guidance_apg.py --plot``: plain CFG against adaptive projected guidance, with and without an interval;
 - ``notebook_runtime.py --plot``: each notebook's wall time per mode (benchmark 1's stored runs).
 """
 
@@ -56,6 +57,31 @@ def guidance(record: dict, path: Path = FIGURES / "guidance_sweep.png") -> Path:
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
     fig.suptitle(f"Classifier-free guidance ({record['samples']})", fontsize=10)
+    fig.text(0.01, 0.01, f"{record['device']}, torch {record['torch']}, {record['date']}", fontsize=7, color="gray")
+    return _save(fig, path)
+
+
+APG_PANELS = (("adherence", "digit asked for, read back (%)", 100), ("white", "pixels at full white (%)", 100),
+              ("mean", "mean brightness", 1), ("fid", "digits-FID (lower is better)", 1))
+
+
+def guidance_apg(record: dict, path: Path = FIGURES / "guidance_apg.png") -> Path:
+    """Adherence, full-white share, mean brightness and digits-FID against w, one line per guidance method,
+    real digits dashed (FID: real against real at the run's N)."""
+    fig, axes = plt.subplots(1, len(APG_PANELS), figsize=(15, 3.9))
+    styles = {"CFG": ("o-", "tab:red"), "APG": ("s-", "tab:blue"), "CFG, interval": ("o--", "tab:orange"),
+              "APG, interval": ("s--", "tab:green")}
+    for ax, (key, ylabel, scale) in zip(axes, APG_PANELS):
+        for name, c in record["methods"].items():
+            marker, color = styles.get(name, ("^-", None))
+            ax.plot(c["w"], [v * scale for v in c[key]], marker, color=color, label=name)
+        ax.axhline(record["real"][key] * scale, color="0.4", ls=":", label="real digits")
+        ax.set(xlabel="guidance scale w", ylabel=ylabel, title=ylabel.split(" (")[0])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    interval = record["interval"]
+    fig.suptitle(f"CFG vs adaptive projected guidance on digits-class ({record['samples']}; interval: "
+                 f"{interval[0]} <= t <= {interval[1]})", fontsize=10)
     fig.text(0.01, 0.01, f"{record['device']}, torch {record['torch']}, {record['date']}", fontsize=7, color="gray")
     return _save(fig, path)
 

@@ -181,3 +181,26 @@ def test_the_figures_are_drawn_from_the_stored_results(tmp_path):
     for path in (figures.speed_quality(speed.reference_table(), tmp_path / "a.png"),
                  figures.guidance(sweep, tmp_path / "b.png"), figures.runtimes(runs, tmp_path / "c.png")):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_guidance_apg_compares_the_methods_on_the_same_noise_and_draws_the_stored_run(tmp_path):
+    """benchmarks/guidance_apg.py at a tiny size: every method at every scale, one shared w = 1 point,
+    well-formed rows; and its figure drawn from the committed record."""
+    import json
+
+    import figures
+    import guidance_apg
+
+    curves = guidance_apg.run(per_class=2, steps=2)
+    assert list(curves) == list(guidance_apg.METHODS)
+    assert all(c["w"] == list(guidance_apg.SCALES) and all(len(c[k]) == len(c["w"]) for k in guidance_apg.KEYS)
+               for c in curves.values())
+    assert len({c["fid"][0] for c in curves.values()}) == 1  # w = 1 is the conditional model for all four
+    assert curves["CFG"]["white"][-1] != curves["APG"]["white"][-1]
+    record = {"n": 20, "samples": "20 digits", "methods": curves, "real": guidance_apg.real_reference(20)}
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in guidance_apg.rows(record)]
+    assert len(rows) == 1 + 4 * len(guidance_apg.SCALES) and all(len(r) == 6 for r in rows)
+    stored = json.loads(guidance_apg.STORED.read_text())
+    assert stored["wall_s"] > 0 and stored["real"]["fid"] > 0 and set(stored["methods"]) == set(guidance_apg.METHODS)
+    path = figures.guidance_apg(stored, tmp_path / "apg.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
