@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .._validation import as_int, check_positive_int, check_size
+from .._validation import as_float, as_int, check_positive_int, check_size
 
 DIGITS_SIZE = 16
 
@@ -49,3 +49,21 @@ def load_digits(size: int = DIGITS_SIZE, split: str = "all", seed: int = 0):
     n_train = int(0.8 * len(labels))
     idx = order[:n_train] if split == "train" else order[n_train:]
     return images[idx], labels[idx]
+
+
+def load_dark_and_bright_digits(contrast: float = 0.25):
+    """Every digit twice, as two classes whose images are nearly black or nearly white (the test set of
+    zero terminal SNR, Lin et al. 2024: can a model draw images far from mid-grey?).
+
+    Class 0, "dark": ``contrast * x - (1 - contrast)``, the digit faint on black (in [-1, 2c - 1]);
+    class 1, "bright": the same inverted, faint on white (in [1 - 2c, 1]). With ``contrast = 0.25`` the
+    mean brightness is about -0.85 and +0.85.
+
+    Returns:
+        ``(images, labels)``: ``(3594, 1, 16, 16)`` in [-1, 1] and ``(3594,)`` int64 in {0, 1}.
+    """
+    c = as_float("contrast", contrast, low=0, high=1, low_open=True)
+    images, _ = load_digits()
+    dark, bright = c * images - (1 - c), (1 - c) - c * images
+    labels = torch.cat([torch.zeros(len(images)), torch.ones(len(images))]).long()
+    return torch.cat([dark, bright]), labels

@@ -179,6 +179,11 @@ class DiscreteSampler(SamplerBase):
         super().__init__(schedule.num_timesteps)
         self.schedule = schedule
         self.prediction_type = check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
+        if self.prediction_type == "epsilon" and float(schedule.alphas_cumprod[-1]) == 0.0:
+            raise ValueError(f"prediction_type='epsilon' cannot sample schedule {schedule.name!r}: its last timestep is "
+                             "pure noise (alpha_bar = 0, zero terminal SNR), where a noise prediction says nothing "
+                             "about x0. Train and sample with prediction_type='v_prediction' (Lin et al. 2024), or "
+                             "use the schedule without rescale_betas_zero_snr.")
         self.timestep_spacing = check_choice("timestep_spacing", timestep_spacing, TIMESTEP_SPACINGS)
         self.clip_sample = check_bool("clip_sample", clip_sample)
         self.clip_sample_range = as_float("clip_sample_range", clip_sample_range, low=0, low_open=True)

@@ -50,7 +50,9 @@ class DPMSolverSampler(DiscreteSampler):
         n = self._check_steps(num_inference_steps, self.num_train_timesteps,
                               f"{self.num_train_timesteps} (the training timesteps)")
         steps = np.linspace(0, self.num_train_timesteps - 1, n + 1).round()[::-1][:-1].copy().astype(np.int64)  # (N,)
-        a = self.schedule.alphas_cumprod.double().numpy()
+        a = self.schedule.alphas_cumprod.double().numpy().copy()
+        if a[-1] == 0:  # zero terminal SNR: an infinite sigma; diffusers' stand-in, "close to 0 without being 0"
+            a[-1] = 2.0**-24
         sigmas = np.sqrt((1 - a) / a)[steps]  # (N,)
         self.timesteps = torch.from_numpy(steps).to(device)
         self.sigmas = torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))  # (N + 1,)

@@ -122,6 +122,11 @@ def check_objective(config: TrainConfig, schedule: NoiseSchedule | None, teacher
                          f"it takes one; got objective={config.objective!r}, teacher={type(teacher).__name__}.")
     if config.objective == CONSISTENCY and schedule is None:
         raise ValueError("consistency distillation needs the teacher's noise schedule.")
+    if (config.objective == DIFFUSION and config.prediction_type == "epsilon"
+            and float(schedule.alphas_cumprod[-1]) == 0.0):
+        raise ValueError(f"prediction_type='epsilon' on schedule {schedule.name!r}, whose last timestep is pure noise "
+                         "(zero terminal SNR): there the noise target is the input itself and says nothing about x0, "
+                         "and no sampler can start from it. Use prediction_type='v_prediction' (Lin et al. 2024).")
 
 
 def make_objective(config: TrainConfig, schedule: NoiseSchedule | None, generator: torch.Generator,

@@ -23,3 +23,17 @@ def test_digits():
 def test_digits_bad_split():
     with pytest.raises(ValueError, match="'all', 'train', 'test'"):
         load_digits(split="val")
+
+
+def test_dark_and_bright_digits_are_the_digits_near_black_and_near_white():
+    from course_utils.data import load_dark_and_bright_digits
+
+    images, labels = load_dark_and_bright_digits()
+    digits, _ = load_digits()
+    assert images.shape == (2 * len(digits), 1, 16, 16) and labels.tolist() == [0] * len(digits) + [1] * len(digits)
+    dark, bright = images[labels == 0], images[labels == 1]
+    assert dark.max() <= -0.5 and bright.min() >= 0.5 and torch.equal(dark, -bright)
+    assert abs(dark.mean() + 0.85) < 0.01  # far from mid-grey, the point of the set
+    torch.testing.assert_close((dark + 0.75) * 4, digits)  # the digit itself, at a quarter of its contrast
+    with pytest.raises(ValueError, match="contrast"):
+        load_dark_and_bright_digits(contrast=0)

@@ -110,3 +110,31 @@ def test_bad_rescale_inputs():
         get_schedule("cosine", rescale_betas_zero_snr="yes")
     with pytest.raises(ValueError, match="sample_sigmas|time_sampling"):
         sample_sigmas(3, time_sampling="normal")
+
+
+def test_zero_terminal_snr_samples_with_v_prediction_and_refuses_epsilon():
+    """At alpha_bar_T = 0 a noise prediction says nothing about x0: every sampler refuses it by name;
+    v-prediction samples to finite images with each, and DPM-Solver++ matches diffusers' scheduler,
+    which stands 2^-24 in for the zero."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    from course_utils.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, sample_loop
+
+    from course_utils.training import TrainConfig, train
+
+    schedule = get_schedule("scaled_linear", rescale_betas_zero_snr=True)
+    with pytest.raises(ValueError, match="prediction_type='epsilon'.*zero terminal SNR.*v_prediction"):
+        train(torch.nn.Conv2d(1, 1, 1), torch.zeros(4, 1, 4, 4), schedule, TrainConfig(steps=1, batch_size=2),
+              progress=False)
+    for cls in (DDIMSampler, DDPMSampler, DPMSolverSampler):
+        with pytest.raises(ValueError, match="prediction_type='epsilon'.*zero terminal SNR.*v_prediction"):
+            cls(schedule)
+        x = sample_loop(lambda x, t: 0.1 * x, cls(schedule, prediction_type="v_prediction"), (2, 1, 4, 4), 10,
+                        generator=torch.Generator().manual_seed(0))
+        assert torch.isfinite(x).all()
+    theirs = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
+                                         beta_end=0.012, prediction_type="v_prediction", rescale_betas_zero_snr=True)
+    ours = DPMSolverSampler(schedule, prediction_type="v_prediction")
+    want = sample_loop(lambda x, t: 0.1 * x, theirs, (2, 1, 4, 4), 10, generator=torch.Generator().manual_seed(0))
+    got = sample_loop(lambda x, t: 0.1 * x, ours, (2, 1, 4, 4), 10, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
