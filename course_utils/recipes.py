@@ -68,12 +68,21 @@ RECIPES: dict[str, Recipe] = {
                     "straight path, velocity prediction) instead of the DDPM noise-prediction loss; sampled with "
                     "Euler or Heun steps.",
     ),
+    "digits-flow": Recipe(
+        name="digits-flow", kind="diffusion", dataset="digits", arch="digits-small", method="flow_matching",
+        schedule=None,
+        train=TrainConfig(steps=6000, batch_size=128, lr=5e-4, warmup_steps=200, ema_decay=0.999, checkpoint_every=500,
+                          seed=0, objective="flow_matching", time_sampling="logit_normal"),
+        description="digits-ddpm's network, data and budget trained with flow matching (the straight path, velocity "
+                    "prediction) and SD3's logit-normal time sampling (sigma = sigmoid(N(0, 1)): most examples at "
+                    "middle noise); unconditional, for few-step Euler and Heun sampling.",
+    ),
     "digits-student": Recipe(
-        name="digits-student", kind="diffusion", dataset="digits", arch="digits-class", method="consistency",
-        schedule="cosine", teacher="digits-class",
+        name="digits-student", kind="diffusion", dataset="digits", arch="digits-small", method="consistency",
+        schedule="cosine", teacher="digits-ddpm",
         train=TrainConfig(steps=2000, batch_size=64, lr=2e-4, warmup_steps=50, ema_decay=0.95, checkpoint_every=100,
                           seed=0, objective="consistency", original_inference_steps=50),
-        description="Consistency-distilled student of digits-class (unconditional: the null label), for 1-4 step "
+        description="Consistency-distilled student of digits-ddpm (the strong unconditional model), for 1-4 step "
                     "sampling: started from the teacher's weights and trained so that one call jumps from any point "
                     "of the teacher's DDIM trajectory (a 50-point grid) to its clean end; target network an EMA "
                     "of the student (mu = 0.95), pseudo-Huber distance.",

@@ -161,7 +161,8 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
     flow = recipe.train.objective == FLOW_MATCHING
     schedule = None if flow else get_schedule(recipe.schedule)
     prediction_type = FLOW_PREDICTION if flow else recipe.train.prediction_type
-    teacher, sampler_config = None, None
+    teacher = None
+    sampler_config = {"shift": recipe.train.time_shift} if flow and recipe.train.time_shift != 1.0 else None
     if recipe.teacher is not None:  # consistency distillation: the student starts as the teacher
         teacher = pretrained.load(recipe.teacher, device="cpu").denoiser
         unet.load_state_dict(teacher.state_dict())

@@ -18,7 +18,9 @@ A change of behaviour that is meant (and named in its commit) is recorded anew w
 which drops the named cases' stored values and hashes first. Done so far: ``sample.`` when
 ``DiffusionModel.sample`` began to count DDIM and DDPM below 10 steps down from t = 953 (trailing
 spacing; issue 30: one step gave back the noise). The flow, student, sampler-class and training
-cases were unchanged by it, bit for bit.
+cases were unchanged by it, bit for bit. Then (issue 32) the ``sample.`` cases of the models on a
+DDPM schedule, which gained the Euler and Heun samplers, of digits-student (re-distilled from
+digits-ddpm) and of the new digits-flow; the flow models' Euler and Heun outputs were unchanged.
 """
 
 from __future__ import annotations
@@ -74,6 +76,23 @@ def summary(name: str, key: str, v: torch.Tensor) -> torch.Tensor:
         return v.contiguous().clone()
     flat, q = v.double().flatten(), limit // 4
     return torch.cat([flat[:q], flat[-q:], torch.stack([flat.sum(), flat.abs().sum(), (flat**2).sum()])])
+
+
+def assert_near(what: str, have: torch.Tensor, want: torch.Tensor, tol: float = 1e-4, worst: float = 0.05) -> None:
+    """Another platform's result against the recording: the mean difference at most ``tol`` and the
+    worst at most ``worst``, each relative to max(1, |recorded|) (a summary's sums are large).
+
+    Another CPU's kernels change last bits, and some paths amplify them in a few numbers: a value
+    near DPM-Solver++'s x0 clip lands on the other side (0.02 in 1.7% of one shapes-text sample on an
+    AMD EPYC without AMX, mean 3e-5), a training run compounds them over its steps (tiny CLIP's
+    attention biases, 2.4e-4). A change of behaviour moves the mean."""
+    if not have.is_floating_point():
+        assert torch.equal(have, want), f"{what}: integer outputs differ."
+        return
+    err = (have - want.to(have.dtype)).abs() / want.to(have.dtype).abs().clamp_min(1.0)
+    assert err.mean() <= tol and err.max() <= worst, (
+        f"{what}: relative difference mean {err.mean():.2e} (at most {tol:g}), worst {err.max():.2e} "
+        f"(at most {worst:g}) against the recording.")
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -364,8 +383,7 @@ def test_seeded_outputs_are_unchanged(name, tmp_path):
         assert not changed, f"{name}: {len(changed)} outputs differ bit-wise from the recording, e.g. {changed[:5]}."
         return
     for k in sorted(got):  # a platform without hashes: the recorded values, to float tolerance
-        want, have = stored[k], summary(name, k, got[k])
-        torch.testing.assert_close(have, want.to(have.dtype), rtol=1e-4, atol=1e-4, msg=lambda m: f"{name}/{k}: {m}")
+        assert_near(f"{name}/{k}", summary(name, k, got[k]), stored[k])
     if RECORD:
         _record(name, got, key, hashes, values=False)
 

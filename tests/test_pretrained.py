@@ -60,8 +60,9 @@ def test_classifier_loads_as_a_network():
 
 def test_shipped_models_are_the_expected_ones():
     assert {"digit-classifier", "digits-ddpm"} <= set(pretrained.list())
-    assert pretrained.list(kind="diffusion") == ["digits-class", "digits-class-flow", "digits-class-linear", "digits-ddpm", "digits-student",
-                                                 "dit-digits-b", "dit-digits-s", "shapes-latent", "shapes-text"]
+    assert pretrained.list(kind="diffusion") == [
+        "digits-class", "digits-class-flow", "digits-class-linear", "digits-ddpm", "digits-flow", "digits-student",
+        "dit-digits-b", "dit-digits-s", "shapes-latent", "shapes-text"]
     assert pretrained.list(kind="vae") == ["shapes-vae"]
     assert pretrained.info("shapes-latent")["conditioning"] == "text"
     assert pretrained.info("digits-class")["conditioning"] == "class"
@@ -190,7 +191,7 @@ def test_diffusion_model_samples_images_in_range_reproducibly():
     with pytest.raises(ValueError, match="unconditional"):
         model.sample(2, labels=torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="Accepted"):
-        model.sample(2, sampler="euler")
+        model.sample(2, sampler="consistency")
     with pytest.raises(ValueError, match="positive integer"):
         model.sample(0)
 
