@@ -80,7 +80,7 @@ def memorization_rows(device: torch.device) -> list[str]:
     """The nearest-neighbour copy check on every shipped digits model (898 unconditional samples each)."""
     digits = load_digits()[0]  # every model here was trained on all 1,797
     out = []
-    for name in ("digits-ddpm", "digits-class", "digits-class-linear", "digits-class-flow", "digits-student",
+    for name in ("digits-ddpm", "digits-class", "digits-class-linear", "digits-flow", "digits-student",
                  "dit-digits-b"):
         model = pretrained.load(name, device=device)
         steps = 2 if model.is_consistency else 20

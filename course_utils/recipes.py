@@ -59,15 +59,6 @@ RECIPES: dict[str, Recipe] = {
                     "a learned null label) added to the timestep embedding, 10% of labels dropped to the null "
                     "label so one network also serves as the unconditional model for classifier-free guidance.",
     ),
-    "digits-class-flow": Recipe(
-        name="digits-class-flow", kind="diffusion", dataset="digits", arch="digits-class", method="flow_matching",
-        conditioning="class", schedule=None, default_guidance_scale=3.0,
-        train=TrainConfig(steps=1500, batch_size=64, lr=1e-3, warmup_steps=100, ema_decay=0.995,
-                          label_dropout=0.1, checkpoint_every=100, seed=0, objective="flow_matching"),
-        description="digits-class's network, data, budget and label dropout, trained with flow matching (the "
-                    "straight path, velocity prediction) instead of the DDPM noise-prediction loss; sampled with "
-                    "Euler or Heun steps.",
-    ),
     "digits-flow": Recipe(
         name="digits-flow", kind="diffusion", dataset="digits", arch="digits-small", method="flow_matching",
         schedule=None,

@@ -137,7 +137,7 @@ CASES = [
     ("eta with DDPM", lambda: _model().sample(1, steps=2, sampler="ddpm", eta=0.5), ValueError, "eta", "ddim"),
     ("eta with DPM-Solver++", lambda: _model().sample(1, steps=2, sampler="dpmsolver++", eta=1.0), ValueError, "eta",
      "ddim"),
-    ("eta with a flow model", lambda: _model("digits-class-flow").sample(1, steps=2, eta=0.3), ValueError, "eta",
+    ("eta with a flow model", lambda: _model("digits-flow").sample(1, steps=2, eta=0.3), ValueError, "eta",
      "ddim"),
     ("a prediction type flow matching ignores", lambda: TrainConfig(objective="flow_matching",
                                                                     prediction_type="v_prediction"),

@@ -20,7 +20,8 @@ which drops the named cases' stored values and hashes first. Done so far: ``samp
 spacing; issue 30: one step gave back the noise). The flow, student, sampler-class and training
 cases were unchanged by it, bit for bit. Then (issue 32) the ``sample.`` cases of the models on a
 DDPM schedule, which gained the Euler and Heun samplers, of digits-student (re-distilled from
-digits-ddpm) and of the new digits-flow; the flow models' Euler and Heun outputs were unchanged.
+digits-ddpm) and of the new digits-flow (which replaced digits-class-flow); the flow models' Euler and
+Heun outputs were unchanged.
 """
 
 from __future__ import annotations
@@ -148,12 +149,12 @@ def _shipped_cases():
         }
 
     def default_steps():
-        ddpm, flow, student = _load("digits-ddpm"), _load("digits-class-flow"), _load("digits-student")
+        ddpm, flow, student = _load("digits-ddpm"), _load("digits-flow"), _load("digits-student")
         return {
             "ddim": ddpm.sample(1, generator=_gen()),
             "dpmsolver++": ddpm.sample(1, sampler="dpmsolver++", generator=_gen()),
             "ddpm": ddpm.sample(1, sampler="ddpm", generator=_gen()),
-            "euler": flow.sample(1, labels=2, generator=_gen()),
+            "euler": flow.sample(1, generator=_gen()),
             "heun": flow.sample(1, sampler="heun", generator=_gen()),
             "heun.noclip": flow.sample(1, sampler="heun", steps=4, clip_sample=False, generator=_gen()),
             "consistency": student.sample(2, generator=_gen()),

@@ -61,7 +61,7 @@ def test_classifier_loads_as_a_network():
 def test_shipped_models_are_the_expected_ones():
     assert {"digit-classifier", "digits-ddpm"} <= set(pretrained.list())
     assert pretrained.list(kind="diffusion") == [
-        "digits-class", "digits-class-flow", "digits-class-linear", "digits-ddpm", "digits-flow", "digits-student",
+        "digits-class", "digits-class-linear", "digits-ddpm", "digits-flow", "digits-student",
         "dit-digits-b", "dit-digits-s", "shapes-latent", "shapes-text"]
     assert pretrained.list(kind="vae") == ["shapes-vae"]
     assert pretrained.info("shapes-latent")["conditioning"] == "text"
@@ -142,29 +142,32 @@ def test_dit_draws_the_digit_asked_for():
         assert metrics.class_adherence(samples, labels) >= bar, name
 
 
-def test_flow_model_draws_the_digit_asked_for():
-    # digits-class's recipe trained with flow matching, sampled with Euler steps (its default).
+def test_flow_model_reaches_the_data_in_eight_euler_steps():
+    # digits-ddpm's recipe trained with flow matching and logit-normal times; issue 32's bar: Euler-8 within
+    # 2x the real-vs-real floor (its card: Euler-50 1.01x; measured Euler-8 1.46x).
     from course_utils import metrics
 
-    model = pretrained.load("digits-class-flow", device="cpu")
-    assert model.is_flow and model.schedule is None
-    labels = torch.arange(10).repeat_interleave(20)  # (200,)
-    samples = model.sample(len(labels), steps=10, labels=labels, generator=torch.Generator().manual_seed(3))
-    assert metrics.class_adherence(samples, labels) >= 0.9
+    model = pretrained.load("digits-flow", device="cpu")
+    assert model.is_flow and model.schedule is None and model.default_sampler == "euler"
+    samples = model.sample(metrics.NUM_SAMPLES, steps=8, generator=torch.Generator().manual_seed(0))
+    assert metrics.digits_fid(samples) <= 2.0 * metrics.floor()["fid"]
+    assert metrics.class_distribution(samples).min() > 0.03  # every digit drawn
+    with pytest.raises(ValueError, match="unconditional"):
+        model.sample(2, labels=3)
 
 
-STUDENT_TWO_STEP_FID_BAR = 2.0  # its card: 1.63 at 2 steps (3.32 at 1, 1.52 at 4); the teacher's DDIM-50 1.53
+STUDENT_TWO_STEP_FID_BAR = 2.0  # x the real-vs-real floor (issue 32); its card: 0.88x at 2 steps, 6.2x at 1
 
 
 def test_consistency_student_draws_digits_in_two_calls():
-    # digits-class distilled (unconditional half) into a 1-4 step student; its card holds FID at 1, 2, 4 steps.
+    # digits-ddpm distilled into a 1-4 step student; its card holds FID at 1, 2, 4 steps.
     from course_utils import metrics
 
     model = pretrained.load("digits-student", device="cpu")
     assert model.is_consistency and model.samplers == ("consistency",)
     assert model.sampler_config == {"original_inference_steps": 50, "timestep_scaling": 10.0, "min_alpha_bar": 0.005}
     samples = model.sample(metrics.NUM_SAMPLES, steps=2, generator=torch.Generator().manual_seed(0))
-    assert metrics.digits_fid(samples) <= STUDENT_TWO_STEP_FID_BAR
+    assert metrics.digits_fid(samples) <= STUDENT_TWO_STEP_FID_BAR * metrics.floor()["fid"]
     assert metrics.class_distribution(samples).min() > 0.03  # every digit drawn
     with pytest.raises(ValueError, match="unconditional"):
         model.sample(2, labels=3)

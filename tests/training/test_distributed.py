@@ -35,8 +35,8 @@ def _train(name: str, out, processes: int) -> tuple[torch.Tensor, dict]:
     return torch.tensor([loss for _, loss in meta["losses"]]), tensors
 
 
-@pytest.mark.parametrize("name", ["digits-class", "digits-class-flow", "digits-student"])  # diffusion with label
-# dropout; flow matching; consistency distillation (its target is the EMA, its teacher frozen)
+@pytest.mark.parametrize("name", ["digits-class", "digits-flow", "digits-student"])  # diffusion with label
+# dropout; flow matching with logit-normal times; consistency distillation (its target is the EMA, its teacher frozen)
 def test_two_processes_train_as_one(tmp_path, name):
     one_loss, one_weights = _train(name, tmp_path / "one", 1)
     two_loss, two_weights = _train(name, tmp_path / "two", 2)
