@@ -13,12 +13,17 @@ from course_utils.course import speed  # noqa: E402
 
 
 def test_specs_and_the_table_issue_7_asks_for():
-    assert speed.spec("DDIM", 20) == speed.SamplerSpec("DDIM-20", "digits-class", "ddim", 20)
+    assert speed.spec("DDIM", 20) == speed.SamplerSpec("DDIM-20", "digits-ddpm", "ddim", 20)
     assert speed.spec("flow Heun", 5).nfe == 9  # Heun: two calls per step but the last
     labels = [s.label for s in speed.TABLE]
     assert labels == ["DDPM-1000", "DDIM-10", "DDIM-20", "DDIM-50", "DPM-Solver++-5", "DPM-Solver++-10",
-                      "DPM-Solver++-20", "flow Euler-4", "flow Euler-8", "flow Euler-16", "student-1", "student-2",
-                      "student-4"]
+                      "DPM-Solver++-20", "Euler-Karras-10", "Euler-Karras-20", "Heun-Karras-5", "Heun-Karras-10",
+                      "flow Euler-4", "flow Euler-8", "flow Euler-16", "student-1", "student-2", "student-4"]
+    # issue 32: every row on a strong unconditional model, so that each can be judged against the data
+    assert {s.model for s in speed.TABLE} == {"digits-ddpm", "digits-flow", "digits-student"}
+    karras = speed.spec("Heun-Karras", 10)
+    assert karras.model == "digits-ddpm" and karras.nfe == 19  # about 20 network calls
+    assert dict(karras.options) == {"use_karras_sigmas": True, "sigma_max": 80.0} and speed.spec("DDIM", 5).options == ()
     with pytest.raises(ValueError, match="sampler row must be one of"):
         speed.spec("LCM", 4)
     with pytest.raises(ValueError, match="positive integer"):
@@ -27,12 +32,15 @@ def test_specs_and_the_table_issue_7_asks_for():
 
 @pytest.fixture(scope="module")
 def rows():
-    specs = [speed.spec("DDIM", 1), speed.spec("DDIM", 8), speed.spec("flow Euler", 4), speed.spec("student", 1)]
+    specs = [speed.spec("DDIM", 1), speed.spec("DDIM", 8), speed.spec("flow Euler", 4), speed.spec("student", 1),
+             speed.spec("Heun-Karras", 3)]
     return speed.measure(specs, n=12)
 
 
 def test_measure_times_and_scores_every_row_from_the_same_seed(rows):
-    assert [r["label"] for r in rows] == ["DDIM-1", "DDIM-8", "flow Euler-4", "student-1"]
+    assert [r["label"] for r in rows] == ["DDIM-1", "DDIM-8", "flow Euler-4", "student-1", "Heun-Karras-3"]
+    assert rows[-1]["sampler_options"] == {"use_karras_sigmas": True, "sigma_max": 80.0} and rows[-1]["nfe"] == 5
+    assert "sampler_options" not in rows[0]
     for r in rows:
         assert r["n"] == 12 and r["seconds"] > 0 and r["samples"].shape == (12, 1, 16, 16)
         assert r["fid_comparable"] is False and r["fid"] > 0
@@ -51,7 +59,8 @@ def test_ratios_table_and_plot(rows):
     with pytest.raises(ValueError, match="no row labelled"):
         speed.ratios(rows, "DDPM-1000")
     table = speed.markdown_table(rows, reference="DDIM-8")
-    assert table.splitlines()[0].count("|") == table.splitlines()[2].count("|") == 8
+    assert table.splitlines()[0].count("|") == table.splitlines()[2].count("|") == 9
+    assert "| DDIM-8 | digits-ddpm |" in table
     assert "biased" in table  # N below 898 is flagged
     ax = speed.plot(rows, key="kid")
     assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title() and ax.get_legend() is not None
@@ -88,3 +97,14 @@ def test_reference_rows_stand_in_for_slow_ones_and_say_so(rows):
         speed.from_reference(["DDPM-1000"], n=12)
     with pytest.raises(ValueError, match="no reference row for"):
         speed.from_reference(["DDPM-50"])
+
+
+def test_the_karras_rows_are_stored_with_their_options_and_a_caveat_is_marked():
+    ref = {r["label"]: r for r in speed.reference_table()["rows"]}
+    for label in ("Euler-Karras-10", "Euler-Karras-20", "Heun-Karras-5", "Heun-Karras-10"):
+        row, spec = ref[label], next(s for s in speed.TABLE if s.label == label)
+        assert row["model"] == spec.model == "digits-ddpm" and row["nfe"] == spec.nfe
+        assert row["sampler_options"] == dict(spec.options)
+    noted = dict(ref["Heun-Karras-10"], note="measured on another day")
+    table = speed.markdown_table([ref["DDPM-1000"], noted], reference="DDPM-1000")
+    assert "| Heun-Karras-10 ‡ | digits-ddpm | 19 |" in table and table.count("\n‡ measured on another day") == 1

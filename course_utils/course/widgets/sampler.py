@@ -29,7 +29,8 @@ class SamplerExplorer(Explorer):
         max_steps: the slider's upper end (the student takes at most 50: its distillation grid).
     """
 
-    def __init__(self, rows=("DDIM", "DPM-Solver++", "flow Euler", "flow Heun", "student"), n: int = 16,
+    def __init__(self, rows=("DDIM", "DPM-Solver++", "Euler-Karras", "Heun-Karras", "flow Euler", "flow Heun",
+                             "student"), n: int = 16,
                  seed: int = 0, steps: int = 4, max_steps: int = 50, device="cpu", families=None):
         if families is not None:
             warnings.warn("SamplerExplorer(families=...) is now SamplerExplorer(rows=...); the old name is removed in "
@@ -62,7 +63,8 @@ class SamplerExplorer(Explorer):
         start = time.perf_counter()
         try:
             self.images = model.sample(self.n, steps=s.steps, sampler=s.sampler,
-                                       generator=torch.Generator().manual_seed(self.seed))
+                                       generator=torch.Generator().manual_seed(self.seed),
+                                       sampler_options=dict(s.options) or None)
         except ValueError as exc:
             self.status.value = f"<span style='color:#a50e0e'>{exc}</span>"
             return

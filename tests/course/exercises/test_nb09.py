@@ -172,22 +172,25 @@ def test_consistency_checker_and_the_library_agree(stub):
     torch.testing.assert_close(out, nb09.consistency_step(x, eps, 499, None, AB, None).float(), atol=1e-5, rtol=1e-5)
 
 
-NFE = {"DDPM-1000": 1000, "DDIM-10": 10, "DDIM-50": 50, "DPM-Solver++-10": 10, "student-2": 2}
+NFE = {"DDPM-1000": 1000, "DDIM-10": 10, "DDIM-50": 50, "DPM-Solver++-10": 10, "Heun-Karras-5": 9, "student-2": 2}
 
 
 def table(**fid_changes):
-    fids = {"DDPM-1000": 1.5, "DDIM-10": 2.2, "DDIM-50": 1.5, "DPM-Solver++-10": 1.3, "student-2": 2.0}
+    fids = {"DDPM-1000": 0.2, "DDIM-10": 0.5, "DDIM-50": 0.25, "DPM-Solver++-10": 0.24, "Heun-Karras-5": 0.26,
+            "student-2": 0.4}
     fids.update(fid_changes)
-    return [{"label": k, "fid": v, "nfe": NFE[k]} for k, v in fids.items()]
+    return [{"label": k, "model": "m", "fid": v, "nfe": NFE[k]} for k, v in fids.items()]
 
 
-def test_fewest_calls_is_read_from_the_table():
-    assert nb09.fewest_calls(table()) == "DPM-Solver++"  # the student's 2.0 is over 1.1 x 1.5
-    assert nb09.fewest_calls(table(**{"student-2": 1.6})) == "student"
-    with pytest.raises(ValueError, match="within 1.1x"):
-        nb09.fewest_calls([{"label": "DDPM-1000", "fid": 1.0, "nfe": 1000}, {"label": "DDIM-10", "fid": 3.0, "nfe": 10}])
-    widget = nb09.fewest_calls_question(table())
-    assert widget.result.status == "not attempted"
+def test_fewest_calls_is_read_from_the_table(answer, each_option):
+    assert nb09.fewest_calls(table(), 0.27) == "Heun-Karras"  # 9 calls; the student's 0.4 is over the target
+    assert nb09.fewest_calls(table(), 0.245) == "DPM-Solver++"
+    assert nb09.fewest_calls(table(**{"student-2": 0.2}), 0.27) == "student"
+    with pytest.raises(ValueError, match="at most 0.100"):  # DDPM-1000 (0.2) is no family of the question
+        nb09.fewest_calls(table(**{"DDPM-1000": 0.05}), 0.1)
+    box = nb09.fewest_calls_question(table(), floor=0.18)  # the target is 1.5 x 0.18 = 0.27: Heun-Karras
+    each_option(box, "Heun-Karras", [o for o in nb09.FAMILY_OPTIONS if o != "Heun-Karras"])
+    assert "Heun-Karras-5" in answer(box, "Heun-Karras").message and "1.44x the floor" in box.result.message
 
 
 def test_question_options_fit_on_one_line():
