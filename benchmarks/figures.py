@@ -6,7 +6,8 @@ and returns the path. The scripts call them with ``--plot``:
 - ``fast_sampling.py --plot``: quality against time per image for every sampler (notebook 09's table);
 - ``guidance_sweep.py --plot``: adherence and diversity against the guidance scale (notebook 05);
 - ``guidance_apg.py --plot``: plain CFG against adaptive projected guidance, with and without an interval;
-- ``notebook_runtime.py --plot``: each notebook's wall time per mode (benchmark 1's stored runs).
+- ``notebook_runtime.py --plot``: each notebook's wall time per mode (benchmark 1's stored runs);
+- ``training_recipes.py --plot``: min-SNR's learning curves, flow matching's time sampling, zero terminal SNR.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 RESULTS = Path(__file__).resolve().parent / "results"  # the stored measurements the figures are drawn from
@@ -110,3 +112,58 @@ def runtimes(records: dict[str, dict], path: Path = FIGURES / "notebook_runtimes
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def training_recipes(stored: dict, path: Path = FIGURES / "training_recipes.png") -> Path:
+    """Benchmark 9: the min-SNR learning curves and the flow arms' Euler FIDs (each over the real-vs-real
+    floor), and the zero-SNR arms' mean brightness per class against the real images'."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
+    if "min-snr" in stored:
+        entry = stored["min-snr"]
+        for arm in entry["arms"]:
+            axes[0].plot([p["step"] for p in arm["curve"]], [p["fid"] / entry["floor_fid"] for p in arm["curve"]],
+                         marker="o", label=arm["label"])
+        axes[0].axhline(entry["target"], color="grey", ls="--", lw=1, label=f"{entry['target']:g}x the floor")
+        axes[0].set(xlabel="training step", ylabel="digits-FID / real-vs-real floor", yscale="log",
+                    title="Min-SNR-5 vs the plain loss (DPM-Solver++-20)")
+        axes[0].legend(fontsize=8)
+    if "flow-times" in stored:
+        entry = stored["flow-times"]
+        for arm in entry["arms"]:
+            steps = [int(n) for n in arm["euler"]]
+            axes[1].plot(steps, [v["fid"] / entry["floor_fid"] for v in arm["euler"].values()], marker="o",
+                         label=arm["label"])
+        axes[1].set(xlabel="Euler steps", ylabel="digits-FID / real-vs-real floor", xscale="log", yscale="log",
+                    title="Flow matching: how training times are drawn")
+        axes[1].set_xticks([4, 8, 16], ["4", "8", "16"])
+        axes[1].xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        axes[1].legend(fontsize=8)
+    if "zero-snr" in stored:
+        entry = stored["zero-snr"]
+        short = {"scaled-linear, epsilon": "SD recipe", "zero terminal SNR, v": "zero SNR + v"}
+        names = [f"{short.get(arm['label'], arm['label'])}\n{spacing}" for arm in entry["arms"]
+                 for spacing in arm["brightness"]]
+        keys = list(entry["arms"][0]["brightness"]["leading"])
+        width = 0.8 / len(keys)
+        for i, key in enumerate(keys):  # how far each class falls short of its real brightness, towards grey
+            real = entry["real"][key.split(",")[0]]
+            values = [abs(real) - abs(b[key]) for arm in entry["arms"] for b in arm["brightness"].values()]
+            axes[2].bar([j + i * width for j in range(len(names))], values, width, label=key)
+        axes[2].axhline(0, color="0.3", lw=1)
+        axes[2].set_xticks([j + 0.4 - width / 2 for j in range(len(names))], names, fontsize=8)
+        axes[2].set(ylabel="|real mean| - |sample mean| (> 0: greyer)",
+                    title="Zero terminal SNR: the shortfall in brightness")
+        axes[2].legend(fontsize=7, ncol=2)
+    for ax in axes[:2]:  # plain numbers on the log axes, not powers of ten
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    any_entry = next(iter(stored.values()), None)
+    if any_entry is not None:
+        fig.text(0.01, 0.01, f"{any_entry['device']}, torch {any_entry['torch']}, {any_entry['date']}", fontsize=7,
+                 color="gray")
+    fig.tight_layout()
+    return _save(fig, path)
+

@@ -212,13 +212,15 @@ def broadcast_to_sample(coeff: torch.Tensor, sample: torch.Tensor, name: str = "
     return coeff.to(device=sample.device, dtype=sample.dtype).reshape(-1, *([1] * (sample.ndim - 1)))
 
 
-def unit_coefficient(value, name: str, like: torch.Tensor, allow_one: bool) -> torch.Tensor:
-    """A schedule number in (0, 1) (or (0, 1] with ``allow_one``), a float or ``(B,)``, shaped to
-    multiply ``like`` (``broadcast_to_sample``); anything else is refused with the accepted range."""
+def unit_coefficient(value, name: str, like: torch.Tensor, allow_one: bool, allow_zero: bool = False) -> torch.Tensor:
+    """A schedule number in (0, 1) (or with ``allow_one`` / ``allow_zero`` the closed ends), a float or
+    ``(B,)``, shaped to multiply ``like`` (``broadcast_to_sample``); anything else is refused with the
+    accepted range."""
     c = as_tensor(value, name, dtype=torch.float64)
-    ok = (c > 0) & ((c <= 1) if allow_one else (c < 1))
+    ok = ((c >= 0) if allow_zero else (c > 0)) & ((c <= 1) if allow_one else (c < 1))
     if not torch.isfinite(c).all() or not bool(ok.all()):
-        raise ValueError(f"{name} must lie in {'(0, 1]' if allow_one else '(0, 1)'}; got {c.tolist()}.")
+        accepted = f"{'[' if allow_zero else '('}0, 1{']' if allow_one else ')'}"
+        raise ValueError(f"{name} must lie in {accepted}; got {c.tolist()}.")
     return broadcast_to_sample(c, like, name)
 
 

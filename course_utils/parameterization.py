@@ -107,8 +107,8 @@ def flow_clamp_x0(velocity, x, sigma: float, clip_range: float = 1.0):
 
 # --- Checked conversions: alpha_bar_t in, validated -------------------------------------------------
 
-def _alpha_sigma(alpha_bar_t, like: torch.Tensor, allow_one: bool):
-    a = unit_coefficient(alpha_bar_t, "alpha_bar_t", like, allow_one=allow_one)
+def _alpha_sigma(alpha_bar_t, like: torch.Tensor, allow_one: bool, allow_zero: bool = False):
+    a = unit_coefficient(alpha_bar_t, "alpha_bar_t", like, allow_one=allow_one, allow_zero=allow_zero)
     return torch.sqrt(a), torch.sqrt(1 - a)
 
 
@@ -173,9 +173,11 @@ def clamp_x0_prediction(model_output, x_t, alpha_bar_t, prediction_type: str = "
     describe the same ``x_t``. diffusers' ``DDIMScheduler(clip_sample=True)`` instead clamps ``x0``
     and keeps the model's ``eps``; under classifier-free guidance that mix carries the clamped-off
     overshoot into the noise and the samples drift away from the condition. For DDPM the two
-    agree, since its posterior mean needs only ``x0`` and ``x_t``.
+    agree, since its posterior mean needs only ``x0`` and ``x_t``. ``alpha_bar_t = 0`` (the last step
+    of a zero-terminal-SNR schedule) is accepted for ``"v_prediction"`` and ``"sample"``, which still
+    name an ``x0`` there; a noise prediction does not.
     """
     check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
     x_t, model_output = paired_tensors(x_t, model_output, "x_t", "model_output")
-    alpha, sigma = _alpha_sigma(alpha_bar_t, x_t, allow_one=False)
+    alpha, sigma = _alpha_sigma(alpha_bar_t, x_t, allow_one=False, allow_zero=prediction_type != "epsilon")
     return clamp_x0(model_output, x_t, alpha, sigma, prediction_type, clip_range)

@@ -204,3 +204,23 @@ def test_guidance_apg_compares_the_methods_on_the_same_noise_and_draws_the_store
     assert stored["wall_s"] > 0 and stored["real"]["fid"] > 0 and set(stored["methods"]) == set(guidance_apg.METHODS)
     path = figures.guidance_apg(stored, tmp_path / "apg.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_training_recipes_rows_and_figure_come_from_the_stored_runs(tmp_path):
+    """benchmarks/training_recipes.py: every stored experiment has its arms, its rows and its panel."""
+    import json
+
+    import figures
+    import training_recipes
+
+    stored = json.loads(training_recipes.RESULTS.read_text())
+    assert set(stored) == set(training_recipes.EXPERIMENTS)
+    for name, entry in stored.items():
+        assert [a["label"] for a in entry["arms"]] == list(training_recipes.EXPERIMENTS[name])
+        rows = training_recipes.markdown(name, entry)
+        assert rows and all(r.startswith("| ") and r.count("|") == 7 for r in rows)
+    curve = stored["min-snr"]["arms"][0]["curve"]
+    assert training_recipes.steps_to(curve, curve[-1]["fid"]) <= curve[-1]["step"]
+    assert training_recipes.steps_to(curve, 0.0) is None
+    path = figures.training_recipes(stored, tmp_path / "recipes.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000

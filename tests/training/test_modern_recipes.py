@@ -138,3 +138,13 @@ def test_zero_terminal_snr_samples_with_v_prediction_and_refuses_epsilon():
     want = sample_loop(lambda x, t: 0.1 * x, theirs, (2, 1, 4, 4), 10, generator=torch.Generator().manual_seed(0))
     got = sample_loop(lambda x, t: 0.1 * x, ours, (2, 1, 4, 4), 10, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_the_x0_clamp_works_at_zero_terminal_snr_for_v_and_refuses_epsilon():
+    from course_utils.parameterization import clamp_x0_prediction
+
+    x, v = torch.randn(2, 1, 4, 4), 3 * torch.randn(2, 1, 4, 4)
+    got = clamp_x0_prediction(v, x, 0.0, "v_prediction")  # alpha_bar = 0: x0 = -v, clamped
+    torch.testing.assert_close(got, (-v).clamp(-1, 1).neg())
+    with pytest.raises(ValueError, match=r"alpha_bar_t must lie in \(0, 1\)"):
+        clamp_x0_prediction(v, x, 0.0, "epsilon")
