@@ -39,7 +39,9 @@
 # questions, each with an automatic checker.
 
 # %%
+import json
 import logging
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -50,7 +52,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullLocator
 
 from course_utils import config, metrics, pretrained
 from course_utils.course import evaluation, failures, production, speed
-from course_utils.data import load_digits
+from course_utils.data import load_dark_and_bright_digits, load_digits
 from course_utils.data.shapes import BACKGROUNDS, COLORS, SHAPES, caption
 from course_utils.course.exercises import nb10, use_build
 from course_utils.metrics.distances import nearest_data
@@ -462,6 +464,70 @@ print(f"digits-FID at N = {n_precision}: U-Net in bf16 {precision_demo.broken:.3
 # a little and FID not at all (a difference this small is noise). The rule it illustrates still
 # holds: keep the schedule and the sampler's update in float32 (our `sample()` casts the network's
 # output back), and only the network's matrix multiplications in reduced precision.
+#
+# ### 2.7 Never quite black, never quite white: a schedule that stops short of pure noise
+#
+# This failure is not in the course text's table; Lin et al. (2024, "Common Diffusion Noise Schedules and
+# Sample Steps are Flawed") found it in Stable Diffusion, which could not draw a plain black or a plain
+# white image however it was prompted. Its scaled-linear schedule ends at $\sqrt{\bar\alpha_T} = 0.068$:
+# the noisiest training input still holds 6.8% of the image. Invisible to the eye, but not to the network:
+# the mean of that input still says whether the image was dark or bright, and the network learns to read
+# it. At sampling time the first input is pure noise, whose mean says nothing; the network reads
+# "mid-grey", and the later steps, which only refine, cannot move the overall brightness far.
+#
+# Measure the leak directly: take the digits in a dark and a bright version (two classes, mean brightness
+# about $-0.85$ and $+0.85$), noise them to the last timestep, and guess each image's class from the sign
+# of its noisy mean alone.
+
+# %%
+dark_bright, db_labels = load_dark_and_bright_digits()  # (3594, 1, 16, 16), (3594,): 0 dark, 1 bright
+print(f"real means: dark {dark_bright[db_labels == 0].mean():+.2f}, bright {dark_bright[db_labels == 1].mean():+.2f}")
+for name, sched in (("scaled-linear (Stable Diffusion)", get_schedule("scaled_linear")),
+                    ("cosine (this course)", get_schedule("cosine")),
+                    ("scaled-linear, zero terminal SNR", get_schedule("scaled_linear", rescale_betas_zero_snr=True))):
+    a_T = float(sched.alphas_cumprod[-1])
+    x_T = a_T**0.5 * dark_bright + (1 - a_T) ** 0.5 * torch.randn(dark_bright.shape, generator=torch.Generator().manual_seed(0))
+    guessed = (x_T.mean(dim=(1, 2, 3)) > 0).long()  # (3594,): bright if the noisy mean is positive
+    print(f"{name:34s} sqrt(alpha_bar_T) = {a_T**0.5:.4f}: class read from x_T's mean "
+          f"{(guessed == db_labels).float().mean():.1%} of the time (chance: 50%)")
+
+# %% [markdown]
+# With Stable Diffusion's schedule the class can be read from the "pure noise" input most of the time;
+# the course's cosine schedule ends far closer to zero, and the rescaled schedule at exactly zero. Lin et
+# al.'s fix has three parts, all options of the package: rescale the schedule so that $\bar\alpha_T = 0$
+# (`get_schedule(..., rescale_betas_zero_snr=True)`, as diffusers names it), predict $v$ instead of
+# $\epsilon$ (at $\bar\alpha_T = 0$ the input *is* the noise, so a noise prediction says nothing about the
+# image; the package refuses that pairing), and start sampling at the last timestep ("trailing" spacing,
+# notebook 09) rather than diffusers' default "leading" grid, which never visits it.
+#
+# Does the leak cost brightness in the samples? That takes two training runs, stored: benchmark 9
+# (`benchmarks/training_recipes.py zero-snr`) trains a class-conditional U-Net on the dark and bright
+# digits twice, with Stable Diffusion's recipe (scaled-linear schedule, noise prediction) and with Lin et
+# al.'s fix, and measures the mean brightness of each class's samples with DDIM-25 on both grids.
+
+# %%
+STORED_RECIPES = next((p / "benchmarks/results/training_recipes.json" for p in (Path.cwd(), *Path.cwd().parents)
+                       if (p / "benchmarks/results/training_recipes.json").exists()), None)
+if STORED_RECIPES is None:
+    print("the stored run ships with the course's repository (benchmarks/results/training_recipes.json), "
+          "not with the installed package")
+else:
+    entry = json.loads(STORED_RECIPES.read_text())["zero-snr"]
+    print(f"stored run: {entry['budget']}; {entry['device']}, {entry['date']}")
+    print(f"real images: dark {entry['real']['dark']:+.3f}, bright {entry['real']['bright']:+.3f}")
+    for arm in entry["arms"]:
+        for spacing, b in arm["brightness"].items():
+            print(f"{arm['label']:24s} {spacing:>8}: " + ", ".join(f"{k} {v:+.3f}" for k, v in b.items()))
+
+# %% [markdown]
+# What the stored run says (real images: $-0.847$ and $+0.847$): with Stable Diffusion's recipe the
+# samples stop short of both extremes, $-0.818$ and $+0.816$ unguided on diffusers' grid, about 3.5% of
+# the way back towards grey; the trailing grid alone barely helps ($-0.825$, $+0.823$). With Lin et al.'s
+# fix they reach the real brightness: $-0.846$ and $+0.841$ unguided with the trailing grid, $-0.859$ and
+# $+0.849$ at $w = 3$. On 16-by-16 digits whose class label already says "dark" or "bright" the gap is
+# small; in Stable Diffusion, where the brightness of a plain black image must come from a prompt
+# through guidance, it was the difference between a black image and a grey one. The rule it teaches
+# holds at any size: the schedule you train on must end where sampling starts, in pure noise.
 #
 # ### The table, measured
 
