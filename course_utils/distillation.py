@@ -61,7 +61,8 @@ def ddim_teacher_step(teacher, x_t: torch.Tensor, t: torch.Tensor, s: torch.Tens
 
 
 def pseudo_huber(a: torch.Tensor, b: torch.Tensor, c: float = 1e-3) -> torch.Tensor:
-    """``mean(sqrt((a - b)^2 + c^2) - c)``: L2-like for large errors, L1-like for small (as LCM trains)."""
+    """``mean(sqrt((a - b)^2 + c^2) - c)``, per element (as LCM trains): about ``(a - b)^2 / 2c`` for errors
+    much smaller than ``c`` (L2-like) and ``|a - b|`` for larger ones (L1-like, robust to outliers)."""
     return (((a.float() - b.float()) ** 2 + c**2).sqrt() - c).mean()
 
 

@@ -19,8 +19,8 @@
 # own models, on the same machine, with the same seeds:
 #
 # 1. **Take bigger steps along a smooth path.** DDIM (Song et al. 2021) turns the same trained
-#    network into a deterministic sampler that follows the probability-flow ODE; 50 steps instead of
-#    1,000.
+#    network into a deterministic sampler that follows the probability-flow ODE (notebook 03, section 8:
+#    the noise-free path that ends in the same distribution as DDPM's); 50 steps instead of 1,000.
 # 2. **Take smarter steps.** DPM-Solver++ (Lu et al. 2022) solves that ODE with a second-order
 #    multistep method: 10 to 20 steps. Karras et al. 2022 put the steps where they matter, and solve the
 #    same ODE with Heun's method.
@@ -499,8 +499,10 @@ plt.show()
 #
 # At $t_0 = 0$ the target is the teacher's point itself (the boundary condition), so the right answer
 # enters at the bottom of the grid and is passed up, neighbour to neighbour, until $f$ is constant
-# along every trajectory. $d$ is the pseudo-Huber distance, and the student starts as a copy of the
-# teacher.
+# along every trajectory. $d$ is the pseudo-Huber distance, per pixel $\sqrt{(a - b)^2 + c^2} - c$
+# averaged (Song and Dhariwal 2023; LCM's $c = 0.001$): about $(a - b)^2 / 2c$ for errors much smaller than
+# $c$ and $|a - b|$ for larger ones, so a few badly wrong pixels do not dominate the gradient as they
+# would under the squared error. The student starts as a copy of the teacher.
 #
 # One detail is ours. $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$
 # divides by $\sqrt{\bar\alpha_{999}} = 4.9 \times 10^{-5}$ under the cosine schedule: any error in
