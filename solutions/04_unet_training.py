@@ -43,9 +43,7 @@
 
 # %%
 import copy
-import json
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -53,6 +51,7 @@ import torch.nn.functional as F
 from matplotlib.ticker import FormatStrFormatter
 
 from course_utils import config, metrics, pretrained
+from course_utils.course.stored import stored_run
 from course_utils.data import load_digits
 from course_utils.course.exercises import nb04, use_build
 from course_utils.models import UNet, diffusers_unet_like, get_unet_config, timestep_embedding, trace_shapes
@@ -578,13 +577,9 @@ for name, losses in snr_rows.items():
 # plain and with $\gamma = 5$, and scores the EMA weights every 500 steps (N = 898, DPM-Solver++-20).
 
 # %%
-STORED_RECIPES = next((p / "benchmarks/results/training_recipes.json" for p in (Path.cwd(), *Path.cwd().parents)
-                       if (p / "benchmarks/results/training_recipes.json").exists()), None)
-if STORED_RECIPES is None:
-    print("the stored run ships with the course's repository (benchmarks/results/training_recipes.json), "
-          "not with the installed package")
-else:
-    entry = json.loads(STORED_RECIPES.read_text())["min-snr"]
+recipes_run = stored_run("training_recipes")  # benchmarks/results/training_recipes.json; None outside the repository
+if recipes_run is not None:
+    entry = recipes_run["min-snr"]
     print(f"stored run: {entry['budget']}; {entry['device']}, {entry['date']}")
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for arm in entry["arms"]:

@@ -42,15 +42,14 @@
 # Two coding exercises, one build exercise and two questions, each with an automatic checker.
 
 # %%
-import json
 from dataclasses import replace
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
 from course_utils import config, metrics, pretrained
+from course_utils.course.stored import stored_run
 from course_utils.data import load_digits
 from course_utils.data.shapes import COLORS, parse_caption
 from course_utils.course.exercises import nb05, use_build
@@ -517,13 +516,8 @@ plt.show()
 # at the same N (FID grows as N shrinks, so only numbers at equal N compare).
 
 # %%
-STORED_APG = next((p / "benchmarks/results/guidance_apg.json" for p in (Path.cwd(), *Path.cwd().parents)
-                   if (p / "benchmarks/results/guidance_apg.json").exists()), None)
-if STORED_APG is None:
-    print("the stored run ships with the course's repository (benchmarks/results/guidance_apg.json), "
-          "not with the installed package; see docs/figures/guidance_apg.png there")
-else:
-    stored = json.loads(STORED_APG.read_text())
+stored = stored_run("guidance_apg")  # benchmarks/results/guidance_apg.json; None outside the repository
+if stored is not None:
     print(f"stored run: benchmarks/guidance_apg.py, {stored['samples']}, {stored['device']}, {stored['date']}")
     print(f"{'method':>14} {'w':>4} {'adherence':>10} {'full white':>11} {'mean':>7} {'digits-FID':>11}")
     for name, curve in stored["methods"].items():

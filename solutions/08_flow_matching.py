@@ -52,14 +52,13 @@
 
 # %%
 import copy
-import json
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
 from course_utils import config, metrics, pretrained
+from course_utils.course.stored import stored_run
 from course_utils.course import speed
 from course_utils import flow_matching as fm
 from course_utils import reflow
@@ -630,13 +629,9 @@ for name in time_flows:
 # is the logit-normal recipe trained for the full budget.
 
 # %%
-STORED_RECIPES = next((p / "benchmarks/results/training_recipes.json" for p in (Path.cwd(), *Path.cwd().parents)
-                       if (p / "benchmarks/results/training_recipes.json").exists()), None)
-if STORED_RECIPES is None:
-    print("the stored run ships with the course's repository (benchmarks/results/training_recipes.json), "
-          "not with the installed package")
-else:
-    entry = json.loads(STORED_RECIPES.read_text())["flow-times"]
+recipes_run = stored_run("training_recipes")  # benchmarks/results/training_recipes.json; None outside the repository
+if recipes_run is not None:
+    entry = recipes_run["flow-times"]
     print(f"stored run: {entry['budget']}; {entry['device']}, {entry['date']}; "
           f"real vs real digits-FID {entry['floor_fid']:.3f}")
     print(f"{'training times':24s} " + " ".join(f"{'Euler-' + k:>14}" for k in entry["arms"][0]["euler"]))

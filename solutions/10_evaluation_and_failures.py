@@ -39,9 +39,7 @@
 # questions, each with an automatic checker.
 
 # %%
-import json
 import logging
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -51,6 +49,7 @@ from IPython.display import Markdown, display
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullLocator
 
 from course_utils import config, metrics, pretrained
+from course_utils.course.stored import stored_run
 from course_utils.course import evaluation, failures, production, speed
 from course_utils.data import load_dark_and_bright_digits, load_digits
 from course_utils.data.shapes import BACKGROUNDS, COLORS, SHAPES, caption
@@ -506,13 +505,9 @@ for name, sched in (("scaled-linear (Stable Diffusion)", get_schedule("scaled_li
 # al.'s fix, and measures the mean brightness of each class's samples with DDIM-25 on both grids.
 
 # %%
-STORED_RECIPES = next((p / "benchmarks/results/training_recipes.json" for p in (Path.cwd(), *Path.cwd().parents)
-                       if (p / "benchmarks/results/training_recipes.json").exists()), None)
-if STORED_RECIPES is None:
-    print("the stored run ships with the course's repository (benchmarks/results/training_recipes.json), "
-          "not with the installed package")
-else:
-    entry = json.loads(STORED_RECIPES.read_text())["zero-snr"]
+recipes_run = stored_run("training_recipes")  # benchmarks/results/training_recipes.json; None outside the repository
+if recipes_run is not None:
+    entry = recipes_run["zero-snr"]
     print(f"stored run: {entry['budget']}; {entry['device']}, {entry['date']}")
     print(f"real images: dark {entry['real']['dark']:+.3f}, bright {entry['real']['bright']:+.3f}")
     for arm in entry["arms"]:
