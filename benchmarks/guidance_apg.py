@@ -118,10 +118,7 @@ def main(argv=None) -> None:
     for line in rows(record):
         print(line)
     print(f"wall time {record['wall_s']:.0f} s, CPU time {record['cpu_s']:.0f} s")
-    STORED.parent.mkdir(parents=True, exist_ok=True)
-    tmp = STORED.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(STORED)
+    report.write_json(STORED, record)
     if args.plot:
         print(f"wrote {plot(record)}")
 

@@ -137,10 +137,7 @@ def main(argv=None) -> None:
         record["text"] = {}
         for line in text_sweep(args.per_caption, args.steps, record["text"], not args.sweep_only):
             print(line, flush=True)
-    STORED.parent.mkdir(parents=True, exist_ok=True)
-    tmp = STORED.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(STORED)
+    report.write_json(STORED, record)
     if args.plot:
         print(f"wrote {plot(record)}")
 

@@ -111,12 +111,9 @@ def load(mode: str) -> dict:
 
 
 def save(mode: str, record: dict) -> Path:
-    path = stored_path(mode)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)  # atomic: a run stopped half-way never leaves half a file
-    return path
+    from report import write_json  # benchmarks/report.py; imports torch, so not at module level
+
+    return write_json(stored_path(mode), record, sort_keys=True)
 
 
 def plot() -> Path:

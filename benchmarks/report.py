@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 
@@ -43,3 +44,17 @@ def device_name(device: torch.device) -> str:
 def row(what: str, value: str, samples: str, device: torch.device) -> str:
     """One Markdown row of docs/BENCHMARKS.md: what, value, samples, device, torch, date."""
     return f"| {what} | {value} | {samples} | {device_name(device)} | {torch.__version__} | {datetime.date.today()} |"
+
+
+def write_json(path, record: dict, sort_keys: bool = False):
+    """Store a benchmark's record whole or not at all: a temporary file, then a rename (a run stopped
+    half-way never leaves half a file)."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=sort_keys) + "\n")
+    tmp.replace(path)
+    return path
+

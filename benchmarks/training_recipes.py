@@ -49,7 +49,7 @@ from course_utils.guidance import ClassifierFreeGuidance
 from course_utils.samplers import DDIMSampler, sample_loop
 from course_utils.schedules import get_schedule
 from course_utils.training import TrainConfig, train
-from report import device_name
+from report import device_name, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "training_recipes.json"
@@ -229,9 +229,7 @@ def main() -> None:
                                f"lr {ZERO_SNR_TRAIN.lr:g}, label dropout {ZERO_SNR_TRAIN.label_dropout:g}, seed 0; "
                                f"{ZERO_SNR_SAMPLES} samples per class, DDIM-{ZERO_SNR_STEPS}")
         stored = load() | {args.experiment: entry}
-        tmp = RESULTS.with_suffix(".json.tmp")  # written whole, then renamed: never a half-written record
-        tmp.write_text(json.dumps(stored, indent=1) + "\n")
-        tmp.replace(RESULTS)
+        write_json(RESULTS, stored)
         print("\n".join(markdown(args.experiment, entry)))
     if args.plot:
         print(f"wrote {plot()}")
