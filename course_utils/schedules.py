@@ -18,6 +18,7 @@ them where they are used (``schedule.gather``).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 
@@ -46,6 +47,7 @@ class NoiseSchedule:
         self.betas = betas
         self.alphas = 1.0 - betas
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        self.recipe: dict | None = None  # get_schedule's arguments, when it built this (samplers' ``config``)
 
     @property
     def num_timesteps(self) -> int:
@@ -156,6 +158,10 @@ def get_schedule(name: str, num_timesteps: int = 1000, rescale_betas_zero_snr: b
         )
     kwargs = {k: as_float(k, v, 0, 1, low_open=k != "s") for k, v in kwargs.items()}  # betas, s, max_beta
     schedule = NoiseSchedule(_BUILDERS[name](num_timesteps, **kwargs), name=name)
-    if check_bool("rescale_betas_zero_snr", rescale_betas_zero_snr):
-        return rescale_zero_terminal_snr(schedule)
+    zero_snr = check_bool("rescale_betas_zero_snr", rescale_betas_zero_snr)
+    if zero_snr:
+        schedule = rescale_zero_terminal_snr(schedule)
+    defaults = {k: p.default for k, p in inspect.signature(_BUILDERS[name]).parameters.items() if k in _KWARGS[name]}
+    schedule.recipe = {"name": name, "num_timesteps": num_timesteps, "rescale_betas_zero_snr": zero_snr,
+                       **defaults, **kwargs}
     return schedule

@@ -17,8 +17,7 @@ model-output conversion (``course_utils.parameterization``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -27,13 +26,14 @@ from .._validation import as_float, as_int, check_bool, check_choice, check_gene
 from ..forward import q_sample
 from ..parameterization import PREDICTION_TYPES, to_x0_eps
 from ..schedules import NoiseSchedule
+from .interop import config_of, kwargs_from_config
 
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 
 
-@dataclass
-class SamplerOutput:
-    """What ``step`` returns, named as in diffusers.
+class SamplerOutput(NamedTuple):
+    """What ``step`` returns, named as in diffusers. A named tuple, so ``step(...)[0]`` (what diffusers'
+    pipelines read after ``step(..., return_dict=False)``) is ``prev_sample`` too.
 
     Attributes:
         prev_sample: ``(B, ...)`` the sample at the previous (less noisy) timestep.
@@ -49,7 +49,8 @@ class Sampler(Protocol):
     """What every sampler here (and every diffusers scheduler the course uses) provides.
 
     ``order`` is the number of network calls per step of the underlying solver (diffusers' name:
-    2 for Heun, whose ``.timesteps`` list each inner timestep twice).
+    2 for Heun, whose ``.timesteps`` list each inner timestep twice). ``step`` takes diffusers'
+    ``return_dict`` and returns a ``SamplerOutput`` either way: a named tuple, so ``[0]`` works.
     """
 
     timesteps: torch.Tensor
@@ -60,7 +61,8 @@ class Sampler(Protocol):
 
     def scale_model_input(self, sample: torch.Tensor, timestep=None) -> torch.Tensor: ...
 
-    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput: ...
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None,
+             return_dict: bool = True) -> SamplerOutput: ...
 
 
 def randn_like_diffusers(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
@@ -84,6 +86,12 @@ class SamplerBase:
 
     init_noise_sigma = 1.0  # x_T ~ N(0, I): the initial noise needs no scaling
     order = 1
+    # diffusers interop (``interop``): the matching scheduler, the constructor arguments named as its
+    # config keys, the settings implemented at one value only, and whether a noise schedule is built.
+    diffusers_class: str = ""
+    config_keys: tuple[str, ...] = ()
+    fixed_config: dict = {}
+    uses_schedule = False
 
     def __init__(self, num_train_timesteps: int):
         self.num_train_timesteps = num_train_timesteps
@@ -146,6 +154,22 @@ class SamplerBase:
         """Identity, for interface parity with diffusers (these samplers need no input scaling)."""
         return sample
 
+    @property
+    def config(self):
+        """The settings by diffusers' key names (read-only; ``diffusers.<Scheduler>.from_config`` takes it)."""
+        return config_of(self)
+
+    @classmethod
+    def from_config(cls, config, **overrides):
+        """A sampler with the settings of a diffusers scheduler ``config`` (or of a scheduler), e.g.
+        ``DDIMSampler.from_config(pipe.scheduler.config)``; ``overrides`` replace single keys."""
+        return cls(**kwargs_from_config(cls, config, overrides))
+
+    def set_begin_index(self, begin_index: int = 0) -> None:
+        """Start at ``.timesteps[begin_index]`` instead of the first (diffusers' img2img pipelines call this
+        so that a sampler that keeps state between steps expects the right timestep next)."""
+        self._calls = as_int("begin_index", begin_index, minimum=0, what="an index into .timesteps")
+
     def __len__(self) -> int:
         return self.num_train_timesteps
 
@@ -163,7 +187,13 @@ class DiscreteSampler(SamplerBase):
         max_timestep: where a ``"trailing"`` grid starts (default ``T - 1``; not a diffusers option).
             ``DiffusionModel.sample`` starts few-step grids at the noisiest timestep whose ``x0`` a
             noise prediction still determines well (``parameterization.WELL_CONDITIONED_ALPHA_BAR``).
+        steps_offset: added to every ``"leading"`` timestep (diffusers' option; Stable Diffusion's
+            configs use 1, giving 981, 961, ..., 1 for 50 steps); the other spacings ignore it, as in diffusers.
     """
+
+    config_keys = ("prediction_type", "clip_sample", "clip_sample_range", "timestep_spacing", "steps_offset")
+    fixed_config = {"thresholding": False}
+    uses_schedule = True
 
     def __init__(
         self,
@@ -173,6 +203,7 @@ class DiscreteSampler(SamplerBase):
         clip_sample_range: float = 1.0,
         timestep_spacing: str = "leading",
         max_timestep: int | None = None,
+        steps_offset: int = 0,
     ):
         if not isinstance(schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule (from get_schedule), got {type(schedule).__name__}.")
@@ -192,6 +223,7 @@ class DiscreteSampler(SamplerBase):
                              f"got it with {self.timestep_spacing!r}.")
         self.max_timestep = (self.num_train_timesteps - 1 if max_timestep is None else
                              as_int("max_timestep", max_timestep, minimum=0, maximum=self.num_train_timesteps - 1))
+        self.steps_offset = as_int("steps_offset", steps_offset, minimum=0, maximum=self.num_train_timesteps - 1)
         self.timesteps = torch.arange(self.num_train_timesteps - 1, -1, -1, dtype=torch.long)
         self._alphas_cumprod = schedule.alphas_cumprod.tolist()  # Python floats: cheap scalar lookups
 
@@ -205,8 +237,12 @@ class DiscreteSampler(SamplerBase):
         """``n`` integer timesteps, descending, by ``timestep_spacing``."""
         big_t = self.num_train_timesteps
         if self.timestep_spacing == "leading":
-            # Every (T // n)-th timestep from 0: [..., 2k, k, 0] with k = T // n.
-            return (np.arange(0, n) * (big_t // n)).round()[::-1].astype(np.int64)
+            # Every (T // n)-th timestep from 0, plus the offset: [..., 2k + o, k + o, o] with k = T // n.
+            steps = (np.arange(0, n) * (big_t // n)).round()[::-1].astype(np.int64) + self.steps_offset
+            if steps[0] >= big_t:
+                raise ValueError(f"steps_offset={self.steps_offset} puts the first of {n} leading timesteps at "
+                                 f"{steps[0]}, past the last training timestep {big_t - 1}; use fewer steps.")
+            return steps
         if self.timestep_spacing == "trailing":
             # Counting down from M + 1 = T (or max_timestep + 1) in steps of M / n, so the first step is
             # the noisiest timestep. Where rounding leaves a hair above 0, arange makes n + 1 points, the

@@ -63,6 +63,10 @@ class ConsistencySampler(DiscreteSampler):
             diffusers' ``LCMScheduler``).
     """
 
+    diffusers_class = "LCMScheduler"
+    config_keys = ("prediction_type", "clip_sample", "clip_sample_range", "original_inference_steps",
+                   "timestep_scaling", "min_alpha_bar")
+
     def __init__(self, schedule, original_inference_steps: int = 50, timestep_scaling: float = TIMESTEP_SCALING,
                  min_alpha_bar: float = 0.0, clip_sample: bool = False, **kwargs):
         super().__init__(schedule, clip_sample=clip_sample, **kwargs)
@@ -86,7 +90,7 @@ class ConsistencySampler(DiscreteSampler):
         return c_out * self._clip(x0) + c_skip * sample
 
     def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor,
-             generator: torch.Generator | None = None) -> SamplerOutput:
+             generator: torch.Generator | None = None, return_dict: bool = True) -> SamplerOutput:
         """Denoise at ``timestep``; unless it is the last one, noise the result to the next timestep.
 
         Returns ``prev_sample`` (the noised estimate, or the final image) and

@@ -19,12 +19,22 @@ class DDIMSampler(DiscreteSampler):
         schedule: the training ``NoiseSchedule``.
         set_alpha_to_one: use ``alpha_bar = 1`` after the last step (diffusers' default); else
             ``alpha_bar_0``.
-        **kwargs: ``prediction_type``, ``clip_sample``, ``clip_sample_range``, ``timestep_spacing``.
+        **kwargs: ``prediction_type``, ``clip_sample``, ``clip_sample_range``, ``timestep_spacing``,
+            ``steps_offset``.
+
+    Each step goes to the next timestep in ``.timesteps``. diffusers' ``DDIMScheduler`` (and
+    ``DDPMScheduler``) goes to ``t - T // n`` instead, which is the same timestep on "leading" grids and on
+    "trailing" ones when ``n`` divides ``T``; on a "linspace" grid it is not (for 4 of 1,000 steps it jumps
+    999 -> 749 while the grid lists 666), so there the two differ, and this one follows the grid.
     """
+
+    diffusers_class = "DDIMScheduler"
+    config_keys = DiscreteSampler.config_keys + ("set_alpha_to_one",)
 
     def __init__(self, schedule, set_alpha_to_one: bool = True, **kwargs):
         super().__init__(schedule, **kwargs)
-        self.final_alpha_cumprod = 1.0 if check_bool("set_alpha_to_one", set_alpha_to_one) else self._alphas_cumprod[0]
+        self.set_alpha_to_one = check_bool("set_alpha_to_one", set_alpha_to_one)
+        self.final_alpha_cumprod = 1.0 if self.set_alpha_to_one else self._alphas_cumprod[0]
 
     def alpha_bar(self, t: int) -> float:
         return self.final_alpha_cumprod if t < 0 else self._alphas_cumprod[t]
@@ -41,6 +51,7 @@ class DDIMSampler(DiscreteSampler):
         sample: torch.Tensor,
         eta: float = 0.0,
         generator=None,
+        return_dict: bool = True,
     ) -> SamplerOutput:
         """One DDIM step from ``x_t`` to ``x_{t'}``.
 

@@ -27,11 +27,15 @@ class DDPMSampler(DiscreteSampler):
             (see ``DiscreteSampler``).
     """
 
+    diffusers_class = "DDPMScheduler"
+    config_keys = DiscreteSampler.config_keys + ("variance_type",)
+
     def __init__(self, schedule, variance_type: str = "fixed_small", **kwargs):
         super().__init__(schedule, **kwargs)
         self.variance_type = check_choice("variance_type", variance_type, VARIANCE_TYPES)
 
-    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput:
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None,
+             return_dict: bool = True) -> SamplerOutput:
         """One ancestral step from ``x_t`` to ``x_{t'}``.
 
         Args:

@@ -35,21 +35,33 @@ class DPMSolverSampler(DiscreteSampler):
         schedule: the ``NoiseSchedule`` the model was trained with.
         prediction_type: what the model outputs: ``"epsilon"``, ``"sample"`` or ``"v_prediction"``.
         solver_order: 1 (DDIM in lambda, the paper's DPM-Solver++ 1) or 2 (2M).
+        timestep_spacing: ``"linspace"`` (diffusers' default here), ``"leading"`` or ``"trailing"``, by
+            ``DPMSolverMultistepScheduler``'s formulas (which differ from DDIM's).
+        steps_offset: added to ``"leading"`` timesteps (Stable Diffusion's configs: 1).
     """
 
-    def __init__(self, schedule: NoiseSchedule, prediction_type: str = "epsilon", solver_order: int = 2):
-        super().__init__(schedule, prediction_type=prediction_type, clip_sample=False)
+    diffusers_class = "DPMSolverMultistepScheduler"
+    config_keys = ("prediction_type", "solver_order", "timestep_spacing", "steps_offset")
+    fixed_config = {"thresholding": False, "algorithm_type": "dpmsolver++", "solver_type": "midpoint",
+                    "use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False,
+                    "use_lu_lambdas": False, "use_flow_sigmas": False, "final_sigmas_type": "zero",
+                    "lambda_min_clipped": -float("inf"), "variance_type": None}
+
+    def __init__(self, schedule: NoiseSchedule, prediction_type: str = "epsilon", solver_order: int = 2,
+                 timestep_spacing: str = "linspace", steps_offset: int = 0):
+        super().__init__(schedule, prediction_type=prediction_type, clip_sample=False,
+                         timestep_spacing=timestep_spacing, steps_offset=steps_offset)
         self.solver_order = check_choice("solver_order", solver_order, (1, 2))
         self.timesteps = torch.empty(0, dtype=torch.long)  # none until set_timesteps (a multistep solver)
         self.sigmas = torch.empty(0)
         self._previous_x0: torch.Tensor | None = None
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
-        """``N`` integer timesteps evenly spaced from ``T - 1`` down (diffusers' "linspace" spacing,
-        which leaves out 0), their sigmas, and a final sigma of 0. Resets the solver's memory."""
+        """``N`` integer timesteps by ``timestep_spacing`` ("linspace": evenly spaced from ``T - 1`` down,
+        leaving out 0), their sigmas, and a final sigma of 0. Resets the solver's memory."""
         n = self._check_steps(num_inference_steps, self.num_train_timesteps,
                               f"{self.num_train_timesteps} (the training timesteps)")
-        steps = np.linspace(0, self.num_train_timesteps - 1, n + 1).round()[::-1][:-1].copy().astype(np.int64)  # (N,)
+        steps = self._dpm_spaced(n)  # (N,)
         a = self.schedule.alphas_cumprod.double().numpy().copy()
         if a[-1] == 0:  # zero terminal SNR: an infinite sigma; diffusers' stand-in, "close to 0 without being 0"
             a[-1] = 2.0**-24
@@ -57,6 +69,15 @@ class DPMSolverSampler(DiscreteSampler):
         self.timesteps = torch.from_numpy(steps).to(device)
         self.sigmas = torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))  # (N + 1,)
         self._previous_x0 = None
+
+    def _dpm_spaced(self, n: int) -> np.ndarray:
+        """``N`` timesteps, descending: ``DPMSolverMultistepScheduler.set_timesteps``'s three spacings."""
+        big_t = self.num_train_timesteps
+        if self.timestep_spacing == "linspace":
+            return np.linspace(0, big_t - 1, n + 1).round()[::-1][:-1].copy().astype(np.int64)
+        if self.timestep_spacing == "leading":  # every T // (N + 1)-th from 0, leaving out 0, plus the offset
+            return (np.arange(0, n + 1) * (big_t // (n + 1))).round()[::-1][:-1].astype(np.int64) + self.steps_offset
+        return np.arange(big_t, 0, -big_t / n).round().astype(np.int64) - 1  # trailing: T - 1 down in T / N
 
     @staticmethod
     def _alpha_s(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +88,8 @@ class DPMSolverSampler(DiscreteSampler):
         alpha, s = self._alpha_s(self.sigmas[k])
         return torch.log(alpha) - torch.log(s)
 
-    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput:
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None,
+             return_dict: bool = True) -> SamplerOutput:
         """One step of DPM-Solver++(2M) from ``timesteps[k]`` to the next timestep (``generator`` is
         unused: the solver is deterministic). Steps must be taken in order after ``set_timesteps``."""
         self._require_timesteps()

@@ -24,11 +24,14 @@ class EulerSampler(SigmaSampler):
     """Args: ``schedule``, ``prediction_type``, ``use_karras_sigmas``, ``timestep_spacing``: as
     ``karras.SigmaSampler`` (diffusers' ``EulerDiscreteScheduler`` names and defaults)."""
 
+    diffusers_class = "EulerDiscreteScheduler"
+
     def _set_grid(self, timesteps, sigmas, device) -> None:
         self.timesteps = torch.from_numpy(timesteps).to(device)  # (N,)
         self.sigmas = torch.from_numpy(sigmas)  # (N + 1,) on the CPU, as diffusers keeps them
 
-    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput:
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None,
+             return_dict: bool = True) -> SamplerOutput:
         """One Euler step from ``sigma_k`` (``timestep = timesteps[k]``) to ``sigma_{k+1}``. ``generator``
         is unused (the ODE is deterministic); it is accepted so the shared ``sample_loop`` can pass it."""
         self._check_tensors(model_output, sample, generator)

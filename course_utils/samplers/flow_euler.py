@@ -31,6 +31,12 @@ class FlowMatchEulerSampler(SamplerBase):
         shift: the timestep shift (1.0: none).
     """
 
+    diffusers_class = "FlowMatchEulerDiscreteScheduler"
+    config_keys = ("num_train_timesteps", "shift")
+    fixed_config = {"use_dynamic_shifting": False, "invert_sigmas": False, "shift_terminal": None,
+                    "use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False,
+                    "stochastic_sampling": False}
+
     def __init__(self, num_train_timesteps: int = NUM_TRAIN_TIMESTEPS, shift: float = 1.0):
         super().__init__(check_positive_int("num_train_timesteps", num_train_timesteps))
         self.shift = as_float("shift", shift, low=0, low_open=True, note="1.0: no shift")
@@ -52,7 +58,8 @@ class FlowMatchEulerSampler(SamplerBase):
         self.timesteps = (sigmas * t).to(device)  # (N,) float, descending
         self.sigmas = torch.cat([sigmas, torch.zeros(1)]).to(device)  # (N + 1,)
 
-    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput:
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None,
+             return_dict: bool = True) -> SamplerOutput:
         """One Euler step from ``sigma_k`` to ``sigma_{k+1}`` (``generator`` is unused: the ODE is
         deterministic; it is accepted so the shared ``sample_loop`` can pass it)."""
         self._check_tensors(model_output, sample, generator)

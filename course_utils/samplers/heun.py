@@ -23,6 +23,7 @@ class FlowMatchHeunSampler(FlowMatchEulerSampler):
     """Args: as ``FlowMatchEulerSampler`` (``num_train_timesteps``, ``shift``)."""
 
     order = 2
+    diffusers_class = "FlowMatchHeunDiscreteScheduler"
 
     def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
         super().set_timesteps(num_inference_steps, device)
@@ -31,7 +32,8 @@ class FlowMatchHeunSampler(FlowMatchEulerSampler):
         self.timesteps = torch.cat([t[:1], t[1:].repeat_interleave(2)])  # (2N - 1,)
         self._pending = None  # (x_k, v_k, dt) between the predictor and the corrector
 
-    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput:
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None,
+             return_dict: bool = True) -> SamplerOutput:
         """The predictor on odd calls (1st, 3rd, ...), the corrector on even ones."""
         self._require_timesteps()
         self._check_tensors(model_output, sample, generator)

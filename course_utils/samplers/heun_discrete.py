@@ -32,6 +32,8 @@ class HeunSampler(SigmaSampler):
     """
 
     order = 2
+    diffusers_class = "HeunDiscreteScheduler"
+    config_keys = SigmaSampler.config_keys + ("clip_sample", "clip_sample_range")
 
     def __init__(self, schedule, clip_sample: bool = False, clip_sample_range: float = 1.0, **kwargs):
         super().__init__(schedule, **kwargs)
@@ -46,7 +48,8 @@ class HeunSampler(SigmaSampler):
         self.sigmas = torch.cat([s[:1], s[1:-1].repeat_interleave(2), s[-1:]])  # (2N,)
         self._pending = None  # (x_k, d_k, sigma_{k+1} - sigma_k) between the predictor and the corrector
 
-    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None) -> SamplerOutput:
+    def step(self, model_output: torch.Tensor, timestep, sample: torch.Tensor, generator=None,
+             return_dict: bool = True) -> SamplerOutput:
         """The predictor on the 1st, 3rd, ... call, the corrector on the 2nd, 4th, ... (``generator`` unused)."""
         self._require_timesteps()
         self._check_tensors(model_output, sample, generator)

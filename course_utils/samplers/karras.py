@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from .._validation import as_float, check_bool, check_choice, check_positive_int
+from .._validation import as_float, as_int, check_bool, check_choice, check_positive_int
 from ..schedules import NoiseSchedule
 from .base import SamplerBase
 
@@ -114,12 +114,20 @@ class SigmaSampler(SamplerBase):
             A cosine schedule's last sigma is 20,291: Karras's rho = 7 then puts 6 of 10 levels
             above sigma = 180 (alpha_bar < 3.1e-5), where the image has not begun; EDM starts at 80.
 
+        steps_offset: added to ``"leading"`` timesteps (diffusers' option; Stable Diffusion's configs: 1).
+
     After ``set_timesteps(N)`` (or ``set_sigmas(levels)``): ``timesteps`` ``(N,)`` float32, descending;
     ``sigmas`` ``(N + 1,)`` float32, the last 0 (Heun lists both inner ones twice).
     """
 
+    config_keys = ("prediction_type", "use_karras_sigmas", "timestep_spacing", "steps_offset", "sigma_min", "sigma_max")
+    fixed_config = {"interpolation_type": "linear", "use_exponential_sigmas": False, "use_beta_sigmas": False,
+                    "timestep_type": "discrete", "final_sigmas_type": "zero", "rescale_betas_zero_snr": False}
+    uses_schedule = True
+
     def __init__(self, schedule: NoiseSchedule, prediction_type: str = "epsilon", use_karras_sigmas: bool = False,
-                 timestep_spacing: str = "linspace", sigma_min: float | None = None, sigma_max: float | None = None):
+                 timestep_spacing: str = "linspace", sigma_min: float | None = None, sigma_max: float | None = None,
+                 steps_offset: int = 0):
         if not isinstance(schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule (from get_schedule), got {type(schedule).__name__}.")
         super().__init__(schedule.num_timesteps)
@@ -127,6 +135,7 @@ class SigmaSampler(SamplerBase):
         self.prediction_type = check_choice("prediction_type", prediction_type, ("epsilon", "v_prediction", "sample"))
         self.use_karras_sigmas = check_bool("use_karras_sigmas", use_karras_sigmas)
         self.timestep_spacing = check_choice("timestep_spacing", timestep_spacing, SIGMA_TIMESTEP_SPACINGS)
+        self.steps_offset = as_int("steps_offset", steps_offset, minimum=0, maximum=schedule.num_timesteps - 1)
         self._train_sigmas = training_sigmas(schedule)  # (T,) float64
         if not np.isfinite(self._train_sigmas).all():
             raise ValueError("this schedule reaches alpha_bar = 0 (sigma = inf, a zero terminal SNR): sampling in "
@@ -161,7 +170,7 @@ class SigmaSampler(SamplerBase):
         if self.timestep_spacing == "linspace":
             return np.linspace(0, big_t - 1, n, dtype=np.float32)[::-1].copy()
         if self.timestep_spacing == "leading":
-            return (np.arange(0, n) * (big_t // n)).round()[::-1].copy().astype(np.float32)
+            return (np.arange(0, n) * (big_t // n)).round()[::-1].copy().astype(np.float32) + self.steps_offset
         # trailing: T down in steps of T / n, minus 1; the first n (diffusers keeps a stray n + 1-th at t = -1)
         return (np.arange(big_t, 0, -big_t / n).round().astype(np.float32) - 1)[:n]
 
