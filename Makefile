@@ -44,7 +44,7 @@ unit: setup
 # A worker takes a whole notebook at a time, the next in line when it is free. xdist would line them
 # up by cell count, which put the longest (04) last; longest first (benchmark 1's fast-mode times in
 # docs/BENCHMARKS.md) lets the workers finish together. Notebooks not named here run after these.
-NBVAL_ORDER := 04 10 09 08 05 06 07 01 03 02
+NBVAL_ORDER := 04 10 09 08 05 06 07 11 01 03 02
 NBVAL_FILES := $(foreach n,$(NBVAL_ORDER),$(wildcard notebooks/$(n)_*.ipynb solutions/$(n)_*.ipynb))
 NBVAL_FILES += $(filter-out $(NBVAL_FILES),$(sort $(wildcard notebooks/*.ipynb solutions/*.ipynb)))
 nbval: setup

@@ -17,11 +17,28 @@ import torch
 from ._validation import check_positive_int
 
 
-def count_flops(fn: Callable[[], object]) -> int:
-    """Floating-point operations of one call of ``fn`` (no gradients)."""
+def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def flop_counter():
+    """A ``FlopCounterMode`` (2 FLOPs per multiply-add, in matrix products and convolutions) that also
+    counts the CPU's fused attention kernel, which PyTorch's counter leaves out: the formula it uses
+    for the GPU's attention kernels is added for it, so attention counts the same on every device."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    extra = {}
+    cpu_attention = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if cpu_attention is not None:
+        extra[cpu_attention] = _sdpa_flops
+    return FlopCounterMode(display=False, custom_mapping=extra)
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of one call of ``fn`` (no gradients; ``flop_counter``'s rules)."""
+    with torch.no_grad(), flop_counter() as counter:
         fn()
     return int(counter.get_total_flops())
 

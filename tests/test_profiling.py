@@ -40,3 +40,10 @@ def test_sampling_cost_adds_the_decode_once_per_batch():
     assert guided["step_flops"] == 2 * step  # two passes per image
     pixel = sampling_cost(DiffusionModel(UNet("digits-tiny"), get_schedule("cosine", 100)), batch=2, steps=5, repeats=1)
     assert pixel["decode_flops"] == 0 and pixel["decode_share"] == 0
+
+
+def test_attention_counts_on_the_cpu_as_on_a_gpu():
+    # PyTorch's counter has no formula for the CPU's fused attention kernel; ours adds the GPU kernels' one
+    q = k = v = torch.randn(2, 4, 64, 16)  # (B, heads, tokens, head dim)
+    got = count_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
+    assert got == 2 * (2 * 2 * 4 * 64 * 64 * 16)  # Q K^T and softmax(.) V: 2 FLOPs per multiply-add each

@@ -32,7 +32,7 @@ LAYERS = [
     ("samplers", ["samplers"]),
     ("training", ["distillation", "training", "reflow"]),
     ("data and networks", ["data", "models", "latent"]),
-    ("models in use", ["denoisers", "pipeline", "pretrained", "metrics", "viz"]),
+    ("models in use", ["denoisers", "pipeline", "pretrained", "metrics", "viz", "real_models"]),
     ("recipes", ["recipes", "cards", "train"]),
     ("course wing", ["course", "grade"]),
 ]

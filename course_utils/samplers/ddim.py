@@ -52,6 +52,7 @@ class DDIMSampler(DiscreteSampler):
         eta: float = 0.0,
         generator=None,
         return_dict: bool = True,
+        use_clipped_model_output: bool = False,
     ) -> SamplerOutput:
         """One DDIM step from ``x_t`` to ``x_{t'}``.
 
@@ -61,15 +62,19 @@ class DDIMSampler(DiscreteSampler):
             sample: ``(B, ...)`` the current ``x_t``.
             eta: 0 for the deterministic DDIM ODE step, 1 for DDPM-like noise; values in [0, 1].
             generator: a ``torch.Generator`` for the noise when ``eta > 0``.
+            use_clipped_model_output: re-derive ``eps`` from the clipped ``x0`` (diffusers' option, which its
+                ``DDIMPipeline`` passes; it changes the step only when ``clip_sample`` clips).
         """
         t = self._check_step_args(model_output, timestep, sample, generator)
         eta = as_float("eta", eta, 0, 1, note="0: deterministic DDIM, 1: DDPM-like")
         t_prev = self.previous_timestep(t)
         a_t, a_prev = self.alpha_bar(t), self.alpha_bar(t_prev)
 
-        # 1. Predicted x0 and eps; clip x0 (eps is kept as predicted, as in diffusers).
+        # 1. Predicted x0 and eps; clip x0 (eps is kept as predicted, as in diffusers, unless asked).
         x0, eps = self._x0_and_eps(model_output, sample, a_t)
         x0 = self._clip(x0)
+        if check_bool("use_clipped_model_output", use_clipped_model_output):
+            eps = (sample - a_t**0.5 * x0) / (1 - a_t) ** 0.5
 
         # 2. sigma_t(eta), Eq. (16).
         sigma = eta * self.variance(t, t_prev) ** 0.5

@@ -10,7 +10,8 @@ keys are also attributes), and a user swaps schedulers with ``NewScheduler.from_
     theirs = diffusers.DDIMScheduler.from_config(DDIMSampler(schedule).config)   # and back
 
 give the same timesteps and the same steps. As in diffusers, keys a sampler does not use are ignored
-(a config written for another scheduler carries some); a key it uses but implements only at one value
+(a config written for another scheduler carries some), and so are the keys the source scheduler had at
+its defaults; a key it uses but implements only at one value
 (``thresholding=True``, say) is refused with the value it supports, never dropped in silence.
 """
 
@@ -94,7 +95,11 @@ def kwargs_from_config(cls, config, overrides: dict) -> dict:
     if not isinstance(config, Mapping):
         raise TypeError(f"config must be a scheduler config (a dict, or a scheduler's .config), got "
                         f"{type(config).__name__}.")
-    merged = {**config, **overrides}
+    # diffusers' from_config leaves out the keys the source scheduler had at its own defaults (listed in
+    # ``_use_default_values``), so that the new class uses its defaults there: a DDIM config's "leading"
+    # spacing, say, is DDIM's default, not a choice, and an Euler built from it keeps its "linspace".
+    defaults = set(config.get("_use_default_values", ()))
+    merged = {**{k: v for k, v in config.items() if k not in defaults}, **overrides}
     unknown = set(overrides) - set(cls.config_keys) - {"num_train_timesteps", "beta_schedule", "beta_start",
                                                         "beta_end", "trained_betas", "rescale_betas_zero_snr"}
     if unknown:

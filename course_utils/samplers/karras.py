@@ -222,6 +222,13 @@ class SigmaSampler(SamplerBase):
         sigma = self.sigmas[self._sigma_index(timestep)]
         return sample / ((sigma**2 + 1) ** 0.5)
 
+    def add_noise(self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps) -> torch.Tensor:
+        """``x0 + sigma_t * noise`` in sigma-space, ``sigma_t`` the sigma of each of ``timesteps`` (listed in
+        ``.timesteps``): diffusers' ``EulerDiscreteScheduler.add_noise``, what img2img starts from."""
+        steps = torch.as_tensor(timesteps).reshape(-1)
+        sigma = torch.stack([self.sigmas[self._sigma_index(t)] for t in steps]).to(original_samples)  # (B,)
+        return original_samples + noise * sigma.reshape(-1, *[1] * (original_samples.ndim - 1))
+
     def _x0(self, model_output: torch.Tensor, sample: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Stage 1 of a step: the ``x0`` a prediction implies at ``x = sample`` (EDM's ``D(x; sigma)``)."""
         if self.prediction_type == "epsilon":

@@ -131,3 +131,25 @@ def test_set_begin_index_starts_a_multistep_solver_midway():
         sampler.step(torch.zeros_like(x), sampler.timesteps[4], x)
     with pytest.raises(ValueError, match="begin_index"):
         sampler.set_begin_index(-1)
+
+
+def test_keys_the_source_had_at_its_defaults_are_left_to_the_new_class():
+    # diffusers records which keys a scheduler took at its own defaults (DDIM's "leading" spacing here):
+    # another class built from that config uses its own default there ("linspace" for Euler and DPM-Solver++)
+    ddim = diffusers.DDIMScheduler(**{k: v for k, v in SD15.items() if k in ("beta_start", "beta_end", "beta_schedule",
+                                                                              "steps_offset", "set_alpha_to_one")})
+    for ours, theirs in ((EulerSampler, diffusers.EulerDiscreteScheduler),
+                         (DPMSolverSampler, diffusers.DPMSolverMultistepScheduler)):
+        a, b = ours.from_config(ddim.config), theirs.from_config(ddim.config)
+        assert a.timestep_spacing == b.config.timestep_spacing == "linspace"
+    assert DDIMSampler.from_config(ddim.config).timestep_spacing == "leading"
+
+
+def test_euler_noises_an_image_as_diffusers_does():
+    ours, theirs = EulerSampler.from_config(SD15), diffusers.EulerDiscreteScheduler.from_config(SD15)
+    ours.set_timesteps(10)
+    theirs.set_timesteps(10)
+    x0, noise = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    t = theirs.timesteps[3:4].repeat(2)
+    theirs.set_begin_index(3)
+    torch.testing.assert_close(ours.add_noise(x0, noise, t), theirs.add_noise(x0, noise, t))
