@@ -38,9 +38,9 @@
 #
 # | mode | sampling on the pipeline | time |
 # |---|---|---|
-# | `fast` | 8 steps, small sweeps | under a minute |
-# | `cpu` | 25 steps, the full sweeps | about 2 minutes on a laptop |
-# | `full` | 25 steps; with `DOWNLOAD = True`, Stable Diffusion 1.5 and SD-Turbo | about 2 minutes on a GPU, plus the download |
+# | `fast` | 8 steps, small sweeps | about half a minute |
+# | `cpu` | 25 steps, the full sweeps | under a minute on a laptop |
+# | `full` | 25 steps; with `DOWNLOAD = True`, Stable Diffusion 1.5 and SD-Turbo | not yet measured on a GPU (plus a download of about 5 GB) |
 #
 # One build (Stable Diffusion's sampling loop), three coding exercises and one question, each with an
 # automatic checker.
