@@ -23,6 +23,8 @@ def vae_scaling_factor(vae, images, sample: bool = True, generator=None) -> floa
     so the scaled latents ``z * scale_factor`` that diffusion sees have unit variance. With
     ``sample=True`` (their choice) ``z`` is a draw of the posterior (``generator``); ``sample=False`` takes
     its mean (``mode()``), which leaves out the posterior's own spread and gives a larger factor.
+    ``latent.latent_scaling_factor`` is the means' reading for the course's own VAE, in batches: what set
+    ``shapes-vae``'s factor; this one also reads diffusers' ``AutoencoderKL``.
     """
     check_vae(vae)
     images = check_images(images, "images", value_range=1.0, what="(B, 3, H, W) images in [-1, 1]")
