@@ -417,7 +417,8 @@ fig, axes = plt.subplots(1, len(SCALES), figsize=(2.6 * len(SCALES), 2.9))
 for ax, w in zip(axes, SCALES):
     ax.imshow(sweep[w][0].permute(1, 2, 0).float().cpu().numpy())
     ax.set(title=f"w = {w:g}\nCLIP score {scores[w]:.1f}", xticks=[], yticks=[])
-fig.suptitle(f"'{PROMPTS[0]}', DPM-Solver++ {STEPS} steps, your loop" + ("" if real else " (random weights)"))
+loop_name = "the package's loop" if sd_loop is nb11.sd_loop else "your loop"
+fig.suptitle(f"'{PROMPTS[0]}', DPM-Solver++ {STEPS} steps, {loop_name}" + ("" if real else " (random weights)"))
 fig.tight_layout(rect=(0, 0, 1, 0.92))
 plt.show()
 

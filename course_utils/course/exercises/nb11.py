@@ -18,7 +18,8 @@ from collections.abc import Callable
 import torch
 
 from ...real_models import build, load_config
-from ...real_models.pipelines import denoise, text_to_image
+from ...real_models.checks import output_shape
+from ...real_models.pipelines import denoise
 from ...real_models.tiny import SD15_SCHEDULER_CONFIG, tiny_sd_components, tiny_sd_pipeline
 from ...samplers import DDIMSampler, DPMSolverSampler, EulerSampler
 from .core import BuildExercise, CheckResult, Miss, ask_choice, call_learner, check_cases, expect_close, grade_build
@@ -110,18 +111,16 @@ def sd_loop(unet, latents, sampler, prompt_embeds, negative_prompt_embeds, guida
 
 def generate(loop: Callable, parts: dict, prompt_embeds, negative_prompt_embeds, sampler, steps: int,
              guidance_scale: float, seed: int = 0):
-    """Images ``(B, 3, H, W)`` in [0, 1] from ``loop`` (the build, or ``sd_loop``): noise drawn as the
-    pipeline draws it, the loop, the VAE decode (``text_to_image`` with its loop swapped)."""
-    if loop is sd_loop:
-        return text_to_image(parts["unet"], parts["vae"], prompt_embeds, negative_prompt_embeds, sampler, steps,
-                             guidance_scale, generator=torch.Generator().manual_seed(seed))
-    latents = text_to_image(parts["unet"], parts["vae"], prompt_embeds, negative_prompt_embeds, sampler, 1,
-                            1.0, output_type="latent")  # only for the latent shape
+    """Images ``(B, 3, H, W)`` in [0, 1] from ``loop`` (the build, or ``sd_loop``): the starting noise drawn
+    from ``seed`` on the CPU as the pipeline draws it, the loop, the VAE decode (``text_to_image``'s steps)."""
+    unet, vae = parts["unet"], parts["vae"]
     sampler.set_timesteps(steps)
-    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed)) * sampler.init_noise_sigma
+    shape = output_shape(unet, vae, len(prompt_embeds), None, None)  # (B, 4, h, w)
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(prompt_embeds)
     with torch.no_grad():
-        out = loop(parts["unet"], noise, sampler, prompt_embeds, negative_prompt_embeds, guidance_scale)
-        return (parts["vae"].decode(out / parts["vae"].config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
+        out = loop(unet, noise * sampler.init_noise_sigma, sampler, prompt_embeds, negative_prompt_embeds,
+                   guidance_scale)
+        return (vae.decode(out / vae.config.scaling_factor).sample / 2 + 0.5).clamp(0, 1)
 
 
 # --- Exercise 1: a text encoder's parameters from its config ----------------------------------------

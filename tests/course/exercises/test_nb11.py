@@ -8,6 +8,7 @@ import torch
 
 from course_utils import real_models
 from course_utils.course.exercises import ExerciseFailed, nb11
+from course_utils.real_models.pipelines import text_to_image
 from course_utils.real_models.tiny import tiny_sd_components
 from course_utils.samplers import DDIMSampler
 
@@ -61,6 +62,10 @@ def test_the_package_loop_and_generate_match_the_pipeline():
     package = nb11.generate(nb11.sd_loop, parts, cond, uncond, DDIMSampler.from_config(nb11.SD15_SCHEDULER_CONFIG), 5,
                             7.5)
     torch.testing.assert_close(ours, package, atol=1e-5, rtol=1e-5)
+    pipeline = text_to_image(parts["unet"], parts["vae"], cond, uncond,
+                             DDIMSampler.from_config(nb11.SD15_SCHEDULER_CONFIG), 5, 7.5,
+                             generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(package, pipeline, atol=1e-5, rtol=1e-5)  # the same noise, loop and decode
 
 
 # --- Exercise 1 -------------------------------------------------------------------------------------
