@@ -51,13 +51,15 @@ def evaluate_recipe(recipe: Recipe, model: DiffusionModel) -> dict:
 
 def evaluate_prompt_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per_caption: int = 2, steps: int = 25,
                               seed: int = 0) -> dict:
-    """How often the shapes judge reads back the prompt, over all 90 captions, per guidance scale."""
+    """How often the shapes judge reads back the prompt, over all 90 captions, per guidance scale, and how
+    grainy the samples' backgrounds are (``metrics.background_grain``; the judge forgives grain)."""
     prompts = [c for c in all_captions() for _ in range(per_caption)]
     out = {}
     for w in scales:
         samples = model.sample(len(prompts), steps=steps, prompts=prompts, guidance_scale=w,
                                generator=torch.Generator().manual_seed(seed))
         out[f"w={w:g}"] = {k: round(v, 4) for k, v in metrics.prompt_adherence(samples, prompts).items()}
+        out[f"w={w:g}"]["background_grain"] = round(metrics.background_grain(samples), 4)
     return {"sampler": f"{model.default_sampler}-{steps}", "n": len(prompts), "judge": "shapes-judge", "adherence": out}
 
 

@@ -69,3 +69,30 @@ def test_the_card_file_holds_the_recipe_and_the_figures(tmp_path):
     assert path == tmp_path / "digits-ddpm.md" and text.startswith("# digits-ddpm\n")
     assert recipe.description in text and "`python -m course_utils.train digits-ddpm`" in text
     assert json.loads(text.split("```json\n")[1].split("```")[0]) == card
+
+
+class RealShapes:
+    """Stands in for a text model: "samples" real held-out shapes of the captions asked for, plus ``noise``."""
+
+    default_sampler = "dpmsolver++"
+
+    def __init__(self, noise: float = 0.0):
+        from course_utils.data import make_shapes
+
+        data = make_shapes(2000, seed=1)
+        self.by_caption = {c: data.images[i] for i, c in enumerate(data.captions)}
+        self.noise, self.scales = noise, []
+
+    def sample(self, n, steps=None, prompts=None, guidance_scale=None, generator=None):
+        self.scales.append(guidance_scale)
+        images = torch.stack([self.by_caption[p] for p in prompts])
+        return (images + self.noise * torch.randn(images.shape, generator=generator)).clamp(-1, 1)
+
+
+@pytest.mark.parametrize("noise, grainy", [(0.0, False), (0.2, True)])
+def test_prompt_adherence_records_the_background_grain_the_judge_forgives(noise, grainy):
+    card = cards.evaluate_prompt_adherence(RealShapes(noise), scales=(0.0, 3.0), per_caption=1, steps=20)
+    assert card["sampler"] == "dpmsolver++-20" and card["n"] == 90 and set(card["adherence"]) == {"w=0", "w=3"}
+    for figures in card["adherence"].values():
+        assert figures["object"] >= 0.9  # the judge reads real shapes, grainy or not
+        assert (figures["background_grain"] > 0.15) if grainy else (figures["background_grain"] < 0.03)

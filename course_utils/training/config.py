@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .._validation import as_float, as_int, check_bool, check_choice, check_positive_int
@@ -10,6 +11,7 @@ from ..flow_matching import TIME_SAMPLINGS
 from ..parameterization import PREDICTION_TYPES
 
 PRECISIONS = ("auto", "fp32", "bf16")
+LR_DECAYS = ("constant", "cosine")
 ORIGINAL_INFERENCE_STEPS = 50
 OBJECTIVES = FAMILIES  # what a run trains: a model of this family (course_utils.families)
 
@@ -26,6 +28,9 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 2e-4
     warmup_steps: int = 100
+    lr_decay: str = "constant"  # after the warm-up: "constant", or "cosine" (half a cosine from lr down to
+    # min_lr_ratio * lr at the last step; Loshchilov & Hutter 2017, nanoGPT's schedule)
+    min_lr_ratio: float = 0.1  # "cosine": the final learning rate as a fraction of lr
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
@@ -64,6 +69,8 @@ class TrainConfig:
         self.logit_std = as_float("logit_std", self.logit_std, low=0, low_open=True)
         self.time_shift = as_float("time_shift", self.time_shift, low=0, low_open=True, note="1.0: no shift")
         check_choice("time_sampling", self.time_sampling, TIME_SAMPLINGS)
+        check_choice("lr_decay", self.lr_decay, LR_DECAYS)
+        self.min_lr_ratio = as_float("min_lr_ratio", self.min_lr_ratio, 0, 1, note="the final lr as a fraction of lr")
         self.compile, self.cuda_graph = check_bool("compile", self.compile), check_bool("cuda_graph", self.cuda_graph)
         check_choice("prediction_type", self.prediction_type, PREDICTION_TYPES)
         check_choice("objective", self.objective, OBJECTIVES)
@@ -89,8 +96,16 @@ class TrainConfig:
                              "the eager kernels, recorded in a second).")
 
     def lr_at(self, step: int) -> float:
-        """The learning rate of step ``step`` (0-indexed): a linear warm-up, then constant."""
-        return self.lr * min(1.0, (step + 1) / max(self.warmup_steps, 1))
+        """The learning rate of step ``step`` (0-indexed): a linear warm-up over ``warmup_steps``, then
+        constant, or (``lr_decay="cosine"``) half a cosine from ``lr`` down to ``min_lr_ratio * lr`` at
+        the last step (``steps - 1``)."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.lr_decay == "constant":
+            return self.lr
+        progress = min(1.0, (step - self.warmup_steps) / max(self.steps - 1 - self.warmup_steps, 1))
+        floor = self.min_lr_ratio * self.lr
+        return floor + (self.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def diverged(step: int, config: TrainConfig):

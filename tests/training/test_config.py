@@ -29,6 +29,24 @@ def test_the_learning_rate_warms_up_linearly_then_stays():
     assert config.lr_at(10_000) == 1e-3
 
 
+def test_cosine_decay_falls_from_lr_to_its_floor_after_the_warm_up():
+    # steps 0-3 warm up; step 4 is the top (lr), the last step (steps - 1 = 14) the floor (min_lr_ratio * lr), and
+    # half-way between them (step 9) the mean of the two; the rate never rises after the warm-up.
+    config = TrainConfig(steps=15, lr=1e-3, warmup_steps=4, lr_decay="cosine", min_lr_ratio=0.1)
+    rates = [config.lr_at(s) for s in range(15)]
+    assert rates[:5] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
+    assert rates[9] == pytest.approx(0.55e-3)
+    assert rates[14] == pytest.approx(1e-4)
+    assert all(a >= b for a, b in zip(rates[4:], rates[5:]))
+    assert config.lr_at(100) == pytest.approx(1e-4)  # a run resumed past its end stays at the floor
+
+
+@pytest.mark.parametrize("kwargs, match", [({"lr_decay": "linear"}, "lr_decay"), ({"min_lr_ratio": 1.5}, "min_lr_ratio")])
+def test_an_unknown_decay_or_a_floor_above_lr_is_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
 @pytest.mark.parametrize("warmup", [0, 1])
 def test_no_warm_up_starts_at_the_full_rate(warmup):
     assert TrainConfig(lr=3e-4, warmup_steps=warmup).lr_at(0) == 3e-4
