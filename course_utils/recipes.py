@@ -81,8 +81,8 @@ RECIPES: dict[str, Recipe] = {
     "shapes-text": Recipe(
         name="shapes-text", kind="diffusion", dataset="shapes", arch="shapes-text", method="ddpm",
         conditioning="text", schedule="cosine", text_encoder="tiny-clip", default_guidance_scale=3.0,
-        train=TrainConfig(steps=2000, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.998,
-                          label_dropout=0.1, checkpoint_every=100, seed=0),
+        train=TrainConfig(steps=6000, batch_size=64, lr=5e-4, warmup_steps=200, lr_decay="cosine", ema_decay=0.999,
+                          label_dropout=0.1, precision="bf16", checkpoint_every=100, seed=0),
         description="Text-conditioned DDPM on 20,000 32x32 shapes: cross-attention to the frozen tiny-clip text "
                     "encoder's token states, 10% of captions replaced by the empty prompt (for guidance).",
     ),
@@ -99,7 +99,8 @@ RECIPES: dict[str, Recipe] = {
         default_guidance_scale=3.0,
         train=TrainConfig(steps=2000, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.998,
                           label_dropout=0.1, checkpoint_every=100, seed=0),
-        description="Latent diffusion: the shapes-text recipe run on shapes-vae's scaled 8x8x4 latents of the same "
+        description="Latent diffusion: shapes-text's first recipe (2,000 steps at a constant rate) run on shapes-vae's "
+                    "scaled 8x8x4 latents of the same "
                     "20,000 shapes (posterior means), decoded by the VAE after sampling.",
     ),
     **{f"dit-digits-{size}": Recipe(

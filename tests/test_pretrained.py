@@ -96,6 +96,41 @@ def test_shapes_text_draws_the_colour_and_shape_asked_for():
     assert both >= 0.8, both
 
 
+def _grain_of_samples(name: str) -> tuple[float, float, float]:
+    """(samples' background grain, the real images' grain, colour and shape right) for a shipped text model at its
+    default guidance, DDIM-25, 30 of the 90 captions (every shape, colour and background), seed 0."""
+    from course_utils import metrics
+    from course_utils.data import make_shapes
+    from course_utils.models.clip import all_captions
+
+    model = pretrained.load(name, device="cpu")
+    prompts = all_captions()[::3]
+    samples = model.sample(len(prompts), steps=25, prompts=prompts, generator=torch.Generator().manual_seed(0))
+    real = metrics.background_grain(make_shapes(2000, seed=1).images)  # held-out shapes: 0.0116
+    return metrics.background_grain(samples), real, metrics.prompt_adherence(samples, prompts)["object"]
+
+
+@pytest.mark.parametrize("name, limit", [("shapes-text", 5.0), ("shapes-latent", 3.5)])
+def test_shipped_text_models_keep_their_backgrounds_clean(name, limit):
+    # The judge was trained on noised images and forgives grain, so cleanliness is measured on its own: the spread
+    # of each sample's 3-pixel border frame, flat background in the data. Held at today's level so it cannot
+    # regress: shapes-text 3.9x the data's (0.045 over all 90 captions; 14.7x before its 6,000-step cosine
+    # recipe), shapes-latent 2.7x; colour and shape right on 100% and 98%.
+    grain, real, right = _grain_of_samples(name)
+    assert grain <= limit * real, f"{name}: background grain {grain:.4f}, {grain / real:.1f}x the data's {real:.4f}"
+    assert right >= 0.9
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 34, open: within 2x the data's grain is the target; shapes-text measures 3.9x after 6,000 steps (more "
+    "training is the lever: 2,000 -> 6,000 steps took it from 14.7x), shapes-latent 2.7x, and shapes-vae's own round "
+    "trip of real shapes already leaves 2.1x, so the VAE must be retrained first"))
+@pytest.mark.parametrize("name", ["shapes-text", "shapes-latent"])
+def test_shipped_text_models_are_as_clean_as_the_data(name):
+    grain, real, _ = _grain_of_samples(name)
+    assert grain <= 2 * real, f"{name}: background grain {grain:.4f}, {grain / real:.1f}x the data's {real:.4f}"
+
+
 def test_shapes_vae_reconstructs_held_out_shapes():
     # Issue 6's bar: a measured, documented reconstruction error on held-out shapes (seed 1; training
     # used seed 0). The card records PSNR 35.2 dB on 2,000; the judge reads every reconstruction right.
