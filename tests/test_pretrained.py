@@ -259,3 +259,14 @@ def test_the_linear_schedule_twin_draws_worse_digits_than_digits_class():
     fids = [metrics.digits_fid(m.sample(898, steps=20, generator=torch.Generator().manual_seed(0), batch_size=128))
             for m in (linear, cosine)]
     assert fids[0] > 1.15 * fids[1], fids  # measured: 2.14 against 1.67
+
+
+def test_the_readme_picture_draws_only_shipped_models():
+    # tools/sample_grid.py draws docs/samples.png; a renamed checkpoint once broke it unnoticed.
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("sample_grid", Path(__file__).parents[1] / "tools" / "sample_grid.py")
+    grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid)
+    assert {name for name, *_ in grid.ROWS} <= set(pretrained.list("diffusion"))

@@ -27,7 +27,7 @@ PROMPTS = ["a red circle on a blue background", "a green square on a white backg
 ROWS = [
     ("digits-class", {"labels": DIGITS}, {"sampler": "ddim", "steps": 50}, "U-Net, class-conditional (DDIM-50)"),
     ("dit-digits-b", {"labels": DIGITS}, {"steps": 50}, "DiT-B, class-conditional (DDIM-50)"),
-    ("digits-class-flow", {"labels": DIGITS}, {"steps": 16}, "flow matching (Euler-16)"),
+    ("digits-flow", {}, {"steps": 16}, "flow matching, unconditional (Euler-16)"),
     ("digits-student", {}, {"steps": 2}, "consistency student, unconditional (2 steps)"),
     ("shapes-text", {"prompts": PROMPTS}, {}, "text-conditioned U-Net (prompts)"),
     ("shapes-latent", {"prompts": PROMPTS}, {}, "latent diffusion (prompts)"),
