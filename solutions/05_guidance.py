@@ -779,7 +779,7 @@ print("  per attribute: " + ", ".join(f"{k} {v:.1%}" for k, v in per_attribute.i
 if MODE == "fast":
     shipped = pretrained.info("shapes-text")["card"]["adherence"]
     print(f"  the shipped model's card ({shipped['sampler']}, {shipped['n']} samples): "
-          + "; ".join(f"{w}: all three right {v['all']:.1%}" for w, v in shipped["adherence"].items()))
+          + "; ".join(f"{w}: all four checks right {v['all']:.1%}" for w, v in shipped["adherence"].items()))
 assert digits_adh > 0.5 and both > 0.5, "far below target: guidance or the checkpoint is broken"
 
 # %% [markdown]

@@ -1,5 +1,6 @@
 """course_utils.pretrained: shipped checkpoints: manifest, hashes, cards, loading, and refusal of damaged files."""
 
+import functools
 import shutil
 
 import pytest
@@ -96,6 +97,7 @@ def test_shapes_text_draws_the_colour_and_shape_asked_for():
     assert both >= 0.8, both
 
 
+@functools.lru_cache(maxsize=None)  # the level test and the target test share one draw per model
 def _grain_of_samples(name: str) -> tuple[float, float, float]:
     """(samples' background grain, the real images' grain, colour and shape right) for a shipped text model at its
     default guidance, DDIM-25, 30 of the 90 captions (every shape, colour and background), seed 0."""
