@@ -48,3 +48,12 @@ def test_devices(monkeypatch):
 def test_unavailable_device_is_a_clear_error():
     with pytest.raises(RuntimeError, match="not available"):
         config.get_device("cuda")
+
+
+def test_fast_precision_is_bf16_only_where_the_cpu_computes_it_natively(monkeypatch):
+    for avx512_bf16, amx, expected in [(True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert config.fast_precision("cpu") == expected
+    with pytest.raises(ValueError, match="'cuda', 'mps', 'cpu'"):
+        config.fast_precision("tpu")

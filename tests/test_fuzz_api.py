@@ -103,9 +103,9 @@ def test_the_metrics(value, which, where):
         _only_documented(lambda: fn(images, value))
 
 
-FIELDS = ["steps", "batch_size", "lr", "warmup_steps", "lr_decay", "min_lr_ratio", "weight_decay", "grad_clip", "ema_decay", "prediction_type",
-          "objective", "original_inference_steps", "label_dropout", "precision", "compile", "cuda_graph", "log_every",
-          "checkpoint_every", "seed"]
+FIELDS = ["steps", "batch_size", "lr", "warmup_steps", "lr_decay", "min_lr_ratio", "weight_decay", "grad_clip", "ema_decay", "ema_warmup",
+          "prediction_type", "objective", "original_inference_steps", "label_dropout", "precision", "compile",
+          "cuda_graph", "log_every", "checkpoint_every", "seed"]
 
 
 @FUZZ

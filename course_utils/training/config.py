@@ -34,6 +34,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+    ema_warmup: bool = False  # the EMA's decay ramps up as diffusers' EMAModel does by default: 0 after the first
+    # step, then min(ema_decay, (1 + s) / (10 + s)) after step s, so a short run's average does not keep a share of
+    # the random initial weights (0.999 ** 2000 = 13.5% of them after 2,000 steps without it)
     prediction_type: str = "epsilon"  # diffusion's target; flow matching always predicts the velocity
     objective: str = DIFFUSION  # the model family: "diffusion", "flow_matching" (course_utils.flow_matching; no
     # noise schedule) or "consistency": distil a teacher (course_utils.distillation); ema_decay is then the target's mu
@@ -72,6 +75,7 @@ class TrainConfig:
         check_choice("lr_decay", self.lr_decay, LR_DECAYS)
         self.min_lr_ratio = as_float("min_lr_ratio", self.min_lr_ratio, 0, 1, note="the final lr as a fraction of lr")
         self.compile, self.cuda_graph = check_bool("compile", self.compile), check_bool("cuda_graph", self.cuda_graph)
+        self.ema_warmup = check_bool("ema_warmup", self.ema_warmup)
         check_choice("prediction_type", self.prediction_type, PREDICTION_TYPES)
         check_choice("objective", self.objective, OBJECTIVES)
         check_choice("precision", self.precision, PRECISIONS)

@@ -103,7 +103,8 @@ class TrainStep:
         self.running.add_(global_loss)
 
     def set_lr(self) -> None:
-        """The warm-up's rate for the coming step, set only when it changes."""
+        """The coming step's learning rate, set only when it changes, and its EMA weight (``ema_warmup``)."""
+        self.state.ema.set_step(self.state.step)
         lr = self.config.lr_at(self.state.step)
         if lr != self.lr:
             set_lr(self.state.opt, lr)

@@ -16,16 +16,44 @@ from .config import TrainConfig
 
 
 class EMA:
-    """Exponential moving average of a model's weights: ``ema <- decay * ema + (1 - decay) * w``."""
+    """Exponential moving average of a model's weights: ``ema <- decay * ema + (1 - decay) * w``.
 
-    def __init__(self, model: nn.Module, decay: float):
-        self.decay = decay
+    ``warmup``: the decay of the update after optimiser step ``s`` (0-indexed) is diffusers' default
+    ramp (``EMAModel.get_decay`` without ``use_ema_warmup``): 0 at ``s = 0`` (the EMA becomes the
+    weights), then ``min(decay, (1 + s) / (10 + s))``. Without it the decay is ``decay`` from the start.
+    With the ramp the weight ``1 - decay`` lives in a 0-d tensor on the model's device, filled before
+    each step (``set_step``) and read by the update's kernels, so a recorded CUDA graph sees each value.
+    """
+
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = False):
+        self.decay, self.warmup = decay, warmup
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        device = next(self.model.parameters()).device
+        self.weight = torch.tensor(1 - decay, device=device) if warmup else None
+        self.weight_value = 1 - decay
+
+    def decay_at(self, step: int) -> float:
+        """The decay of the update after optimiser step ``step`` (0-indexed)."""
+        if not self.warmup:
+            return self.decay
+        return 0.0 if step <= 0 else min(self.decay, (1 + step) / (10 + step))
+
+    def set_step(self, step: int) -> None:
+        """Before optimiser step ``step``: the weight its EMA update will use (filled only when it changes)."""
+        if self.warmup and 1 - self.decay_at(step) != self.weight_value:
+            self.weight_value = 1 - self.decay_at(step)
+            self.weight.fill_(self.weight_value)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         ema_p = list(self.model.parameters())
-        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1 - self.decay)
+        params = [p.detach() for p in model.parameters()]
+        if self.weight is None:
+            torch._foreach_lerp_(ema_p, params, 1 - self.decay)
+        else:  # ema + weight * (w - ema), the weight read from its tensor
+            delta = torch._foreach_sub(params, ema_p)
+            torch._foreach_mul_(delta, self.weight)
+            torch._foreach_add_(ema_p, delta)
         for b_ema, b in zip(self.model.buffers(), model.buffers()):
             b_ema.copy_(b)
 
@@ -98,7 +126,7 @@ class TrainingState:
     @classmethod
     def start(cls, model: nn.Module, config: TrainConfig, device: torch.device, schedule=None) -> "TrainingState":
         opt = make_optimizer(model, config, device)
-        ema = EMA(model, config.ema_decay)
+        ema = EMA(model, config.ema_decay, config.ema_warmup)
         run = {"schedule": schedule.name if schedule is not None else None}
         return cls(opt, ema, torch.Generator(device=device).manual_seed(config.seed), run=run)
 

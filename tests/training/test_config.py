@@ -21,6 +21,12 @@ def test_bad_train_config(kwargs, match):
         TrainConfig(**kwargs)
 
 
+def test_ema_warmup_is_a_flag():
+    assert TrainConfig(ema_warmup=True).ema_warmup is True and TrainConfig().ema_warmup is False
+    with pytest.raises(TypeError, match="ema_warmup must be True or False, got str 'yes'"):
+        TrainConfig(ema_warmup="yes")
+
+
 def test_the_learning_rate_warms_up_linearly_then_stays():
     # lr_at(step) = lr * min(1, (step + 1) / warmup_steps): with lr = 1e-3 and 4 warm-up steps, steps 0-3 take
     # 1/4, 2/4, 3/4 and 4/4 of it, every later step all of it.

@@ -50,6 +50,55 @@ def test_a_recorded_steps_learning_rate_tensor_is_saved_as_a_number(tmp_path, di
     save_checkpoint(tmp_path / "opt.safetensors", {"x": torch.zeros(1)}, {"param_groups": groups})  # JSON-ready
 
 
+def test_the_ema_warmup_follows_diffusers_ema_model_step_for_step():
+    # diffusers' EMAModel (default: no use_ema_warmup) after each optimiser step: decay 0, then
+    # min(decay, (1 + s) / (10 + s)). Ours with ema_warmup, fed the same weights, stays with it.
+    from diffusers.training_utils import EMAModel
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    ours = EMA(model, decay=0.99, warmup=True)
+    theirs = EMAModel(model.parameters(), decay=0.99)
+    decays = []
+    for step in range(1000):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        ours.set_step(step)
+        decays.append(ours.decay_at(step))
+        ours.update(model)
+        theirs.step(model.parameters())
+        assert decays[-1] == pytest.approx(theirs.cur_decay_value, abs=1e-12)
+        for a, b in zip(ours.model.parameters(), theirs.shadow_params):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert decays[:3] == [0.0, 2 / 11, 3 / 12] and decays[-1] == 0.99  # capped at ema_decay from step 890 on
+    assert EMA(model, decay=0.99).decay_at(0) == 0.99  # without the ramp: the decay from the first update
+
+
+def test_a_run_with_ema_warmup_resumes_exactly_and_forgets_the_initial_weights(tmp_path, digits, cfg):
+    torch.manual_seed(0)
+    straight = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=20, ema_warmup=True),
+                     device="cpu", progress=False)
+    torch.manual_seed(0)
+    path = tmp_path / "run.safetensors"
+    train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=10, ema_warmup=True), device="cpu",
+          progress=False, checkpoint_path=path)
+    resumed = train(UNet("digits-tiny"), digits, get_schedule("linear"), cfg(steps=20, ema_warmup=True),
+                    device="cpu", progress=False, checkpoint_path=path)
+    for a, b in zip(straight.ema_model.state_dict().values(), resumed.ema_model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    # After 20 steps the ramp's EMA is near the trained weights; the plain 0.999 one is still mostly the initial.
+    name = "conv_in.weight"
+    torch.manual_seed(0)
+    initial = UNet("digits-tiny")
+    first = initial.state_dict()[name].clone()
+    plain = train(initial, digits, get_schedule("linear"), cfg(steps=20), device="cpu", progress=False)
+    trained = straight.model.state_dict()[name]
+    torch.testing.assert_close(plain.model.state_dict()[name], trained)  # the ramp changes only the average
+    gap = lambda ema: (ema.state_dict()[name] - trained).norm() / (first - trained).norm()  # noqa: E731
+    assert gap(straight.ema_model) < 0.5 < gap(plain.ema_model), (gap(straight.ema_model), gap(plain.ema_model))
+
+
 def test_the_ema_moves_each_weight_a_share_one_minus_decay_of_the_way():
     # ema <- decay * ema + (1 - decay) * w: from ema = 0 towards w = 1 with decay 0.9, one update gives 0.1.
     model = torch.nn.BatchNorm1d(3)  # weights and buffers (running statistics)
