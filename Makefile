@@ -112,7 +112,7 @@ CANARY_TORCH ?= requirements/torch-cpu.txt
 CANARY_NOTEBOOKS := $(wildcard notebooks/01_*.ipynb notebooks/03_*.ipynb)
 canary-envs: | $(UV)
 	for env in newest:highest lowest:lowest-direct; do venv=$(CANARY)/$${env%%:*}; \
-	  rm -rf $$venv && $(UV) venv -q --python $(PYTHON) $$venv && \
+	  rm -rf $$venv && $(UV) venv -q --seed --python $(PYTHON) $$venv && \
 	  $(UV) pip install -q --python $$venv/bin/python --resolution $${env#*:} --find-links /opt/wheels \
 	    --override $(CANARY_TORCH) -r pyproject.toml --extra dev && \
 	  $(UV) pip install -q --python $$venv/bin/python --no-deps -e . && \

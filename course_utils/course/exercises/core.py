@@ -56,7 +56,10 @@ def _deadline(seconds: float):
         yield
         return
 
+    expired = []
+
     def expire(signum, frame):
+        expired.append(True)
         raise LearnerTimeout
 
     previous = signal.signal(signal.SIGALRM, expire)
@@ -66,6 +69,8 @@ def _deadline(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if expired:  # the handler's exception was swallowed: raised inside a garbage-collector callback (hypothesis
+        raise LearnerTimeout  # installs one) or caught by a bare `except` in the learner's code
 
 
 def call_learner(fn: Callable, *args, **kwargs):

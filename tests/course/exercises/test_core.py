@@ -108,6 +108,24 @@ def test_a_learner_function_that_never_returns_is_stopped_with_a_message(monkeyp
     assert slow_case.status == "incorrect" and "loop that never ends" in slow_case.message
 
 
+def test_a_timeout_swallowed_inside_the_learner_code_still_stops_the_check(monkeypatch):
+    # A bare `except` in the learner's loop (or a garbage-collector callback) can catch the timer's
+    # exception; the check must still end as a timeout, not as a slow but "finished" answer.
+    import time
+
+    monkeypatch.setenv("COURSE_CHECK_TIMEOUT", "0.2")
+
+    def swallows():
+        try:
+            while True:
+                time.sleep(0.01)
+        except Exception:
+            return 1.0
+
+    result = run_check("Exercise X", swallows, 1.0)
+    assert result.status == "incorrect" and "did not return within 0.2 s" in result.message
+
+
 def test_none_complex_nan_and_shape_each_get_their_own_hint():
     expected = np.ones(3)
     assert "forget `return`" in run_check("E", lambda: None, expected).message
