@@ -71,3 +71,27 @@ def test_learner_text_names_no_machine_and_no_date():
                 [ln for ln in text.splitlines() if ln.lstrip().startswith("#")]
             found = [ln for ln in lines if machine_or_date.search(ln)]
             assert not found, f"{src.stem}: {found[0].strip()[:120]}"
+
+
+def test_each_notebook_header_gives_one_time_per_mode():
+    """The header's table has one row per mode, each with a time in a learner's words; a GPU row may
+    say it is not yet measured (full mode needs a GPU this project does not always have)."""
+    import re
+
+    time_words = re.compile(r"\b(seconds?|minutes?|hours?)\b")
+    for src in bn.sources():
+        nb = json.loads((ROOT / "notebooks" / f"{src.stem}.ipynb").read_text())
+        header = []
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code" and "course_utils" in "".join(cell["source"]) and header:
+                break
+            if cell["cell_type"] == "markdown":
+                header += "".join(cell["source"]).splitlines()
+        for mode in ("fast", "cpu", "full"):
+            rows = [ln for ln in header if ln.startswith(f"| `{mode}` |")]
+            assert len(rows) == 1, f"{src.stem}: {len(rows)} header rows for mode {mode!r}"
+            last = rows[0].rstrip(" |").rsplit("|", 1)[-1]
+            assert time_words.search(last) or (mode == "full" and "not yet measured on a GPU" in last), \
+                f"{src.stem}: the {mode} row's time is {last.strip()!r}"
+            if mode == "cpu":
+                assert "laptop" in last, f"{src.stem}: the cpu row should say 'on a laptop': {last.strip()!r}"
