@@ -8,7 +8,7 @@ Integers are drawn either small or far too large, so that a value the API accept
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from course_utils import metrics, pretrained
@@ -84,6 +84,8 @@ def test_a_samplers_set_timesteps_and_step(make, value, where):
 @given(value=anything, where=st.sampled_from(["n", "steps", "labels", "guidance_scale", "sampler", "eta",
                                               "batch_size", "clip_sample", "output", "generator", "prompts"]))
 def test_diffusion_model_sample(model, value, where):
+    # A huge n is valid and samples batch after batch for ever (hypothesis 6.100 drew n = 10**10 and hung the canary)
+    assume(not (where == "n" and isinstance(value, (int, np.integer)) and value > 64))
     args = {"n": 2, "steps": 2} | {where: value}
     _only_documented(lambda: model.sample(**args))
 
