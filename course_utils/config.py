@@ -81,7 +81,8 @@ def fast_precision(device: str | torch.device | None = None) -> str:
     device = get_device(device)
     if device.type == "cuda":
         return "bf16"
-    if device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+    native = [getattr(torch.cpu, name, lambda: False) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if device.type == "cpu" and any(check() for check in native):  # private checks: absent in an old torch -> fp32
         return "bf16"
     return "fp32"
 
