@@ -72,11 +72,14 @@ def by_mode(fast: T, cpu: T, full: T, mode: str | None = None) -> T:
 
 def fast_precision(device: str | torch.device | None = None) -> str:
     """``"bf16"`` where the hardware computes bf16 natively, else ``"fp32"``: a training run's
-    ``precision`` that makes it faster, never slower.
+    ``precision`` for the convolutional networks (U-Nets, the VAE).
 
     bf16 autocast on CUDA, and on x86 CPUs with AVX-512 BF16 or AMX instructions: there a 1.18M-
-    parameter U-Net's training step took 0.62 s instead of 0.95 s (docs/BENCHMARKS.md). Elsewhere
-    (most laptops, Apple's MPS) PyTorch would emulate bf16, several times slower than fp32.
+    parameter U-Net's training step took 0.62 s instead of 0.95 s, the VAE's two thirds of its fp32
+    time (docs/BENCHMARKS.md). Elsewhere (most laptops, Apple's MPS) PyTorch would emulate bf16,
+    several times slower than fp32. The course's small DiTs are the exception: on such a CPU their
+    step was slower in bf16 (the casts around many small matrix products cost more than they save),
+    so notebook 07 trains them in fp32.
     """
     device = get_device(device)
     if device.type == "cuda":

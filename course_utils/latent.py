@@ -18,9 +18,10 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from ._validation import check_positive_int
+from ._validation import check_choice, check_positive_int
 from .config import get_device
 from .models.vae import VAE, Autoencoder, VAEConfig, vae_loss
+from .training.config import PRECISIONS
 from .training.fit import fit
 
 
@@ -37,17 +38,21 @@ class VAETrainResult:
 def train_vae(images: torch.Tensor, config: VAEConfig | str = "shapes-vae", steps: int = 3000,
               batch_size: int = 64, lr: float = 1e-3, kl_weight: float = 1e-3, seed: int = 0,
               log_every: int = 50, device: str | torch.device = "cpu", progress: bool = True,
-              loss_fn: Callable[..., dict[str, torch.Tensor]] = vae_loss) -> VAETrainResult:
+              loss_fn: Callable[..., dict[str, torch.Tensor]] = vae_loss, precision: str = "auto") -> VAETrainResult:
     """Train a ``VAE`` on ``images`` with ``loss_fn`` (``vae_loss`` by default, or one with its signature
     and its ``{"loss", "recon", "kl"}`` result: notebook 06's learners pass their own) under AdamW with
     cosine decay to 0, then set its ``scaling_factor`` from the trained encoder (``latent_scaling_factor``).
 
+    ``precision``: as ``TrainConfig.precision`` ("auto": bf16 autocast on CUDA, fp32 elsewhere; "bf16"; "fp32").
     Interrupting (Ctrl-C / the stop button) returns the model as it is, with its scale factor set.
     """
     from tqdm.auto import tqdm
 
+    from .training.acceleration import autocast
+
     check_positive_int("steps", steps)
     check_positive_int("batch_size", batch_size)
+    check_choice("precision", precision, PRECISIONS)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function like vae_loss(model, x, kl_weight=, generator=), "
                         f"got {type(loss_fn).__name__}.")
@@ -65,7 +70,8 @@ def train_vae(images: torch.Tensor, config: VAEConfig | str = "shapes-vae", step
 
     def batch_loss() -> dict[str, torch.Tensor]:
         idx = torch.randint(0, len(data), (batch_size,), device=device, generator=gen)
-        return loss_fn(model, data[idx], kl_weight=kl_weight, generator=gen)
+        with autocast(device, precision):
+            return loss_fn(model, data[idx], kl_weight=kl_weight, generator=gen)
 
     def log(step: int, parts: dict[str, torch.Tensor]) -> None:
         acc.add_(torch.stack([parts[k].detach() for k in ("loss", "recon", "kl")]))  # on the device: read
