@@ -52,7 +52,7 @@ print(json.dumps({"wall_s": wall, "peak_mib": peak_kib / 1024, "slowest_cell_s":
                   "slowest_cell": slowest[1], "metric_lines": lines}))
 """
 # Printed lines that report what a notebook reached (kept by benchmark 4).
-METRIC_PATTERN = r"FID|KID|accuracy|adherence|right|trained|images/s"
+METRIC_PATTERN = r"FID|KID|accuracy|adherence|right|trained|images/s|PSNR"
 
 
 def run_one(path: Path, mode: str, stop_after: str = "") -> dict:

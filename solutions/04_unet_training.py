@@ -510,8 +510,8 @@ nb04.skip_question()
 # %%
 theirs = diffusers_unet_like("digits-small")
 print(f"ours: {UNet('digits-small').num_parameters():,} parameters   diffusers: {theirs.num_parameters():,}")
-steps_cmp = config.by_mode(fast=10, cpu=200, full=4000)
-cmp_cfg = TrainConfig(steps=steps_cmp, batch_size=demo_batch, lr=1e-3, warmup_steps=min(100, steps_cmp),
+steps_cmp = config.by_mode(fast=10, cpu=120, full=4000)
+cmp_cfg = TrainConfig(steps=steps_cmp, batch_size=demo_batch, lr=1e-3, warmup_steps=min(100, steps_cmp // 4),
                       lr_decay="cosine", ema_warmup=True, precision=config.fast_precision(DEVICE),  # section 4's recipe
                       log_every=max(1, steps_cmp // 10), cuda_graph=DEVICE.type == "cuda")
 torch.manual_seed(0)
@@ -530,7 +530,7 @@ plt.show()
 
 # %% [markdown]
 # In `fast` mode ten steps teach either network almost nothing, so these samples are still
-# noise: the point is that the loop runs. With `COURSE_MODE=cpu` both train for 200 steps (about a
+# noise: the point is that the loop runs. With `COURSE_MODE=cpu` both train for 120 steps (under a
 # minute together) and draw rough strokes; on a GPU, 4,000 steps each. The speed figures of both networks, on this CPU and on a GPU, are recorded in
 # `docs/BENCHMARKS.md`.
 #
