@@ -36,7 +36,7 @@
 # | mode | training | guidance sweep | time |
 # |---|---|---|---|
 # | `fast` | 10 steps to prove the loop, then the shipped checkpoints | 4 digits per class and scale, DDIM-10 | under a minute |
-# | `cpu` | the shipped recipe, printed in section 4 | 20 per class and scale, DDIM-25 | about 10 minutes on a laptop, half of it training |
+# | `cpu` | the shipped recipe, printed in section 4 | 20 per class and scale, DDIM-25 | about 9 minutes on a laptop, half of it training |
 # | `full` | the shipped recipe, each step one CUDA graph | 100 per class and scale, DDIM-50 | under a minute on a GPU |
 #
 # Two coding exercises, one build exercise and two questions, each with an automatic checker.

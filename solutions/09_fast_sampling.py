@@ -39,7 +39,7 @@
 # | mode | distillation | digits per sampler | time |
 # |---|---|---|---|
 # | `fast` | 3 steps to prove the loop, then the shipped student | 8 per picture, 2 per row of the speed table (timing is real; quality that small is only a rough guide) | under a minute |
-# | `cpu` | a quarter of the student's recipe (500 steps) | 300 per picture and per row of the speed table | about 10 minutes on a laptop |
+# | `cpu` | a quarter of the student's recipe (500 steps) | 300 per picture and per row of the speed table | about 7 minutes on a laptop |
 # | `full` | the whole recipe | 898 | not yet measured on a GPU |
 #
 # Three coding exercises, two build exercises (the whole DPM-Solver++ sampler, graded by its agreement with
