@@ -451,7 +451,7 @@ assert fid < noise_fid / 5, "samples should be far closer to digits than noise i
 
 # %% [markdown]
 # The recipe shows up here as much as the length. In `cpu` mode your U-Net trained 1,300 steps with
-# the additions of section 4; on the course's 2-core test machine that run scored 0.361, 2.0× the floor
+# the additions of section 4; on the course's 2-core test machine that run scored 0.370, 2.1× the floor
 # (the stored run in `docs/BENCHMARKS.md`; your figure above is your own run's). The same U-Net trained
 # 2,000 steps at a constant rate, with an EMA that still held a share of its random start, scored 14× to
 # 16× the floor: clearly digits, but blotchy. The shipped model trained 6,000 steps and scores 0.249,
