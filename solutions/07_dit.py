@@ -392,7 +392,7 @@ for name in SIZES:
 # the same data, the cosine schedule, 10% label dropout for guidance. In `fast` mode we run 3
 # steps of each to prove the loop works on these DiTs, then load the shipped checkpoints, which were
 # made by exactly these recipes, and read the loss curves they recorded. In `full` mode you run both
-# recipes here. In `cpu` mode you run the small one's (about 6 minutes on a laptop) and load the base
+# recipes here. In `cpu` mode you run the small one's (about 8 minutes on a laptop) and load the base
 # one, whose 4,000 steps take about 15 minutes more: add it to `TRAINED` to train it too. (Shortening
 # the recipe is no way out here: with a cosine decay, which serves notebook 04's U-Net well, 1,300 steps
 # left the base DiT drawing the digit asked for in a third of its samples at $w = 3$, and 3,000 steps

@@ -78,7 +78,7 @@ N_TABLE = config.by_mode(fast=2, cpu=300, full=metrics.NUM_SAMPLES)  # cpu: KID 
 # digits the DPM-Solver++ build draws at 10 steps for its quality check (and the package's sampler as many)
 N_BUILD = config.by_mode(fast=64, cpu=metrics.NUM_SAMPLES, full=metrics.NUM_SAMPLES)
 # DDPM-1000 on 898 digits is 1,000 calls at batch 898: 51 minutes on one core in the reference run,
-# more than the rest of the table together; at cpu mode's 300 digits still about 8 minutes. cpu mode
+# more than the rest of the table together; at cpu mode's 300 digits still several minutes. cpu mode
 # leaves that row out (set True to time it too); at N = 898 a left-out row is copied from the reference run.
 LIVE_DDPM = config.by_mode(fast=True, cpu=False, full=True)
 print(config.describe())
