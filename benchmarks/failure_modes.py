@@ -49,7 +49,8 @@ def failure_rows(device: torch.device) -> list[str]:
                f"{d.broken:.4g} / {d.fixed:.4g} ({'fixed' if d.improved else 'no improvement'})", d.samples, device)
            for d in demos]
     guidance = demos[1].details
-    out.append(row("failure-fix: shapes-latent guidance sweep, adherence (all four heads) at w = 1 / 3 / 20",
+    out.append(row("failure-fix: shapes-latent guidance sweep, adherence (all four heads) at w = "
+                   + " / ".join(f"{w:g}" for w in guidance["adherence"]),
                    " / ".join(f"{v:.1%}" for v in guidance["adherence"].values()), demos[1].samples, device))
     return out + collapse_rows(next(d for d in demos if d.failure == "Fine-tune collapse"), device)
 

@@ -60,7 +60,9 @@ def evaluate_prompt_adherence(model: DiffusionModel, scales=(0.0, 1.0, 3.0), per
                                generator=torch.Generator().manual_seed(seed))
         out[f"w={w:g}"] = {k: round(v, 4) for k, v in metrics.prompt_adherence(samples, prompts).items()}
         out[f"w={w:g}"]["background_grain"] = round(metrics.background_grain(samples), 4)
-    return {"sampler": f"{model.default_sampler}-{steps}", "n": len(prompts), "judge": "shapes-judge", "adherence": out}
+    eta = model.info.get("default_eta", 0.0) if model.default_sampler == "ddim" else 0.0  # what sample() used
+    sampler = f"{model.default_sampler}-{steps}" + (f", eta {eta:g}" if eta else "")
+    return {"sampler": sampler, "n": len(prompts), "judge": "shapes-judge", "adherence": out}
 
 
 def write_card(recipe: Recipe, card: dict, out: Path) -> Path:

@@ -116,7 +116,7 @@ class DiffusionModel:
 
     @torch.no_grad()
     def sample(self, n: int, steps: int | None = None, generator: torch.Generator | None = None, labels=None,
-               prompts=None, guidance_scale: float | None = None, sampler: str | None = None, eta: float = 0.0,
+               prompts=None, guidance_scale: float | None = None, sampler: str | None = None, eta: float | None = None,
                batch_size: int = 256, clip_sample: bool | None = None, output: str = "images", guidance: str = "cfg",
                guidance_options: dict | None = None, sampler_options: dict | None = None) -> torch.Tensor:
         """Draw ``n`` images: ``(n, C, H, W)`` in [-1, 1] (a latent model decodes its latents).
@@ -139,7 +139,9 @@ class DiffusionModel:
                 visits only t = 0); ``_sampler`` says where they start. A flow-matching
                 model takes ``"euler"`` (its default) or ``"heun"`` (on its ODE); a consistency student ``"consistency"``
                 (1-4 steps; ``model.samplers`` lists what a model takes).
-            eta: DDIM's noise (0: deterministic, 1: DDPM-like).
+            eta: DDIM's noise (0: deterministic, 1: DDPM-like). None: the model's default with DDIM
+                (``info["default_eta"]``: 1 for the text models, whose deterministic samples carry the
+                denoiser's leftover error into grainy backgrounds; 0 for the others), 0 with other samplers.
             clip_sample: clamp the ``x0`` each step predicts to [-1, 1] and re-derive the noise
                 estimate from it (``parameterization.clamp_x0_prediction``), so that both stay consistent.
                 diffusers' DDIM clamp keeps the model's noise estimate instead, which drifts off the
@@ -181,6 +183,8 @@ class DiffusionModel:
         entry = get_entry(check_choice("sampler", self.default_sampler if sampler is None else sampler, self.samplers))
         check_choice("output", output, ("images", "latents") if self.vae is not None else ("images",))
         check_generator(generator)
+        if eta is None:
+            eta = self.info.get("default_eta", 0.0) if "eta" in entry.step_options else 0.0
         eta = as_float("eta", eta, 0, 1, note="DDIM's noise: 0 deterministic, 1 DDPM-like")
         if eta and "eta" not in entry.step_options:
             raise ValueError(f"eta={eta:g} is used only by sampler='ddim'; sampler={entry.name!r} would ignore it "

@@ -28,8 +28,13 @@ class Recipe:
     description: str = ""
     text_encoder: str | None = None  # the shipped TinyCLIP whose frozen token states condition the model
     default_guidance_scale: float | None = None  # what sample() uses when given a condition but no scale
+    # DDIM's eta when sample() is given none: 1 (fresh noise each step) for the text models, whose deterministic
+    # samples carry the denoiser's leftover error into grainy backgrounds (issue 34; docs/BENCHMARKS.md)
+    default_eta: float = 0.0
     vae: str | None = None  # latent diffusion: the shipped VAE whose scaled latents the model denoises
     teacher: str | None = None  # consistency distillation: the shipped model distilled (and the student's start)
+    # a VAE: then this many steps of its decoder alone, the encoder frozen (``latent.finetune_decoder``)
+    decoder_finetune: TrainConfig | None = None
 
     def __post_init__(self):
         if self.kind == "diffusion" and self.method != DIFFUSION_METHODS[self.train.objective]:
@@ -80,7 +85,7 @@ RECIPES: dict[str, Recipe] = {
     ),
     "shapes-text": Recipe(
         name="shapes-text", kind="diffusion", dataset="shapes", arch="shapes-text", method="ddpm",
-        conditioning="text", schedule="cosine", text_encoder="tiny-clip", default_guidance_scale=3.0,
+        conditioning="text", schedule="cosine", text_encoder="tiny-clip", default_guidance_scale=3.0, default_eta=1.0,
         train=TrainConfig(steps=6000, batch_size=64, lr=5e-4, warmup_steps=200, lr_decay="cosine", ema_decay=0.999,
                           label_dropout=0.1, precision="bf16", checkpoint_every=100, seed=0),
         description="Text-conditioned DDPM on 20,000 32x32 shapes: cross-attention to the frozen tiny-clip text "
@@ -89,14 +94,17 @@ RECIPES: dict[str, Recipe] = {
     "shapes-vae": Recipe(
         name="shapes-vae", kind="vae", dataset="shapes", arch="shapes-vae", method="vae",
         train=TrainConfig(steps=2500, batch_size=64, lr=2e-3, seed=0),
+        decoder_finetune=TrainConfig(steps=8000, batch_size=64, lr=1e-3, precision="bf16", seed=0),
         description="KL autoencoder for latent diffusion: 32x32x3 shapes to 8x8x4 latents (12x fewer numbers), "
                     "trained on 20,000 shapes with MSE + 1e-3 x KL; its scaling_factor (1 / latent std) is set "
-                    "from 2,000 training images. Reconstruction error measured on 2,000 held-out shapes.",
+                    "from 2,000 training images; then its decoder alone trained further on the same shapes, the "
+                    "encoder frozen (as Stable Diffusion's sd-vae-ft-mse), so that the latents stay the same and "
+                    "decode sharper. Reconstruction error measured on 2,000 held-out shapes.",
     ),
     "shapes-latent": Recipe(
         name="shapes-latent", kind="diffusion", dataset="shapes", arch="shapes-latent", method="ddpm",
         conditioning="text", schedule="cosine", text_encoder="tiny-clip", vae="shapes-vae",
-        default_guidance_scale=3.0,
+        default_guidance_scale=3.0, default_eta=1.0,
         train=TrainConfig(steps=2000, batch_size=64, lr=5e-4, warmup_steps=200, ema_decay=0.998,
                           label_dropout=0.1, checkpoint_every=100, seed=0),
         description="Latent diffusion: shapes-text's first recipe (2,000 steps at a constant rate) run on shapes-vae's "

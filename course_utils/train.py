@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -33,7 +34,7 @@ from .checkpoints import save_checkpoint, sha256_file, with_prefix
 from .config import get_device
 from .data import load_digits, make_shapes
 from .families import FLOW_MATCHING, FLOW_PREDICTION
-from .latent import decode, encode, numbers_per_image, reconstruction_error, train_vae
+from .latent import decode, encode, finetune_decoder, numbers_per_image, reconstruction_error, train_vae
 from .models import architecture_of, build_denoiser
 from .models.clip import train_tiny_clip, zero_shot_accuracy
 from .models.text_unet import CaptionConditionedUNet, caption_table
@@ -96,23 +97,47 @@ def train_clip(recipe: Recipe, out: Path, device: torch.device, progress: bool, 
 
 
 def train_autoencoder(recipe: Recipe, out: Path, device: torch.device, progress: bool,
-                      evaluate: bool) -> tuple[Path, dict]:
-    """The VAE, its reconstruction error and what the judge reads in its reconstructions."""
-    t = recipe.train
-    result = train_vae(make_shapes(20000, seed=0).images, recipe.arch, steps=t.steps, batch_size=t.batch_size,
-                       lr=t.lr, seed=t.seed, device=device, progress=progress)
-    if result.interrupted:
-        raise KeyboardInterrupt("VAE training was interrupted; rerun the command (it starts again).")
-    vae = result.model.cpu()
+                      evaluate: bool, from_shipped: bool = False) -> tuple[Path, dict]:
+    """The VAE, its reconstruction error and what the judge reads in its reconstructions. ``from_shipped``:
+    start from the shipped VAE and run only the recipe's decoder fine-tune (its first stage's record is kept)."""
+    t, images = recipe.train, make_shapes(20000, seed=0).images
+    card = {}
+    if not from_shipped:
+        result = train_vae(images, recipe.arch, steps=t.steps, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
+                           device=device, progress=progress)
+        if result.interrupted:
+            raise KeyboardInterrupt("VAE training was interrupted; rerun the command (it starts again).")
+        vae, card["final_loss"], card["wall_time_s"] = result.model, result.losses[-1][1:], result.wall_time_s
+        losses = result.losses
+    else:
+        if recipe.decoder_finetune is None:
+            raise ValueError(f"{recipe.name!r} has no decoder fine-tune to run on the shipped weights.")
+        shipped = pretrained.info(recipe.name)["card"]
+        vae, losses = pretrained.load(recipe.name, device), pretrained.load_tensors(recipe.name)[1]["losses"]
+        card = {k: shipped[k] for k in ("final_loss", "wall_time_s") if k in shipped}
+    meta_extra = {}
+    if recipe.decoder_finetune is not None:
+        f = recipe.decoder_finetune
+        tuned = finetune_decoder(vae, images, steps=f.steps, batch_size=f.batch_size, lr=f.lr, seed=f.seed,
+                                 device=device, progress=progress, precision=f.precision)
+        if tuned.interrupted:
+            raise KeyboardInterrupt("the decoder fine-tune was interrupted; rerun the command (it starts again).")
+        vae = tuned.model
+        card["decoder_finetune"] = {"steps": f.steps, "batch_size": f.batch_size, "lr": f.lr, "seed": f.seed,
+                                    "precision": f.precision, "final_recon": tuned.losses[-1][2],
+                                    "wall_time_s": tuned.wall_time_s}
+        meta_extra = {"decoder_finetune_losses": tuned.losses}
+    vae = vae.cpu()
     held_out = make_shapes(2000, seed=1)
-    card = {"reconstruction": reconstruction_error(vae, held_out.images), "held_out_seed": 1,
-            "judge_on_reconstructions": metrics.judge_accuracy(pretrained.load("shapes-judge", "cpu"),
-                                                               _replace_images(held_out, vae)),
-            "scaling_factor": vae.config.scaling_factor, "kl_weight": 1e-3, "parameters": vae.num_parameters(),
-            "numbers_per_image": numbers_per_image(vae), "final_loss": result.losses[-1][1:],
-            "wall_time_s": result.wall_time_s}
+    card |= {"reconstruction": reconstruction_error(vae, held_out.images), "held_out_seed": 1,
+             "judge_on_reconstructions": metrics.judge_accuracy(pretrained.load("shapes-judge", "cpu"),
+                                                                _replace_images(held_out, vae)),
+             "background_grain_of_reconstructions": round(metrics.background_grain(
+                 decode(vae, encode(vae, held_out.images))), 4),
+             "scaling_factor": vae.config.scaling_factor, "kl_weight": 1e-3, "parameters": vae.num_parameters(),
+             "numbers_per_image": numbers_per_image(vae)}
     tensors = with_prefix(vae.state_dict(), "model.")
-    meta = {"name": recipe.name, "kind": "vae", "model_config": vae.config.to_dict(), "losses": result.losses}
+    meta = {"name": recipe.name, "kind": "vae", "model_config": vae.config.to_dict(), "losses": losses} | meta_extra
     return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
 
 
@@ -178,7 +203,8 @@ def train_diffusion(recipe: Recipe, out: Path, device: torch.device, progress: b
     ema = ema.unet if table is not None else ema
     model = DiffusionModel(ema, schedule, prediction_type,
                            {"name": recipe.name, "conditioning": recipe.conditioning, "method": recipe.method,
-                            "default_guidance_scale": recipe.default_guidance_scale},
+                            "default_guidance_scale": recipe.default_guidance_scale,
+                            "default_eta": recipe.default_eta},
                            text_encoder=clip.to(device) if clip is not None else None,
                            vae=pretrained.load(recipe.vae, device) if recipe.vae else None,
                            sampler_config=sampler_config)
@@ -206,7 +232,8 @@ def install(recipe: Recipe, weights: Path, card: dict) -> None:
                              "kind": recipe.kind, "dataset": recipe.dataset, "method": recipe.method,
                              "arch": recipe.arch, "conditioning": recipe.conditioning, "schedule": recipe.schedule,
                              "description": recipe.description, "card": card,
-                             "default_guidance_scale": recipe.default_guidance_scale}
+                             "default_guidance_scale": recipe.default_guidance_scale,
+                             "default_eta": recipe.default_eta}
     fd, tmp = tempfile.mkstemp(dir=pretrained.HERE, suffix=".json.tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(manifest, f, indent=2, sort_keys=True)
@@ -227,6 +254,9 @@ def main(argv=None) -> None:
                         help="save the training state every this many steps, to resume from (recipe: 100)")
     parser.add_argument("--cuda-graph", action="store_true",
                         help="CUDA, one process: record each training step as one CUDA graph (TrainConfig.cuda_graph)")
+    parser.add_argument("--from-shipped", action="store_true",
+                        help="a VAE: start from the shipped weights and run only the recipe's decoder fine-tune "
+                             "(the encoder, so the latents and every latent model trained on them, stay the same)")
     parser.add_argument("--skip-eval", action="store_true",
                         help="train and save only: the card records no quality metric (diffusion recipes)")
     args = parser.parse_args(argv)
@@ -265,12 +295,21 @@ OWN_LOOP_FIELDS = {  # the TrainConfig fields the small networks' own loops use 
 
 def _run(recipe: Recipe, args, device: torch.device) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    weights, card = TRAINERS[recipe.kind](recipe, args.out, device, not args.no_progress, not args.skip_eval)
+    trainer = TRAINERS[recipe.kind]
+    if args.from_shipped:
+        if recipe.decoder_finetune is None:
+            raise ValueError(f"--from-shipped runs a VAE recipe's decoder fine-tune on the shipped weights; "
+                             f"{recipe.name!r} has none (recipes with one: "
+                             f"{', '.join(n for n, r in sorted(RECIPES.items()) if r.decoder_finetune)}).")
+        trainer = functools.partial(train_autoencoder, from_shipped=True)
+    weights, card = trainer(recipe, args.out, device, not args.no_progress, not args.skip_eval)
     if weights is None:  # a DDP process other than rank 0: rank 0 writes the card
         return
     train_config = asdict(recipe.train)
     if recipe.kind in OWN_LOOP_FIELDS:
         train_config = {k: train_config[k] for k in OWN_LOOP_FIELDS[recipe.kind]}
+    if args.from_shipped:  # the first stage ran earlier, under the shipped card's settings
+        train_config = pretrained.info(recipe.name)["card"]["train_config"]
     card |= {"recipe": recipe.name, "train_config": train_config, "device": _device_name(device),
              "torch": torch.__version__, "date": datetime.date.today().isoformat()}
     print(write_card(recipe, card, args.out).read_text())

@@ -75,6 +75,7 @@ class RealShapes:
     """Stands in for a text model: "samples" real held-out shapes of the captions asked for, plus ``noise``."""
 
     default_sampler = "dpmsolver++"
+    info = {"default_eta": 1.0}  # DDIM's: the card names it only when DDIM is the sampler
 
     def __init__(self, noise: float = 0.0):
         from course_utils.data import make_shapes

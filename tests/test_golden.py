@@ -21,7 +21,8 @@ spacing; issue 30: one step gave back the noise). The flow, student, sampler-cla
 cases were unchanged by it, bit for bit. Then (issue 32) the ``sample.`` cases of the models on a
 DDPM schedule, which gained the Euler and Heun samplers, of digits-student (re-distilled from
 digits-ddpm) and of the new digits-flow (which replaced digits-class-flow); the flow models' Euler and
-Heun outputs were unchanged.
+Heun outputs were unchanged. Then (issue 34) ``sample.shapes-text``, ``sample.shapes-latent`` and
+``sample.latent-and-attention``, when the text models began to sample DDIM with ``eta = 1`` by default.
 """
 
 from __future__ import annotations
@@ -79,14 +80,15 @@ def summary(name: str, key: str, v: torch.Tensor) -> torch.Tensor:
     return torch.cat([flat[:q], flat[-q:], torch.stack([flat.sum(), flat.abs().sum(), (flat**2).sum()])])
 
 
-def assert_near(what: str, have: torch.Tensor, want: torch.Tensor, tol: float = 1e-4, worst: float = 0.05) -> None:
+def assert_near(what: str, have: torch.Tensor, want: torch.Tensor, tol: float = 3e-4, worst: float = 0.05) -> None:
     """Another platform's result against the recording: the mean difference at most ``tol`` and the
     worst at most ``worst``, each relative to max(1, |recorded|) (a summary's sums are large).
 
     Another CPU's kernels change last bits, and some paths amplify them in a few numbers: a value
     near DPM-Solver++'s x0 clip lands on the other side (0.02 in 1.7% of one shapes-text sample on an
     AMD EPYC without AMX, mean 3e-5), a training run compounds them over its steps (tiny CLIP's
-    attention biases, 2.4e-4). A change of behaviour moves the mean."""
+    attention biases, 2.4e-4), and so does a DiT's Euler trajectory (dit-digits-b, mean 1.1e-4 on an
+    Intel Xeon with AMX against the EPYC's recording). A change of behaviour moves the mean further."""
     if not have.is_floating_point():
         assert torch.equal(have, want), f"{what}: integer outputs differ."
         return

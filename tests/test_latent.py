@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from course_utils.data import make_shapes
-from course_utils.latent import (decode, encode, image_features, latent_channel_correlations, latent_scaling_factor,
-                                 numbers_per_image, reconstruction_error, train_vae)
+from course_utils.latent import (decode, encode, finetune_decoder, image_features, latent_channel_correlations,
+                                 latent_scaling_factor, numbers_per_image, reconstruction_error, train_vae)
 from course_utils.models import DiT, DiTConfig, UNet
 from course_utils.models.vae import VAEConfig
 from course_utils.pipeline import DiffusionModel
@@ -67,6 +67,31 @@ def test_train_vae_in_bf16_learns_as_fp32_does_and_refuses_an_unknown_precision(
     assert bf16 < 0.6 * runs["bf16"].losses[0][2] and bf16 == pytest.approx(fp32, rel=0.2)
     with pytest.raises(ValueError, match="precision.*fp16"):
         train_vae(data, SMALL, steps=1, progress=False, precision="fp16")
+
+
+def test_finetune_decoder_keeps_every_latent_and_reconstructs_better(trained):
+    # Stable Diffusion's sd-vae-ft-mse recipe: only the decoder trains, so a latent model trained on the old
+    # latents still fits; the VAE passed in is left as it was.
+    data, held_out = make_shapes(256, seed=0).images, make_shapes(64, seed=1).images
+    before = {k: v.clone() for k, v in trained.model.state_dict().items()}
+    tuned = finetune_decoder(trained.model, data, steps=40, batch_size=32, lr=1e-3, progress=False, log_every=10)
+    assert all(torch.equal(v, trained.model.state_dict()[k]) for k, v in before.items())
+    assert tuned.model.config.scaling_factor == trained.model.config.scaling_factor
+    torch.testing.assert_close(encode(tuned.model, held_out), encode(trained.model, held_out), rtol=0, atol=0)
+    assert all(p.requires_grad for p in tuned.model.parameters())  # nothing left frozen for the caller
+    assert len(tuned.losses) == 4 and tuned.losses[-1][2] < tuned.losses[0][2]
+    assert reconstruction_error(tuned.model, held_out)["mse"] < 0.9 * reconstruction_error(trained.model, held_out)["mse"]
+    assert tuned.losses[-1][1] == tuned.losses[-1][2] and tuned.losses[-1][3] > 0  # loss = recon; kl for reference
+
+
+def test_finetune_decoder_names_what_it_refuses(trained):
+    data = make_shapes(8, seed=0).images
+    with pytest.raises(TypeError, match="vae must be a course_utils VAE.*Linear"):
+        finetune_decoder(torch.nn.Linear(2, 2), data, steps=1, progress=False)
+    with pytest.raises(ValueError, match="precision.*fp16"):
+        finetune_decoder(trained.model, data, steps=1, progress=False, precision="fp16")
+    with pytest.raises(ValueError, match="steps"):
+        finetune_decoder(trained.model, data, steps=0, progress=False)
 
 
 def test_train_refuses_bad_images_and_accepts_unbounded_latents():

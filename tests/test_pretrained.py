@@ -1,6 +1,5 @@
 """course_utils.pretrained: shipped checkpoints: manifest, hashes, cards, loading, and refusal of damaged files."""
 
-import functools
 import shutil
 
 import pytest
@@ -97,45 +96,67 @@ def test_shapes_text_draws_the_colour_and_shape_asked_for():
     assert both >= 0.8, both
 
 
-@functools.lru_cache(maxsize=None)  # the level test and the target test share one draw per model
 def _grain_of_samples(name: str) -> tuple[float, float, float]:
-    """(samples' background grain, the real images' grain, colour and shape right) for a shipped text model at its
-    default guidance, DDIM-25, 30 of the 90 captions (every shape, colour and background), seed 0."""
+    """(samples' background grain, the real images' grain, colour and shape right) for a shipped text model as a
+    user samples it: its default guidance and DDIM noise (``info["default_eta"]``), DDIM-25, each of the 90
+    captions twice, seed 0 (the card's draw, ``cards.evaluate_prompt_adherence``)."""
     from course_utils import metrics
     from course_utils.data import make_shapes
     from course_utils.models.clip import all_captions
 
     model = pretrained.load(name, device="cpu")
-    prompts = all_captions()[::3]
+    prompts = [c for c in all_captions() for _ in range(2)]
     samples = model.sample(len(prompts), steps=25, prompts=prompts, generator=torch.Generator().manual_seed(0))
     real = metrics.background_grain(make_shapes(2000, seed=1).images)  # held-out shapes: 0.0116
     return metrics.background_grain(samples), real, metrics.prompt_adherence(samples, prompts)["object"]
 
 
-@pytest.mark.parametrize("name, limit", [("shapes-text", 5.0), ("shapes-latent", 3.5)])
-def test_shipped_text_models_keep_their_backgrounds_clean(name, limit):
-    # The judge was trained on noised images and forgives grain, so cleanliness is measured on its own: the spread
-    # of each sample's 3-pixel border frame, flat background in the data. Held at today's level so it cannot
-    # regress: shapes-text 3.9x the data's (0.045 over all 90 captions; 14.7x before its 6,000-step cosine
-    # recipe), shapes-latent 2.7x; colour and shape right on 100% and 98%.
-    grain, real, right = _grain_of_samples(name)
-    assert grain <= limit * real, f"{name}: background grain {grain:.4f}, {grain / real:.1f}x the data's {real:.4f}"
-    assert right >= 0.9
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 34, open: within 2x the data's grain is the target; shapes-text measures 3.9x after 6,000 steps (more "
-    "training is the lever: 2,000 -> 6,000 steps took it from 14.7x), shapes-latent 2.7x, and shapes-vae's own round "
-    "trip of real shapes already leaves 2.1x, so the VAE must be retrained first"))
 @pytest.mark.parametrize("name", ["shapes-text", "shapes-latent"])
 def test_shipped_text_models_are_as_clean_as_the_data(name):
-    grain, real, _ = _grain_of_samples(name)
+    # The judge was trained on noised images and forgives grain, so cleanliness is measured on its own: the spread
+    # of each sample's 3-pixel border frame, flat background in the data (issue 34). Deterministic DDIM (eta 0)
+    # leaves shapes-text at 3.9x the data's grain and shapes-latent at 2.7x: each step commits the denoiser's error
+    # and later steps keep it as picture. With fresh noise each step (their default eta 1) later steps wash it out.
+    grain, real, right = _grain_of_samples(name)
     assert grain <= 2 * real, f"{name}: background grain {grain:.4f}, {grain / real:.1f}x the data's {real:.4f}"
+    assert right >= 0.95, f"{name}: colour and shape right on {right:.1%} of 180 samples"
+
+
+@pytest.mark.parametrize("name, eta", [("shapes-text", 1.0), ("shapes-latent", 1.0), ("digits-class", 0.0)])
+def test_sample_uses_the_models_default_ddim_noise(name, eta):
+    model = pretrained.load(name, device="cpu")
+    assert model.info.get("default_eta", 0.0) == eta
+    cond = {"prompts": "a red circle on a blue background"} if name.startswith("shapes") else {"labels": 3}
+    draw = {"n": 2, "steps": 4, "generator": None, **cond}
+    default = model.sample(**draw | {"generator": torch.Generator().manual_seed(0)})
+    assert torch.equal(default, model.sample(**draw | {"generator": torch.Generator().manual_seed(0), "eta": eta}))
+    if eta:  # the default is not deterministic DDIM, and other samplers take no eta
+        assert not torch.equal(default, model.sample(**draw | {"generator": torch.Generator().manual_seed(0),
+                                                                "eta": 0.0}))
+        assert model.sample(**draw | {"sampler": "dpmsolver++"}).shape[0] == 2
+
+
+def test_shipped_vae_is_its_recipe_with_the_decoder_fine_tuned():
+    # The card and the file record the recipe's second stage (decoder alone, encoder frozen: the latents that
+    # shapes-latent was trained on stay the same), and its reconstruction loss fell over it.
+    from dataclasses import asdict
+
+    from course_utils.recipes import get_recipe
+
+    f = asdict(get_recipe("shapes-vae").decoder_finetune)
+    card = pretrained.info("shapes-vae")["card"]["decoder_finetune"]
+    assert {k: card[k] for k in ("steps", "batch_size", "lr", "seed", "precision")} == {
+        k: f[k] for k in ("steps", "batch_size", "lr", "seed", "precision")}
+    meta = pretrained.load_tensors("shapes-vae")[1]
+    rows = meta["decoder_finetune_losses"]
+    assert rows[-1][0] == f["steps"] and rows[-1][2] < 0.6 * rows[0][2]
+    assert meta["losses"][-1][0] == pretrained.info("shapes-vae")["card"]["train_config"]["steps"]  # stage one
 
 
 def test_shapes_vae_reconstructs_held_out_shapes():
     # Issue 6's bar: a measured, documented reconstruction error on held-out shapes (seed 1; training
-    # used seed 0). The card records PSNR 35.2 dB on 2,000; the judge reads every reconstruction right.
+    # used seed 0). The card records PSNR 42.1 dB on 2,000 (35.2 before the decoder's fine-tune); the judge reads
+    # every reconstruction right.
     from course_utils import metrics
     from course_utils.data import make_shapes
     from course_utils.latent import decode, encode, reconstruction_error
@@ -143,7 +164,7 @@ def test_shapes_vae_reconstructs_held_out_shapes():
     vae = pretrained.load("shapes-vae", device="cpu")
     held_out = make_shapes(300, seed=1)
     err = reconstruction_error(vae, held_out.images)
-    assert err["psnr_db"] > 32 and err["worst_mse"] < 0.01, err
+    assert err["psnr_db"] > 40 and err["worst_mse"] < 0.002, err
     recon = decode(vae, encode(vae, held_out.images))
     judged = metrics.judge_accuracy(metrics.shapes_judge(), type(held_out)(recon, held_out.captions, held_out.shape,
                                                                            held_out.color, held_out.background))

@@ -166,10 +166,12 @@ def demo_schedule(n: int = 898, steps: int = 20, seed: int = 0, device=None) -> 
                 f"{n} unconditional digits each, DDIM-{steps}, seed {seed}", imgs)
 
 
-def demo_guidance(prompts, steps: int = 15, seed: int = 0, low: float = 1.0, good: float = 3.0,
+def demo_guidance(prompts, steps: int = 15, seed: int = 0, low: float = 0.5, good: float = 3.0,
                   high: float = 20.0, device=None) -> tuple[Demo, Demo]:
     """Two rows from one sweep of shapes-latent: the prompt ignored at ``low`` guidance, and
-    over-saturated colours at ``high``, both fixed by ``good``.
+    over-saturated colours at ``high``, both fixed by ``good``. (At ``w = 1``, the plain conditional model,
+    shapes-latent already follows most prompts with its default sampler, DDIM with fresh noise each step: 94% of
+    90 captions; deterministic DDIM, ``eta = 0``, 69%.)
 
     Every scale draws one image per prompt from the same noise (DDIM-``steps``). Metrics: prompt
     adherence (all four heads of the shapes judge right) and the share of pixels within 2% of the
