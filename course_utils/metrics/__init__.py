@@ -143,7 +143,7 @@ def background_grain(images: torch.Tensor, border: int = 3) -> float:
     ``border``-pixel frame, per channel, averaged over channels and images.
 
     The shapes are drawn away from the edges, so the frame is flat background in real images (2,000 held-out
-    shapes: 0.0116; the shapes-vae round trip: 0.024); leftover noise in a sample's background raises it.
+    shapes: 0.0116; the shapes-vae round trip: 0.016); leftover noise in a sample's background raises it.
     The judges were trained with noise augmentation and forgive grain; this number does not.
     """
     images = check_images(images, "images", value_range=None, what="(N, C, H, W) images")
