@@ -22,7 +22,10 @@ cases were unchanged by it, bit for bit. Then (issue 32) the ``sample.`` cases o
 DDPM schedule, which gained the Euler and Heun samplers, of digits-student (re-distilled from
 digits-ddpm) and of the new digits-flow (which replaced digits-class-flow); the flow models' Euler and
 Heun outputs were unchanged. Then (issue 34) ``sample.shapes-text``, ``sample.shapes-latent`` and
-``sample.latent-and-attention``, when the text models began to sample DDIM with ``eta = 1`` by default.
+``sample.latent-and-attention``, when the text models began to sample DDIM with ``eta = 1`` by default;
+and the Heun outputs of the models on the cosine schedule, with the unclamped DPM-Solver++, Euler and
+Heun ones (``sample.shapes-latent``, ``noclip.dpm``), when those began at the first "leading" timestep
+(``pipeline.STARTS_AT_THE_TOP``).
 """
 
 from __future__ import annotations
