@@ -28,13 +28,10 @@ from .schedules import NoiseSchedule
 
 
 TRAILING_BELOW = 10  # fewer DDIM / DDPM steps than this count down from the noisy end (_sampler)
-# Euler, Heun and DPM-Solver++ start at the schedule's noisiest timestep (diffusers' "linspace"). Where the
-# schedule ends ill-conditioned (the cosine one: sigma 20,291 at T - 1), their first step multiplies the model's
-# error by about that sigma unless x0 is clamped, and Heun's corrector does even then (digits-class, Heun-20, w = 3:
-# 8.5% of the digits right; shapes-latent, unclamped, DPM-Solver++-20: 20%). There they take diffusers' "leading"
-# spacing (Stable Diffusion's), whose first timestep is well inside the schedule: 100% each. (_sampler)
-STARTS_AT_THE_TOP = ("euler", "heun", "dpmsolver++")
-SPACING_KEYS = ("timestep_spacing", "use_karras_sigmas")  # a spacing the caller chose is kept
+# From the cosine schedule's last timestep (sigma 20,291) these multiply the model's error by about sigma unless
+# x0 is clamped, Heun even then (digits-class Heun-20, w = 3: 8.5% right; unclamped shapes-latent DPM-Solver++: 20%);
+# _sampler gives them diffusers' "leading" spacing there (Stable Diffusion's; 100% each) unless the caller chose one.
+STARTS_AT_THE_TOP, SPACING_KEYS = ("euler", "heun", "dpmsolver++"), ("timestep_spacing", "use_karras_sigmas")
 
 
 class DiffusionModel:
@@ -146,9 +143,8 @@ class DiffusionModel:
                 visits only t = 0); ``_sampler`` says where they start. A flow-matching
                 model takes ``"euler"`` (its default) or ``"heun"`` (on its ODE); a consistency student ``"consistency"``
                 (1-4 steps; ``model.samplers`` lists what a model takes).
-            eta: DDIM's noise (0: deterministic, 1: DDPM-like). None: the model's default with DDIM
-                (``info["default_eta"]``: 1 for the text models, whose deterministic samples carry the
-                denoiser's leftover error into grainy backgrounds; 0 for the others), 0 with other samplers.
+            eta: DDIM's noise (0: deterministic, 1: DDPM-like). None: with DDIM the model's ``info["default_eta"]``
+                (1 for the text models: deterministic steps keep their error as background grain), else 0.
             clip_sample: clamp the ``x0`` each step predicts to [-1, 1] and re-derive the noise
                 estimate from it (``parameterization.clamp_x0_prediction``), so that both stay consistent.
                 diffusers' DDIM clamp keeps the model's noise estimate instead, which drifts off the
@@ -213,12 +209,10 @@ class DiffusionModel:
         than TRAILING_BELOW steps they count down instead (``entry.model_options``: "trailing"), from
         the noisiest timestep whose x0 a noise prediction still determines well (alpha_bar >=
         WELL_CONDITIONED_ALPHA_BAR; the cosine schedule's last ones would multiply the model's error
-        by up to 20,000): one step is a blurry digit. Euler, Heun and DPM-Solver++ take "leading" spacing
-        where their first step would do the same (``STARTS_AT_THE_TOP``)."""
+        by up to 20,000): one step is a blurry digit. ``STARTS_AT_THE_TOP``: Euler, Heun, DPM-Solver++."""
         options = dict(self.sampler_config) | entry.check_options(self.family, sampler_options)
         if (entry.name in STARTS_AT_THE_TOP and self.schedule is not None and (not clip or entry.name == "heun")
-                and not {*SPACING_KEYS} & {*options}
-                and float(self.schedule.alphas_cumprod[-1]) < WELL_CONDITIONED_ALPHA_BAR):
+                and not {*SPACING_KEYS} & {*options} and self.schedule.alphas_cumprod[-1] < WELL_CONDITIONED_ALPHA_BAR):
             options["timestep_spacing"] = "leading"
         if entry.model_options and steps < TRAILING_BELOW:
             top = int((self.schedule.alphas_cumprod >= WELL_CONDITIONED_ALPHA_BAR).nonzero().max())

@@ -80,8 +80,8 @@ def train_judge(recipe: Recipe, out: Path, device: torch.device, progress: bool,
     held_out = make_shapes(2000, seed=1)
     card = {"held_out_accuracy": metrics.judge_accuracy(model, held_out), "held_out_count": len(held_out),
             "held_out_seed": 1, "noise_called_noise": metrics.noise_rejection(model, 2000, seed=1), "wall_time_s": time.perf_counter() - start}
-    tensors = with_prefix(model.state_dict(), "model.")
-    return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, {"name": recipe.name, "kind": "judge"}), card
+    meta = {"name": recipe.name, "kind": "judge"}
+    return save_checkpoint(out / f"{recipe.name}.safetensors", with_prefix(model.state_dict(), "model."), meta), card
 
 
 def train_clip(recipe: Recipe, out: Path, device: torch.device, progress: bool, evaluate: bool) -> tuple[Path, dict]:
@@ -92,58 +92,42 @@ def train_clip(recipe: Recipe, out: Path, device: torch.device, progress: bool, 
     held_out = make_shapes(2000, seed=1)
     card = {"zero_shot_accuracy": zero_shot_accuracy(model, held_out), "zero_shot_captions": 90,
             "held_out_count": len(held_out), "held_out_seed": 1, "wall_time_s": time.perf_counter() - start}
-    tensors = with_prefix(model.state_dict(), "model.")
-    return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, {"name": recipe.name, "kind": "clip"}), card
+    meta = {"name": recipe.name, "kind": "clip"}
+    return save_checkpoint(out / f"{recipe.name}.safetensors", with_prefix(model.state_dict(), "model."), meta), card
 
 
 def train_autoencoder(recipe: Recipe, out: Path, device: torch.device, progress: bool,
                       evaluate: bool, from_shipped: bool = False) -> tuple[Path, dict]:
-    """The VAE, its reconstruction error and what the judge reads in its reconstructions. ``from_shipped``:
-    start from the shipped VAE and run only the recipe's decoder fine-tune (its first stage's record is kept)."""
-    t, images = recipe.train, make_shapes(20000, seed=0).images
-    card = {}
-    if not from_shipped:
+    """The VAE, then its decoder alone (``recipe.decoder_finetune``), its reconstructions' error and judged content.
+    ``from_shipped``: stage one is the shipped VAE (its record kept); only the fine-tune runs."""
+    t, f, images = recipe.train, recipe.decoder_finetune, make_shapes(20000, seed=0).images
+    if from_shipped:
+        vae, losses = pretrained.load(recipe.name, device), pretrained.load_tensors(recipe.name)[1]["losses"]
+        card = {k: pretrained.info(recipe.name)["card"][k] for k in ("final_loss", "wall_time_s")}
+    else:
         result = train_vae(images, recipe.arch, steps=t.steps, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
                            device=device, progress=progress)
         if result.interrupted:
             raise KeyboardInterrupt("VAE training was interrupted; rerun the command (it starts again).")
-        vae, card["final_loss"], card["wall_time_s"] = result.model, result.losses[-1][1:], result.wall_time_s
-        losses = result.losses
-    else:
-        if recipe.decoder_finetune is None:
-            raise ValueError(f"{recipe.name!r} has no decoder fine-tune to run on the shipped weights.")
-        shipped = pretrained.info(recipe.name)["card"]
-        vae, losses = pretrained.load(recipe.name, device), pretrained.load_tensors(recipe.name)[1]["losses"]
-        card = {k: shipped[k] for k in ("final_loss", "wall_time_s") if k in shipped}
-    meta_extra = {}
-    if recipe.decoder_finetune is not None:
-        f = recipe.decoder_finetune
+        vae, losses = result.model, result.losses
+        card = {"final_loss": losses[-1][1:], "wall_time_s": result.wall_time_s}
+    meta = {"name": recipe.name, "kind": "vae", "model_config": vae.config.to_dict(), "losses": losses}
+    if f is not None:
         tuned = finetune_decoder(vae, images, steps=f.steps, batch_size=f.batch_size, lr=f.lr, seed=f.seed,
                                  device=device, progress=progress, precision=f.precision)
         if tuned.interrupted:
             raise KeyboardInterrupt("the decoder fine-tune was interrupted; rerun the command (it starts again).")
-        vae = tuned.model
-        card["decoder_finetune"] = {"steps": f.steps, "batch_size": f.batch_size, "lr": f.lr, "seed": f.seed,
-                                    "precision": f.precision, "final_recon": tuned.losses[-1][2],
-                                    "wall_time_s": tuned.wall_time_s}
-        meta_extra = {"decoder_finetune_losses": tuned.losses}
-    vae = vae.cpu()
-    held_out = make_shapes(2000, seed=1)
+        vae, meta["decoder_finetune_losses"] = tuned.model, tuned.losses
+        card["decoder_finetune"] = {k: getattr(f, k) for k in ("steps", "batch_size", "lr", "seed", "precision")} | {
+            "final_recon": tuned.losses[-1][2], "wall_time_s": tuned.wall_time_s}
+    vae, held_out = vae.cpu(), make_shapes(2000, seed=1)
+    recon = replace(held_out, images=decode(vae, encode(vae, held_out.images)))  # the same shapes, reconstructed
     card |= {"reconstruction": reconstruction_error(vae, held_out.images), "held_out_seed": 1,
-             "judge_on_reconstructions": metrics.judge_accuracy(pretrained.load("shapes-judge", "cpu"),
-                                                                _replace_images(held_out, vae)),
-             "background_grain_of_reconstructions": round(metrics.background_grain(
-                 decode(vae, encode(vae, held_out.images))), 4),
+             "judge_on_reconstructions": metrics.judge_accuracy(pretrained.load("shapes-judge", "cpu"), recon),
+             "background_grain_of_reconstructions": round(metrics.background_grain(recon.images), 4),
              "scaling_factor": vae.config.scaling_factor, "kl_weight": 1e-3, "parameters": vae.num_parameters(),
              "numbers_per_image": numbers_per_image(vae)}
-    tensors = with_prefix(vae.state_dict(), "model.")
-    meta = {"name": recipe.name, "kind": "vae", "model_config": vae.config.to_dict(), "losses": losses} | meta_extra
-    return save_checkpoint(out / f"{recipe.name}.safetensors", tensors, meta), card
-
-
-def _replace_images(data, vae):
-    """The same shapes data set with every image replaced by its reconstruction."""
-    return replace(data, images=decode(vae, encode(vae, data.images)))
+    return save_checkpoint(out / f"{recipe.name}.safetensors", with_prefix(vae.state_dict(), "model."), meta), card
 
 
 def student_sampler_config(recipe: Recipe) -> dict:
@@ -254,9 +238,8 @@ def main(argv=None) -> None:
                         help="save the training state every this many steps, to resume from (recipe: 100)")
     parser.add_argument("--cuda-graph", action="store_true",
                         help="CUDA, one process: record each training step as one CUDA graph (TrainConfig.cuda_graph)")
-    parser.add_argument("--from-shipped", action="store_true",
-                        help="a VAE: start from the shipped weights and run only the recipe's decoder fine-tune "
-                             "(the encoder, so the latents and every latent model trained on them, stay the same)")
+    parser.add_argument("--from-shipped", action="store_true", help="a VAE: run only the recipe's decoder fine-tune, on "
+                        "the shipped weights (the encoder, so the latents and the latent models, stay the same)")
     parser.add_argument("--skip-eval", action="store_true",
                         help="train and save only: the card records no quality metric (diffusion recipes)")
     args = parser.parse_args(argv)
@@ -295,21 +278,16 @@ OWN_LOOP_FIELDS = {  # the TrainConfig fields the small networks' own loops use 
 
 def _run(recipe: Recipe, args, device: torch.device) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    trainer = TRAINERS[recipe.kind]
-    if args.from_shipped:
-        if recipe.decoder_finetune is None:
-            raise ValueError(f"--from-shipped runs a VAE recipe's decoder fine-tune on the shipped weights; "
-                             f"{recipe.name!r} has none (recipes with one: "
-                             f"{', '.join(n for n, r in sorted(RECIPES.items()) if r.decoder_finetune)}).")
-        trainer = functools.partial(train_autoencoder, from_shipped=True)
+    if args.from_shipped and recipe.decoder_finetune is None:
+        raise ValueError(f"--from-shipped runs a VAE recipe's decoder fine-tune on the shipped weights; {recipe.name!r} "
+                         f"has none (with one: {', '.join(n for n, r in sorted(RECIPES.items()) if r.decoder_finetune)}).")
+    trainer = functools.partial(train_autoencoder, from_shipped=True) if args.from_shipped else TRAINERS[recipe.kind]
     weights, card = trainer(recipe, args.out, device, not args.no_progress, not args.skip_eval)
     if weights is None:  # a DDP process other than rank 0: rank 0 writes the card
         return
-    train_config = asdict(recipe.train)
-    if recipe.kind in OWN_LOOP_FIELDS:
-        train_config = {k: train_config[k] for k in OWN_LOOP_FIELDS[recipe.kind]}
-    if args.from_shipped:  # the first stage ran earlier, under the shipped card's settings
-        train_config = pretrained.info(recipe.name)["card"]["train_config"]
+    fields = asdict(recipe.train)  # an own loop's card records only the fields it uses; --from-shipped, stage one's
+    train_config = (pretrained.info(recipe.name)["card"]["train_config"] if args.from_shipped
+                    else {k: fields[k] for k in OWN_LOOP_FIELDS.get(recipe.kind, fields)})
     card |= {"recipe": recipe.name, "train_config": train_config, "device": _device_name(device),
              "torch": torch.__version__, "date": datetime.date.today().isoformat()}
     print(write_card(recipe, card, args.out).read_text())
