@@ -207,8 +207,10 @@ vae_result
 # `vae_training_loss` once the build is correct, the package's `vae_loss` until then. The shipped
 # `shapes-vae` was trained by the recipe printed below, and then its decoder alone for 8,000 more
 # steps with the encoder frozen, so that every latent stays as it was and decodes sharper (Stable
-# Diffusion's improved VAE, `sd-vae-ft-mse`, was made the same way; `latent.finetune_decoder`). In `fast` mode the build's check has
-# already shown the loop learning (150 steps of a narrower VAE), so we load the shipped one; in
+# Diffusion's improved VAE, `sd-vae-ft-mse`, was made the same way; `latent.finetune_decoder`).
+# In `fast` mode the build's check has already shown the loop learning (150 steps of a narrower
+# VAE), so we load the shipped one and draw both its stages (the brief spike where the second
+# begins: its learning rate starts again at full size, with no warm-up); in
 # `full` mode we run the recipe with `loss_fn`; in `cpu` mode 1,500 of its 2,500 steps (the cosine
 # decay stretched to fit), in bf16 where the chip computes it natively (notebook 04), enough for the
 # 30 dB of PSNR that section 4 asks of it. One batch through the loss first, to see its parts:
@@ -226,7 +228,9 @@ print("an untrained VAE on 16 images: " + ", ".join(f"{k} {float(v):.4f}" for k,
 if MODE == "fast":
     vae = pretrained.load("shapes-vae", device=DEVICE)
     card = pretrained.info("shapes-vae")["card"]
-    curve = pretrained.load_tensors("shapes-vae")[1]["losses"]
+    meta = pretrained.load_tensors("shapes-vae")[1]
+    stage_one = meta["losses"][-1][0]  # then the decoder alone, its steps counted on from here
+    curve = meta["losses"] + [(stage_one + r[0], *r[1:]) for r in meta["decoder_finetune_losses"]]
     print(f"loaded the shipped shapes-vae: {card['parameters']:,} parameters, {card['train_config']['steps']} steps "
           f"on {card['device']} in {card['wall_time_s'] / 60:.0f} min, then its decoder alone "
           f"{card['decoder_finetune']['steps']:,} steps in {card['decoder_finetune']['wall_time_s'] / 60:.0f} min")
@@ -243,6 +247,8 @@ fig, ax = plt.subplots(figsize=(6, 3.2))
 ax.plot(steps_axis, [row[2] for row in curve], label="reconstruction (MSE per pixel)")
 ax.plot(steps_axis, [1e-3 * row[3] for row in curve], label="1e-3 x KL (per latent number)")
 ax.set(yscale="log", xlabel="training step", ylabel="loss term", title="Training the VAE on 20,000 shapes")
+if MODE == "fast":  # the shipped VAE's second stage
+    ax.axvline(stage_one, color="grey", ls="--", lw=1, label="decoder alone from here (encoder frozen)")
 ax.grid(alpha=0.3)
 ax.legend()
 plt.show()

@@ -331,10 +331,9 @@ print("the first prompts:", "; ".join(prompts[:4]), "...")
 # At w = 0.5, halfway between the unconditional model and the plain conditional one, many of the
 # images ignore part of the prompt, typically the colour or the background; w = 3 fixes that. (At
 # w = 1 this model already follows most prompts; a weaker model, or deterministic DDIM, needs the
-# push more.) At w = 20 the guided prediction
-# overshoots: colours pile up at the ends of the range, edges fringe, and adherence itself starts to
-# fall. The course text's advice (w around 7 for Stable Diffusion) is the same trade-off on a bigger
-# model; our tiny model peaks earlier.
+# push more.) At w = 20 the guided prediction overshoots: colours pile up at the ends of the range,
+# edges fringe, and adherence itself starts to fall. The course text's advice (w around 7 for
+# Stable Diffusion) is the same trade-off on a bigger model; our tiny model peaks earlier.
 #
 # **Exercise 2.** Write the saturation metric: `my_saturation(images, threshold)` returns the share
 # of **all** pixel values (every image, channel and position) whose absolute value is at least
